@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages vlmn needs to build, test and fuzz. Idempotent:
+# installs only what is missing. As root it runs apt-get; otherwise it prints the
+# command to run. VLMN_DEPS_REFERENCE=1 also installs the Python reference stack
+# (python3-torch, sentencepiece, PIL) used only to regenerate test fixtures.
+set -eu
+pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
+libjpeg62-turbo-dev libpng-dev libsqlite3-dev sqlite3 libcjson-dev libcurl4-openssl-dev
+libopenmpi-dev openmpi-bin python3 python3-numpy chromium"
+if [ "${VLMN_DEPS_REFERENCE:-0}" = 1 ]; then
+  pkgs="$pkgs python3-torch python3-sentencepiece sentencepiece python3-pil"
+fi
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing:$missing"
+  echo "run: sudo apt-get update && sudo apt-get install -y$missing"
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing

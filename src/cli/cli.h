@@ -1,0 +1,36 @@
+/* The vlmn command line: one file per command (src/cli/cmd_<name>.c) that defines
+ *   const struct vlmn_cmd vlmn_cmd_<name> = { "name", "one-line summary", usage, run };
+ * The build collects them; main.c dispatches. Commands print results on stdout only,
+ * progress and errors on stderr, and return an exit code (0 ok, 1 failure, 2 usage). */
+#ifndef VLMN_CLI_H
+#define VLMN_CLI_H
+
+#include "vlmn/vlmn.h"
+#include <stdio.h>
+
+struct vlmn_cmd {
+    const char *name;
+    const char *summary; /* one line, for `vlmn help` */
+    const char *usage;   /* full text for `vlmn help NAME` and usage errors */
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* Print "vlmn CMD: MESSAGE" for a failed status (uses vlmn_errmsg()) and return 1. */
+int cli_fail(const char *cmd, vlmn_status st);
+/* Print "vlmn CMD: <formatted>" on stderr and return `code`. */
+int cli_errorf(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Print the usage of `cmd` on stderr and return 2. */
+int cli_usage(const struct vlmn_cmd *cmd);
+
+/* Minimal option parsing shared by commands: long options "--name value" or
+ * "--name=value", short "-x value". Returns the value or NULL; `*i` is advanced. */
+const char *cli_optval(int argc, char **argv, int *i);
+/* True if argv[*i] is the option --long (or -s when short_ != 0); sets *val when it
+ * takes a value (returns false and prints an error if the value is missing). */
+int cli_opt(int argc, char **argv, int *i, const char *long_, char short_, const char **val);
+int cli_flag(char **argv, int i, const char *long_, char short_);
+/* Parse integers/floats strictly; return 0 on success. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *s, double *out);
+
+#endif

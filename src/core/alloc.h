@@ -1,0 +1,42 @@
+/* One allocation wrapper for the whole library, so tests can inject failures
+ * (env VLMN_FAIL_ALLOC=N makes the N-th allocation after start fail) and every
+ * size computation goes through the overflow-checked helpers below. */
+#ifndef VLMN_CORE_ALLOC_H
+#define VLMN_CORE_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+void *vlmn_malloc(size_t n);
+void *vlmn_calloc(size_t count, size_t size);
+void *vlmn_realloc(void *p, size_t n);
+void  vlmn_free(void *p);
+char *vlmn_strdup(const char *s);
+char *vlmn_strndup(const char *s, size_t n);
+/* 64-byte aligned (for kernels); free with vlmn_free_aligned. */
+void *vlmn_malloc_aligned(size_t n);
+void  vlmn_free_aligned(void *p);
+
+/* Test hook: make the n-th allocation from now fail (0 disables). */
+void vlmn_alloc_fail_after(long n);
+
+/* Overflow-checked arithmetic: return false on overflow. */
+static inline bool vlmn_mul_ok(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool vlmn_add_ok(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+
+#define VLMN_ASSERT(cond)                                                          \
+    do {                                                                           \
+        if (!(cond)) vlmn_assert_fail(#cond, __FILE__, __LINE__);                  \
+    } while (0)
+void vlmn_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+#define VLMN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
