@@ -1,0 +1,73 @@
+/* Compute kernels: a persistent thread pool, GEMM of f32 activations by weight
+ * matrices of any supported type, and attention. Each op has a plain C reference;
+ * SIMD variants (AVX2, AVX-512 with BF16/VNNI) are chosen once from cpuid and can be
+ * forced with VLMN_ISA=ref|avx2|avx512. Results do not depend on the thread count. */
+#ifndef VLMN_KERNELS_H
+#define VLMN_KERNELS_H
+
+#include "vlmn/vlmn.h"
+#include "vlmn/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- thread pool ---- */
+typedef struct vlmn_pool vlmn_pool;
+/* n_threads <= 0: number of online CPUs. */
+vlmn_status vlmn_pool_create(int n_threads, vlmn_pool **out);
+void vlmn_pool_free(vlmn_pool *p);
+int vlmn_pool_size(const vlmn_pool *p);
+/* Run fn(ctx, ith, nth) on every thread (ith = 0..nth-1) and wait. The calling thread
+ * takes part as ith 0. p == NULL runs fn(ctx, 0, 1) inline. */
+void vlmn_pool_run(vlmn_pool *p, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+
+/* ---- ISA selection ---- */
+typedef enum vlmn_isa { VLMN_ISA_REF = 0, VLMN_ISA_AVX2 = 1, VLMN_ISA_AVX512 = 2 } vlmn_isa;
+/* The ISA in use: the best the CPU supports, or VLMN_ISA from the environment. */
+vlmn_isa vlmn_isa_active(void);
+const char *vlmn_isa_name(vlmn_isa isa);
+/* Force an ISA (tests/bench); returns VLMN_E_UNSUPPORTED if the CPU lacks it. */
+vlmn_status vlmn_isa_force(vlmn_isa isa);
+
+/* ---- precision ----
+ * EXACT: weights dequantised to f32, activations f32, f32 accumulation.
+ * FAST: the kernels may round activations (e.g. to bf16, or to int8 per 32-block for
+ * Q8_0 weights); bounded error, see docs. */
+typedef enum vlmn_precision { VLMN_PREC_FAST = 0, VLMN_PREC_EXACT = 1 } vlmn_precision;
+
+/* ---- weight matrix ----
+ * W has `rows` (N, output features) rows of `cols` (K, input features) values of
+ * `type`, row-major as stored in GGUF (ne0 = cols). `data` stays owned by the caller
+ * (usually the mmap) and must outlive the matrix. init may build a packed copy for
+ * the fast kernels (kept in m->packed; freed by vlmn_matrix_release). */
+typedef struct vlmn_matrix {
+    uint32_t type;
+    int64_t rows, cols;
+    const void *data;
+    uint64_t row_bytes;
+    void *packed;       /* kernel-private layout or NULL */
+    uint64_t packed_bytes;
+    int packed_kind;    /* kernel-private */
+} vlmn_matrix;
+
+vlmn_status vlmn_matrix_init(vlmn_matrix *m, uint32_t type, int64_t rows, int64_t cols,
+                             const void *data);
+void vlmn_matrix_release(vlmn_matrix *m);
+
+/* C[M x N] = A[M x K] * W^T (+ C if accumulate). lda/ldc in floats. */
+void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
+               const float *A, int64_t M, int64_t lda, float *C, int64_t ldc, bool accumulate);
+
+/* Scaled dot-product attention for T tokens. q: [T x n_head*head_dim], k,v:
+ * [T x n_head_kv*head_dim] (row strides ldq/ldk/ldv in floats), out: [T x n_head*head_dim]
+ * (ldo). Head h uses kv head h / (n_head / n_head_kv). scale usually 1/sqrt(head_dim).
+ * causal: token i attends to 0..i. Softmax in f32 with max subtraction. */
+void vlmn_attention(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                    int n_head, int n_head_kv, int head_dim, float scale, bool causal);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

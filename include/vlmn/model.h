@@ -1,0 +1,78 @@
+/* LLaVA-1.5 engine: loads the text model (`llama`) and the vision projector (`clip`)
+ * GGUF pair and runs the forward pass with HF-transformers semantics, handing every
+ * FFN neuron's activation on every token to a capture callback.
+ * Flow: image/tokens -> [this] -> capture hook -> recorder. */
+#ifndef VLMN_MODEL_H
+#define VLMN_MODEL_H
+
+#include "vlmn/vlmn.h"
+#include "vlmn/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where a neuron's activation is read. */
+typedef enum vlmn_hook {
+    VLMN_HOOK_SILU_GATE = 0, /* SiLU(W_gate x): "output of the activation function" (paper) */
+    VLMN_HOOK_SWIGLU = 1     /* SiLU(W_gate x) * (W_up x): input of down_proj */
+} vlmn_hook;
+
+/* Role of a position in the sequence. */
+typedef enum vlmn_modality {
+    VLMN_MOD_IMAGE = 0,  /* one of the image embeddings */
+    VLMN_MOD_TEXT = 1,   /* answer/description token: the paper's "text tokens" */
+    VLMN_MOD_PROMPT = 2  /* system prompt, role words, question, BOS */
+} vlmn_modality;
+
+typedef struct vlmn_llava vlmn_llava;
+
+typedef struct vlmn_llava_params {
+    int n_threads;             /* <= 0: all CPUs */
+    vlmn_precision precision;  /* FAST (default) or EXACT */
+} vlmn_llava_params;
+
+typedef struct vlmn_llava_info {
+    int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab;
+    int image_size;        /* e.g. 336 */
+    int n_image_tokens;    /* (image_size / patch_size)^2, e.g. 576 */
+    float image_mean[3], image_std[3];
+} vlmn_llava_info;
+
+vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
+                            const vlmn_llava_params *params, vlmn_llava **out);
+void vlmn_llava_free(vlmn_llava *m);
+const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
+/* The tokenizer built from the text model's vocabulary (owned by the model). */
+struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m);
+
+/* Capture callback: called once per captured layer, in layer order, with the
+ * activations of all n_tokens positions of the sample: acts[t * n_ff + j]. The block
+ * is only valid during the call. */
+typedef void (*vlmn_capture_fn)(void *user, int layer, const float *acts,
+                                int64_t n_tokens, int64_t n_ff);
+
+typedef struct vlmn_forward_opts {
+    vlmn_capture_fn capture;     /* NULL: no capture, no cost */
+    void *capture_user;
+    vlmn_hook hook;
+    const uint8_t *capture_layers; /* [n_layer] 1 = capture; NULL = all */
+    /* Pruning: neuron_mask[l] is NULL or [n_ff] bytes, 1 = zero this neuron before
+     * down_proj in layer l (changes everything downstream). NULL = no mask. */
+    const uint8_t *const *neuron_mask;
+    /* Logits: NULL = skip the final norm and vocabulary projection. Otherwise
+     * [n_logits x n_vocab] for the last n_logits positions. */
+    float *logits;
+    int64_t n_logits;
+} vlmn_forward_opts;
+
+/* One sample: `ids` has n entries; positions with id -1 take the image embeddings in
+ * order (there must be exactly n_image_tokens of them, or none when image == NULL).
+ * `image` is the preprocessed [3 x S x S] float input (see vlmn_image_preprocess). */
+vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
+                               const float *image, const vlmn_forward_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
