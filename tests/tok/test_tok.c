@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "gguf/gguf_build.h"
 #include "test.h"
 #include "tok/tok_fixture.h"
 #include "vlmn/tokenizer.h"
@@ -181,6 +182,113 @@ static void corpus_test(const char *vocab, const char *corpus)
 
 TEST(corpus_byte_fallback) { corpus_test("tok/bpe.vocab.tsv", "tok/bpe.corpus.tsv"); }
 TEST(corpus_no_byte_fallback) { corpus_test("tok/bpe_nobf.vocab.tsv", "tok/bpe_nobf.corpus.tsv"); }
+
+static int enc_eq(vlmn_tok *t, const char *text, int flags, const int32_t *want, int nw);
+#define enc_eq_global enc_eq
+
+/* The same corpora through the GGUF path (vlmn_tok_from_gguf). */
+static void corpus_gguf_test(const char *gguf, const char *tsv, const char *corpus)
+{
+    vlmn_gguf *g = NULL;
+    vlmn_tok *t = NULL, *ref = NULL;
+    CHECK_EQ_INT(vlmn_gguf_open(test_path(test_data_dir(), gguf), &g), VLMN_OK);
+    if (!g) return;
+    vlmn_status st = vlmn_tok_from_gguf(g, &t);
+    CHECK_MSG(st == VLMN_OK, "%s", vlmn_errmsg());
+    vlmn_gguf_close(g); /* the tokenizer keeps its own copy */
+    ref = tokfx_load_tsv(test_path(test_data_dir(), tsv));
+    if (t && ref) {
+        CHECK_EQ_INT(vlmn_tok_n_vocab(t), vlmn_tok_n_vocab(ref));
+        int diff = 0;
+        for (int32_t i = 0; i < vlmn_tok_n_vocab(t); i++) {
+            size_t a, b;
+            const char *pa = vlmn_tok_piece(t, i, &a), *pb = vlmn_tok_piece(ref, i, &b);
+            diff += a != b || memcmp(pa, pb, a) || vlmn_tok_score(t, i) != vlmn_tok_score(ref, i) ||
+                    vlmn_tok_token_type(t, i) != vlmn_tok_token_type(ref, i);
+        }
+        CHECK_EQ_INT(diff, 0);
+        CHECK_EQ_INT(vlmn_tok_bos(t), 1);
+        CHECK_EQ_INT(vlmn_tok_eos(t), 2);
+        CHECK_EQ_INT(vlmn_tok_unk(t), 0);
+        CHECK_EQ_INT(vlmn_tok_default_flags(t), VLMN_TOK_BOS);
+        int lines = 0;
+        int bad = run_corpus(t, test_path(test_data_dir(), corpus), &lines);
+        fprintf(stderr, "  %s via %s: %d lines, %d mismatches\n", corpus, gguf, lines, bad);
+        CHECK_EQ_INT(bad, 0);
+    }
+    vlmn_tok_free(t);
+    vlmn_tok_free(ref);
+}
+
+TEST(corpus_gguf)
+{
+    corpus_gguf_test("tok/bpe.gguf", "tok/bpe.vocab.tsv", "tok/bpe.corpus.tsv");
+    corpus_gguf_test("tok/bpe_nobf.gguf", "tok/bpe_nobf.vocab.tsv", "tok/bpe_nobf.corpus.tsv");
+}
+
+/* A small GGUF with tokenizer keys; `mode` breaks one of them. */
+static vlmn_status tok_from_built(int mode, vlmn_tok **t)
+{
+    gb_buf kv = {0}, file = {0};
+    int n_kv = 0;
+    const char *model = mode == 1 ? "gpt2" : "llama";
+    if (mode != 2) { gb_kv_str(&kv, "tokenizer.ggml.model", model); n_kv++; }
+    if (mode != 3) {
+        gb_str(&kv, "tokenizer.ggml.tokens");
+        gb_u32(&kv, 9); /* array */
+        gb_u32(&kv, mode == 4 ? 4 : 8); /* of u32 (wrong) / of string */
+        gb_u64(&kv, 3);
+        for (int i = 0; i < 3; i++) {
+            if (mode == 4) gb_u32(&kv, (uint32_t)i);
+            else gb_str(&kv, (const char *[]){"<unk>", "a", "\xe2\x96\x81" "a"}[i]);
+        }
+        n_kv++;
+    }
+    gb_str(&kv, "tokenizer.ggml.scores");
+    gb_u32(&kv, 9);
+    gb_u32(&kv, 6); /* f32 */
+    gb_u64(&kv, mode == 5 ? 2 : 3);
+    for (int i = 0; i < (mode == 5 ? 2 : 3); i++) {
+        float f = (float)-i;
+        gb_put(&kv, &f, 4);
+    }
+    n_kv++;
+    gb_kv_u32(&kv, "tokenizer.ggml.bos_token_id", mode == 6 ? 3 : 1);
+    gb_kv_u64(&kv, "tokenizer.ggml.unknown_token_id", 0); /* any integer type will do */
+    n_kv += 2;
+    gb_file(&file, 3, 0, (uint64_t)n_kv, &kv, NULL, 0, 32, 0);
+    vlmn_gguf *g = NULL;
+    vlmn_status st = vlmn_gguf_open_memory(file.b, file.n, "built.gguf", &g);
+    if (st == VLMN_OK) st = vlmn_tok_from_gguf(g, t);
+    vlmn_gguf_close(g);
+    gb_free(&kv);
+    gb_free(&file);
+    return st;
+}
+
+TEST(gguf_bad_tokenizer_keys)
+{
+    vlmn_tok *t = NULL;
+    CHECK_EQ_INT(tok_from_built(0, &t), VLMN_OK);
+    if (t) {
+        /* types absent: all normal; bos, unk as given; eos takes the default 2 */
+        CHECK_EQ_INT(vlmn_tok_eos(t), 2);
+        CHECK_EQ_INT(vlmn_tok_unk(t), 0);
+        CHECK(enc_eq_global(t, "a", VLMN_TOK_BOS | VLMN_TOK_EOS, (const int32_t[]){1, 2, 2}, 3));
+        CHECK(enc_eq_global(t, "b b", 0, (const int32_t[]){0}, 1)); /* one merged unknown run */
+        vlmn_tok_free(t);
+        t = NULL;
+    }
+    CHECK_EQ_INT(tok_from_built(1, &t), VLMN_E_UNSUPPORTED);
+    CHECK(strstr(vlmn_errmsg(), "gpt2") != NULL);
+    CHECK_EQ_INT(tok_from_built(2, &t), VLMN_E_NOTFOUND);
+    CHECK_EQ_INT(tok_from_built(3, &t), VLMN_E_NOTFOUND);
+    CHECK_EQ_INT(tok_from_built(4, &t), VLMN_E_TYPE);
+    CHECK_EQ_INT(tok_from_built(5, &t), VLMN_E_MISMATCH);
+    CHECK_EQ_INT(tok_from_built(6, &t), VLMN_E_RANGE);
+    CHECK(strstr(vlmn_errmsg(), "bos_token_id") != NULL);
+    CHECK(t == NULL);
+}
 
 /* A tiny vocabulary for hand-worked cases. */
 static vlmn_tok *tiny(const char *const *toks, const float *scores, const int32_t *types, int n,
