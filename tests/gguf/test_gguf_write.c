@@ -215,6 +215,15 @@ TEST(tensor_round_trip)
     CHECK(t && vlmn_dequant(t->type, t->data, y, R * C) == VLMN_OK);
     for (int i = 0; t && i < R * C; i++)
         if (y[i] != vlmn_f16_to_f32(vlmn_f32_to_f16(x[i])) || fabsf(y[i] - x[i]) > 4e-3f) bad++;
+    /* row ranges */
+    float rows[2 * C];
+    CHECK(t && vlmn_gguf_tensor_rows(t) == R);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, 2, rows) == VLMN_OK && !memcmp(rows, y + C, sizeof rows));
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 3, 0, rows) == VLMN_OK);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 2, 2, rows) == VLMN_E_RANGE);
+    CHECK(strstr(vlmn_errmsg(), "tensor f16: rows [2, 4) outside its 3 rows") != NULL);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, -1, 1, rows) == VLMN_E_RANGE);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, INT64_MAX, rows) == VLMN_E_RANGE);
     t = vlmn_gguf_find_tensor(g, "bf16");
     for (int i = 0; t && i < R * C; i++) {
         uint16_t h;
@@ -233,8 +242,13 @@ TEST(tensor_round_trip)
     for (int i = 0; t && i < R * QC; i++) /* |error| <= d/2 with d = amax/127 <= 4/127 */
         if (fabsf(y[i] - x[i]) > 4.0f / 127 / 2 * 1.01f) bad++;
     CHECK_EQ_INT(bad, 0);
+    float qrow[QC];
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 2, 1, qrow) == VLMN_OK && !memcmp(qrow, y + 2 * QC, sizeof qrow));
     t = vlmn_gguf_find_tensor(g, "q4_k.raw");
     CHECK(t && t->nbytes == sizeof raw_q4k && !memcmp(t->data, raw_q4k, sizeof raw_q4k));
+    float krow[512], kall[512];
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 0, 1, krow) == VLMN_OK);
+    CHECK(vlmn_dequant(VLMN_TYPE_Q4_K, raw_q4k, kall, 512) == VLMN_OK && !memcmp(krow, kall, sizeof krow));
     t = vlmn_gguf_find_tensor(g, "filled");
     CHECK(t && t->n_dims == 3 && t->ne[2] == 2 && t->nbytes == 6000 * 4);
     uint32_t s = 99;
