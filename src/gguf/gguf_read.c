@@ -960,9 +960,8 @@ vlmn_status vlmn_gguf_tensor_rows_f32(const vlmn_gguf_tensor *t, int64_t row0, i
     showbuf sb;
     int64_t rows = vlmn_gguf_tensor_rows(t);
     if (row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0)
-        return vlmn_error(VLMN_E_RANGE, "tensor %s: rows [%lld, %lld) outside its %lld rows",
-                          show(&sb, t->name.ptr, t->name.len), (long long)row0, (long long)row0 + nrows,
-                          (long long)rows);
+        return vlmn_error(VLMN_E_RANGE, "tensor %s: %lld rows from row %lld outside its %lld rows",
+                          show(&sb, t->name.ptr, t->name.len), (long long)nrows, (long long)row0, (long long)rows);
     uint64_t row_bytes;
     vlmn_status st = vlmn_type_row_bytes(t->type, t->ne[0], &row_bytes);
     if (!st) st = vlmn_dequant(t->type, (const uint8_t *)t->data + (uint64_t)row0 * row_bytes, dst,

@@ -4,6 +4,7 @@
 #include "test.h"
 #include "vlmn/gguf.h"
 #include "gguf_build.h"
+#include "core/alloc.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -221,7 +222,7 @@ TEST(tensor_round_trip)
     CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, 2, rows) == VLMN_OK && !memcmp(rows, y + C, sizeof rows));
     CHECK(t && vlmn_gguf_tensor_rows_f32(t, 3, 0, rows) == VLMN_OK);
     CHECK(t && vlmn_gguf_tensor_rows_f32(t, 2, 2, rows) == VLMN_E_RANGE);
-    CHECK(strstr(vlmn_errmsg(), "tensor f16: rows [2, 4) outside its 3 rows") != NULL);
+    CHECK(strstr(vlmn_errmsg(), "tensor f16: 2 rows from row 2 outside its 3 rows") != NULL);
     CHECK(t && vlmn_gguf_tensor_rows_f32(t, -1, 1, rows) == VLMN_E_RANGE);
     CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, INT64_MAX, rows) == VLMN_E_RANGE);
     t = vlmn_gguf_find_tensor(g, "bf16");
@@ -334,6 +335,39 @@ TEST(writer_rejects_bad_calls)
     CHECK_EQ_INT(vlmn_gguf_set_str(w, "general.alignment", "x"), VLMN_E_ARG);
     vlmn_gguf_writer_free(w);
     vlmn_gguf_writer_free(NULL);
+}
+
+TEST(allocation_failures)
+{
+    const char *p = tmpfile_path("rt_alloc.gguf");
+    int ok = 0, nomem = 0, other = 0;
+    for (long k = 1; k < 40; k++) {
+        vlmn_gguf_writer *w = NULL;
+        float v[64] = {1.0f};
+        uint64_t ne[1] = {64};
+        const char *strs[2] = {"a", "b"};
+        vlmn_alloc_fail_after(k);
+        vlmn_status st = vlmn_gguf_writer_create(&w);
+        if (!st) st = vlmn_gguf_set_str(w, "general.architecture", "llama");
+        if (!st) st = vlmn_gguf_set_arr_str(w, "t.s", strs, 2);
+        if (!st) st = vlmn_gguf_set_arr(w, "t.f", VLMN_GGUF_F32, v, 64);
+        if (!st) st = vlmn_gguf_add_tensor_f32(w, "a", VLMN_TYPE_Q8_0, 1, ne, v);
+        if (!st) st = vlmn_gguf_add_tensor_f32(w, "b", VLMN_TYPE_F16, 1, ne, v);
+        if (!st) st = vlmn_gguf_write(w, p);
+        vlmn_alloc_fail_after(0);
+        if (st == VLMN_OK) ok++;
+        else if (st == VLMN_E_NOMEM) nomem++;
+        else {
+            other++;
+            fprintf(stderr, "  k=%ld: %s\n", k, vlmn_errmsg());
+        }
+        vlmn_gguf_writer_free(w);
+    }
+    CHECK(nomem > 5);
+    CHECK(ok > 0);
+    CHECK_EQ_INT(other, 0);
+    CHECK_EQ_INT(count_tmp_leftovers("rt_alloc.gguf"), 0);
+    unlink(p);
 }
 
 TEST_MAIN()
