@@ -110,8 +110,9 @@ vlmn_status vlmn_sha256_file(const char *path, char hex[65], uint64_t *size)
     vlmn_free(buf);
     if (err) return vlmn_error(VLMN_E_IO, "%s: read error", path);
     uint8_t d[32];
+    uint64_t total = c.len;
     vlmn_sha256_final(&c, d);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    if (size) *size = c.len;
+    if (size) *size = total;
     return VLMN_OK;
 }
