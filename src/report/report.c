@@ -97,7 +97,8 @@ static void write_fig5(FILE *f, const vlmn_stats *s)
         char title[128], xt[96];
         snprintf(title, sizeof title, "(%c) %s: %.1f%% of neurons have %s > %.1f", letters[t], type_name[t],
                  pct(s->above[t], s->n_neurons), type_sym_plain[t], s->above_threshold);
-        snprintf(xt, sizeof xt, "probability %s of being a %s neuron", type_sym_plain[t], type_name[t]);
+        snprintf(xt, sizeof xt, "probability %s of being a%s %s neuron", type_sym_plain[t],
+                 t == VLMN_NT_UNKNOWN ? "n" : "", type_name[t]);
         svg_bar_chart ch = {.title = title, .x_title = xt, .y_title = "number of neurons", .n = VLMN_STATS_BINS,
                             .values = v, .edge_labels = edges, .annotations = annp, .color = type_color[t],
                             .width = 560, .height = 300};
