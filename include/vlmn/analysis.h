@@ -142,6 +142,8 @@ typedef struct vlmn_stats {
     int64_t top_k;
     int64_t *per_layer[VLMN_NT_COUNT];            /* [n_layers] each, owned */
     double top_min_p[VLMN_NT_COUNT];              /* p_t of the last selected neuron */
+    int64_t top_tied[VLMN_NT_COUNT];              /* neurons (of all) whose p_t equals it */
+    int64_t top_tied_in[VLMN_NT_COUNT];           /* ... of which selected */
     /* Appendix B.1 / Table 3: neurons with p_u >= tau for tau = 0.9, 0.8, 0.7, 0.6. */
     double prune_tau[VLMN_STATS_N_PRUNE];
     int64_t prune_count[VLMN_STATS_N_PRUNE];

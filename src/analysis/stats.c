@@ -99,7 +99,18 @@ vlmn_status vlmn_stats_compute(const vlmn_classification *c, double top_frac, vl
     for (int t = 0; t < VLMN_NT_COUNT; t++) {
         if ((st = vlmn_stats_rank(c, t, s->top_k, idx))) goto fail;
         for (int64_t i = 0; i < s->top_k; i++) s->per_layer[t][idx[i] / c->n_ff]++;
-        s->top_min_p[t] = vlmn_neuron_p(&c->neurons[idx[s->top_k - 1]], t);
+        const vlmn_neuron_class *last = &c->neurons[idx[s->top_k - 1]];
+        s->top_min_p[t] = vlmn_neuron_p(last, t);
+        /* How many neurons share the cut-off probability (exact fractions): when more
+         * than were selected, the layer order of the tie rule decided which. */
+        for (int64_t i = 0; i < s->n_neurons; i++) {
+            const vlmn_neuron_class *nc = &c->neurons[i];
+            if ((uint64_t)nc->count[t] * last->den == (uint64_t)last->count[t] * nc->den) s->top_tied[t]++;
+        }
+        for (int64_t i = 0; i < s->top_k; i++) {
+            const vlmn_neuron_class *nc = &c->neurons[idx[i]];
+            if ((uint64_t)nc->count[t] * last->den == (uint64_t)last->count[t] * nc->den) s->top_tied_in[t]++;
+        }
     }
     vlmn_free(idx);
     *out = s;
@@ -155,7 +166,13 @@ vlmn_status vlmn_stats_print_text(FILE *f, const vlmn_stats *s)
     }
     fprintf(f, "%-11s", "lowest p");
     for (int t = 0; t < VLMN_NT_COUNT; t++) fprintf(f, " %12.3f", s->top_min_p[t]);
-    fprintf(f, "\n\n");
+    fprintf(f, "\n%-11s", "tied at it");
+    for (int t = 0; t < VLMN_NT_COUNT; t++) {
+        char cell[48];
+        snprintf(cell, sizeof cell, "%lld/%lld", (long long)s->top_tied_in[t], (long long)s->top_tied[t]);
+        fprintf(f, " %12s", cell);
+    }
+    fprintf(f, "\n(tied at it: selected/all neurons whose p equals the lowest selected p; ties go to lower layers)\n\n");
 
     fprintf(f, "Table 3 (Appendix B.1): neurons with p_unknown >= tau (pruning candidates)\n");
     fprintf(f, "%-11s %12s %8s\n", "tau", "neurons", "share");
@@ -234,10 +251,14 @@ vlmn_status vlmn_stats_print_json(FILE *f, const vlmn_stats *s)
     cJSON *top = NULL, *pl = NULL, *mp = NULL;
     ok = ok && add(root, "top", top = cJSON_CreateObject());
     ok = ok && cJSON_AddNumberToObject(top, "frac", s->top_frac) && cJSON_AddNumberToObject(top, "k", (double)s->top_k);
-    ok = ok && add(top, "per_layer", pl = cJSON_CreateObject()) && add(top, "min_p", mp = cJSON_CreateObject());
+    cJSON *ti = NULL, *tin = NULL;
+    ok = ok && add(top, "per_layer", pl = cJSON_CreateObject()) && add(top, "min_p", mp = cJSON_CreateObject()) &&
+         add(top, "tied", ti = cJSON_CreateObject()) && add(top, "tied_selected", tin = cJSON_CreateObject());
     for (int t = 0; ok && t < VLMN_NT_COUNT; t++)
         ok = add(pl, type_titles[t], int_array(s->per_layer[t], s->n_layers)) &&
-             cJSON_AddNumberToObject(mp, type_titles[t], s->top_min_p[t]);
+             cJSON_AddNumberToObject(mp, type_titles[t], s->top_min_p[t]) &&
+             cJSON_AddNumberToObject(ti, type_titles[t], (double)s->top_tied[t]) &&
+             cJSON_AddNumberToObject(tin, type_titles[t], (double)s->top_tied_in[t]);
 
     /* Table 3 */
     cJSON *pr = NULL;

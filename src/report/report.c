@@ -84,6 +84,7 @@ static void write_fig5(FILE *f, const vlmn_stats *s)
     static const char *const edges[VLMN_STATS_BINS + 1] = {"0", "0.1", "0.2", "0.3", "0.4", "0.5",
                                                            "0.6", "0.7", "0.8", "0.9", "1"};
     static const char *const letters = "abcd";
+    char all[32];
     fputs("<section id=\"fig5\"><h2>Probability of each neuron type</h2><figure><div class=\"grid\">\n", f);
     for (int t = 0; t < VLMN_NT_COUNT; t++) {
         double v[VLMN_STATS_BINS];
@@ -107,11 +108,11 @@ static void write_fig5(FILE *f, const vlmn_stats *s)
     fprintf(f,
             "</div><figcaption><b>Figure 5.</b> Histogram for the probability p<sub>v</sub>, p<sub>t</sub>, "
             "p<sub>m</sub> and p<sub>u</sub> of belonging to the visual, text, multi-modal and unknown neuron "
-            "types, over all %lld neurons. Bins of 0.1: [0, 0.1), [0.1, 0.2), &#8230;, [0.9, 1] (the last bin "
+            "types, over all %s neurons. Bins of 0.1: [0, 0.1), [0.1, 0.2), &#8230;, [0.9, 1] (the last bin "
             "includes 1). Neurons with probability above %.1f: visual %.1f%%, text %.1f%%, multi-modal %.1f%%, "
             "unknown %.1f%% (the paper reports 5.4%%, 14.2%%, 5.5%% and 5.7%% for LLaVA-1.5-7B)."
             "</figcaption></figure></section>\n",
-            (long long)s->n_neurons, s->above_threshold, pct(s->above[0], s->n_neurons),
+            svg_fmt_count(all, sizeof all, s->n_neurons), s->above_threshold, pct(s->above[0], s->n_neurons),
             pct(s->above[1], s->n_neurons), pct(s->above[2], s->n_neurons), pct(s->above[3], s->n_neurons));
 }
 
@@ -164,17 +165,24 @@ static void write_fig7(FILE *f, const vlmn_stats *s)
     } else {
         fputs("<p>(out of memory drawing this figure)</p>", f);
     }
-    char k[32];
+    char k[32], all[32];
     fprintf(f,
             "</div><figcaption><b>Figure 7.</b> The distribution of special neurons over different layers. "
-            "(a)&#8211;(d): for each type, the top %g%% of all neurons (%s of %lld) ranked by that type's "
+            "(a)&#8211;(d): for each type, the top %g%% of all neurons (%s of %s) ranked by that type's "
             "probability (ties: lower layer, then lower neuron index first), counted per layer. The horizontal "
             "axis is the model layer, from 0 to %d; the vertical axis the number of selected neurons in that "
-            "layer. Lowest selected probability: %s %.2f, %s %.2f, %s %.2f, %s %.2f.</figcaption></figure>"
-            "</section>\n",
-            100 * s->top_frac, svg_fmt_count(k, sizeof k, s->top_k), (long long)s->n_neurons, s->n_layers - 1,
-            type_sym[0], s->top_min_p[0], type_sym[1], s->top_min_p[1], type_sym[2], s->top_min_p[2], type_sym[3],
-            s->top_min_p[3]);
+            "layer. Lowest selected probability:",
+            100 * s->top_frac, svg_fmt_count(k, sizeof k, s->top_k), svg_fmt_count(all, sizeof all, s->n_neurons),
+            s->n_layers - 1);
+    for (int t = 0; t < VLMN_NT_COUNT; t++) {
+        char a[32], b[32];
+        fprintf(f, " %s %.2f", type_sym[t], s->top_min_p[t]);
+        if (s->top_tied[t] > s->top_tied_in[t])
+            fprintf(f, " (%s of the %s neurons at this value selected)", svg_fmt_count(a, sizeof a, s->top_tied_in[t]),
+                    svg_fmt_count(b, sizeof b, s->top_tied[t]));
+        fputs(t < VLMN_NT_COUNT - 1 ? "," : ".", f);
+    }
+    fputs("</figcaption></figure></section>\n", f);
     vlmn_free(v);
     vlmn_free(lab);
     vlmn_free(labp);

@@ -43,8 +43,6 @@ static void text(FILE *f, double x, double y, const char *anchor, const char *cl
 void svg_bar_chart_write(FILE *f, const svg_bar_chart *c)
 {
     const double W = c->width > 0 ? c->width : 520, H = c->height > 0 ? c->height : 300;
-    const double ml = 64, mr = 14, mt = c->title ? 30 : 12, mb = 52;
-    const double pw = W - ml - mr, ph = H - mt - mb;
     double vmax = 0;
     for (int i = 0; i < c->n; i++)
         if (c->values[i] > vmax) vmax = c->values[i];
@@ -52,6 +50,11 @@ void svg_bar_chart_write(FILE *f, const svg_bar_chart *c)
     double ymax = vmax > 0 ? ceil(vmax / step) * step : step;
     /* Leave head room for annotations above the tallest bar. */
     if (c->annotations && vmax > 0 && vmax / ymax > 0.88) ymax += step;
+    /* Left margin: the y title plus the widest tick label (about 6.5 px a character). */
+    char widest[32];
+    svg_fmt_count(widest, sizeof widest, (long long)llround(ymax));
+    const double ml = 34 + 6.5 * (double)strlen(widest), mr = 14, mt = c->title ? 30 : 12, mb = 52;
+    const double pw = W - ml - mr, ph = H - mt - mb;
 
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
                "height=\"%.0f\" role=\"img\" aria-label=\"",

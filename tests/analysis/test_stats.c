@@ -63,6 +63,9 @@ static const int64_t exp_labels[4] = {3, 3, 2, 4};
 static const int64_t exp_layer[4][3] = {{1, 2, 0}, {2, 0, 1}, {1, 1, 1}, {1, 0, 2}};
 static const double exp_min_p[4] = {0.8, 0.3, 0.2, 0.7};
 static const int64_t exp_prune[4] = {2, 2, 3, 3}; /* p_u >= 0.9, 0.8, 0.7, 0.6 */
+/* Neurons at the cut-off p: visual 0.8 {4}; text 0.3 {2}; multimodal 0.2 {2, 4} of which 2
+ * selected; unknown 0.7 {8}. */
+static const int64_t exp_tied[4] = {1, 1, 2, 1}, exp_tied_in[4] = {1, 1, 1, 1};
 
 TEST(figures_match_hand_computation)
 {
@@ -80,6 +83,8 @@ TEST(figures_match_hand_computation)
             for (int l = 0; l < 3; l++) CHECK_EQ_INT(s->per_layer[t][l], exp_layer[t][l]);
             CHECK_NEAR(s->top_min_p[t], exp_min_p[t], 1e-12);
             CHECK_EQ_INT(s->prune_count[t], exp_prune[t]);
+            CHECK_EQ_INT(s->top_tied[t], exp_tied[t]);
+            CHECK_EQ_INT(s->top_tied_in[t], exp_tied_in[t]);
         }
         CHECK_EQ_INT(s->top_k, 3);
     }
@@ -159,6 +164,8 @@ TEST(json_is_valid_and_complete)
             for (int l = 0; l < 3; l++) CHECK_EQ_INT(cJSON_GetArrayItem(pl, l)->valuedouble, exp_layer[t][l]);
         }
         CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "top"), "k")->valuedouble, 3);
+        cJSON *tied = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "top"), "tied");
+        CHECK_EQ_INT(cJSON_GetObjectItem(tied, "multimodal")->valuedouble, 2);
         cJSON *pr = cJSON_GetObjectItem(j, "prune_unknown");
         CHECK_EQ_INT(cJSON_GetArraySize(pr), 4);
         CHECK_NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(pr, 2), "tau")->valuedouble, 0.7, 1e-12);
