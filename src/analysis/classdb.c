@@ -19,7 +19,7 @@ static const char schema_sql[] =
     " label TEXT NOT NULL,"
     " n_top INTEGER NOT NULL, n_visual INTEGER NOT NULL, n_text INTEGER NOT NULL,"
     " n_multimodal INTEGER NOT NULL, n_unknown INTEGER NOT NULL,"
-    " max_act REAL,"
+    " norm_max REAL,"
     " PRIMARY KEY(layer, neuron)) WITHOUT ROWID;"
     "CREATE TABLE classification_params("
     " t_v REAL NOT NULL, n_v INTEGER NOT NULL, t_t REAL NOT NULL, n_t INTEGER NOT NULL,"
@@ -149,7 +149,7 @@ vlmn_status vlmn_classification_load(void *dbv, vlmn_classification **out)
     if ((st = vlmn_classification_create((int)n_layers, (int)n_ff, &c))) return st;
     c->params = p;
     if (sqlite3_prepare_v2(db,
-                           "SELECT layer, neuron, label, n_top, n_visual, n_text, n_multimodal, n_unknown, max_act"
+                           "SELECT layer, neuron, label, n_top, n_visual, n_text, n_multimodal, n_unknown, norm_max"
                            " FROM classification",
                            -1, &s, NULL) != SQLITE_OK) {
         st = db_fail(db, "read");
