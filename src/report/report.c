@@ -215,18 +215,29 @@ static void image_ext(const char *path, char *ext, size_t n)
     snprintf(ext, n, "%s", dot + 1);
 }
 
+/* JPEG, PNG, GIF, WebP or BMP by their first bytes: a report may be shared, so a path in
+ * the run database never gets an arbitrary file copied into it. */
+static int looks_like_image(const unsigned char *h, ssize_t n)
+{
+    return (n >= 3 && h[0] == 0xFF && h[1] == 0xD8 && h[2] == 0xFF) ||
+           (n >= 8 && !memcmp(h, "\x89PNG\r\n\x1a\n", 8)) || (n >= 6 && !memcmp(h, "GIF8", 4)) ||
+           (n >= 12 && !memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WEBP", 4)) || (n >= 2 && h[0] == 'B' && h[1] == 'M');
+}
+
 static int copy_file(const char *src, const char *dst)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, ok = 0;
     struct stat st;
     if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)REPORT_MAX_IMAGE_BYTES)
         goto done;
+    char buf[65536];
+    ssize_t r = read(in, buf, sizeof buf);
+    if (!looks_like_image((const unsigned char *)buf, r)) goto done;
     out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) goto done;
-    char buf[65536];
-    ssize_t r;
-    while ((r = read(in, buf, sizeof buf)) > 0)
+    do
         if (write(out, buf, (size_t)r) != r) goto done;
+    while ((r = read(in, buf, sizeof buf)) > 0);
     ok = r == 0;
 done:
     if (in >= 0) close(in);

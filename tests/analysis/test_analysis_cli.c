@@ -101,6 +101,9 @@ static int make_run(const char *dir)
     if (!write_file(path, png_red, sizeof png_red)) return 0;
     snprintf(path, sizeof path, "%s/blue.png", images);
     if (!write_file(path, png_blue, sizeof png_blue)) return 0;
+    /* Not an image: the report must not copy it. */
+    snprintf(path, sizeof path, "%s/secret.png", images);
+    if (!write_file(path, "password=hunter2\n", 17)) return 0;
 
     vlmn_rec_params p = {L, F, TOPN, 1};
     vlmn_rec *r = NULL;
@@ -119,7 +122,8 @@ static int make_run(const char *dir)
         ok = ok && vlmn_rec_end_sample(r) == VLMN_OK;
         char id[64];
         snprintf(id, sizeof id, "<b>s%d&'\"", s);
-        vlmn_store_sample row = {s, id, s % 2 ? "red.png" : "blue.png", true, NULL, n_img[s], n_txt[s]};
+        vlmn_store_sample row = {s, id, s % 5 == 0 ? "secret.png" : s % 2 ? "red.png" : "blue.png", true, NULL,
+                                 n_img[s], n_txt[s]};
         ok = ok && vlmn_db_put_sample(db, &row) == VLMN_OK;
     }
     ok = ok && vlmn_db_write_neurons(db, r) == VLMN_OK;
@@ -365,7 +369,8 @@ TEST(cli_stats_json_and_report)
     int found = 0;
     for (int s = 0; s < S; s++) {
         snprintf(img, sizeof img, "%s/img/%d.png", rep, s);
-        found += access(img, R_OK) == 0;
+        if (s % 5 == 0) CHECK_MSG(access(img, F_OK) != 0, "%s: a non-image was copied", img);
+        else found += access(img, R_OK) == 0;
     }
     CHECK(found > 0);
 }

@@ -3,6 +3,7 @@
  * (see the comments), the text tables and the JSON object. */
 #include "test.h"
 #include "vlmn/analysis.h"
+#include "core/alloc.h"
 
 #include <cJSON.h>
 
@@ -187,6 +188,35 @@ TEST(json_is_valid_and_complete)
     }
     free(txt);
     vlmn_stats_free(s);
+    vlmn_classification_free(c);
+}
+
+TEST(allocation_failures_are_reported)
+{
+    vlmn_classification *c = make();
+    if (!c) return;
+    int failures = 0;
+    for (long n = 1; n <= 12; n++) {
+        vlmn_stats *s = NULL;
+        vlmn_alloc_fail_after(n);
+        vlmn_status st = vlmn_stats_compute(c, 0.25, &s);
+        vlmn_alloc_fail_after(0);
+        if (st != VLMN_OK) {
+            failures++;
+            CHECK_EQ_INT(st, VLMN_E_NOMEM);
+            CHECK(s == NULL);
+        } else {
+            CHECK(s != NULL && s->top_k == 3);
+        }
+        vlmn_stats_free(s);
+        vlmn_classification *c2 = NULL;
+        vlmn_alloc_fail_after(n);
+        st = vlmn_classification_create(3, 4, &c2);
+        vlmn_alloc_fail_after(0);
+        CHECK(st == VLMN_OK ? c2 != NULL : c2 == NULL);
+        vlmn_classification_free(c2);
+    }
+    CHECK(failures >= 6); /* 4 per-layer arrays, the rank index, and the sort buffer */
     vlmn_classification_free(c);
 }
 
