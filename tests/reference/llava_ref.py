@@ -82,30 +82,48 @@ def tokenizer_kv(sp):
     }
 
 
-def llava_ids(sp, template, question, answer, n_image):
-    """LLaVA's tokenizer_image_token: split at <image>, tokenize chunks separately (each
-    gets its own dummy prefix), BOS once, image positions as -1. `</s>` is the EOS
-    token (HF tokenizers treat it as a special token). Returns ids, modality labels."""
+def llava_ids(sp, template, question, answer, n_image, raw=None):
+    """LLaVA's tokenizer_image_token: split the prompt at <image>, tokenize the chunks
+    separately (each gets its own dummy prefix), BOS once, image positions as -1.
+    vicuna_v1's `</s>` separator is the EOS token (HF tokenizers parse it as special).
+    Labels: `text` for the answer's tokens, `image`, `prompt` for the rest (BOS, EOS,
+    system prompt, roles, question, plain's trailing "\n"); for a raw prompt every
+    text token is `text`. Returns ids, labels."""
+    ids, mod = [1], ["prompt"]
+    if raw is not None:
+        pre, post = raw.split("<image>")
+        a = sp.encode(pre) if pre else []
+        b = sp.encode(post) if post else []
+        ids += a + [-1] * n_image + b
+        # a dummy-prefix piece standing alone (chunk not starting with a space) has no
+        # source characters: `prompt`
+        def lab(chunk, toks):
+            m = ["text"] * len(toks)
+            if toks and not chunk.startswith(" ") and sp.id_to_piece(toks[0]) == "\u2581":
+                m[0] = "prompt"
+            return m
+        mod += lab(pre, a) + ["image"] * n_image + lab(post, b)
+        return ids, mod
     if template == "llava-v1":
         pre = SYSTEM + " USER: "
         post_q = "\n" + question + " ASSISTANT:"
-        ids = [1] + sp.encode(pre)
-        mod = ["prompt"] * len(ids)
-        ids += [-1] * n_image
-        mod += ["image"] * n_image
-        # the chunk after <image> is tokenized as one piece of text
+        a = sp.encode(pre)
+        ids += a + [-1] * n_image
+        mod += ["prompt"] * len(a) + ["image"] * n_image
         full = sp.encode(post_q + " " + answer)
         head = sp.encode(post_q)
         if full[:len(head)] != head:
             raise SystemExit("answer boundary not a token boundary")
         ids += full + [2]
-        mod += ["prompt"] * len(head) + ["text"] * (len(full) - len(head)) + ["text"]
+        mod += ["prompt"] * len(head) + ["text"] * (len(full) - len(head)) + ["prompt"]
         return ids, mod
     if template == "plain":
-        ids = [1] + [-1] * n_image
-        mod = ["prompt"] + ["image"] * n_image
-        body = sp.encode(answer + "\n")
-        return ids + body, mod + ["text"] * len(body)
+        ids += [-1] * n_image
+        mod += ["image"] * n_image
+        body, ans = sp.encode(answer + "\n"), sp.encode(answer)
+        if body[:len(ans)] != ans:
+            raise SystemExit("answer boundary not a token boundary")
+        return ids + body, mod + ["text"] * len(ans) + ["prompt"] * (len(body) - len(ans))
     raise ValueError(template)
 
 
@@ -122,6 +140,22 @@ def preprocess_pad(img, size, mean=CLIP_MEAN, std=CLIP_STD):
         sq.paste(img, ((s - w) // 2, (s - h) // 2))
         img = sq
     img = img.resize((size, size), Image.BICUBIC)
+    a = np.asarray(img, dtype=np.float64) / 255.0
+    a = (a - np.array(mean)) / np.array(std)
+    return a.transpose(2, 0, 1).copy()
+
+
+def preprocess_crop(img, size, mean=CLIP_MEAN, std=CLIP_STD):
+    """HF CLIPImageProcessor: shortest edge to `size` (BICUBIC), centre crop."""
+    img = img.convert("RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = size, int(size * h / w)
+    else:
+        nw, nh = int(size * w / h), size
+    img = img.resize((nw, nh), Image.BICUBIC)
+    top, left = int((nh - size) / 2), int((nw - size) / 2)
+    img = img.crop((left, top, left + size, top + size))
     a = np.asarray(img, dtype=np.float64) / 255.0
     a = (a - np.array(mean)) / np.array(std)
     return a.transpose(2, 0, 1).copy()
@@ -425,7 +459,7 @@ def main():
 
     ids = {}
     for k, (tpl, q, a) in PROMPTS.items():
-        ids[k], mod = llava_ids(sp, tpl, q, a, 9)
+        ids[k], _ = llava_ids(sp, tpl, q, a, 9)
         save(os.path.join(out, f"ids_{k}.npy"), ids[k], np.int32)
     manifest = {"mask": {str(k): v for k, v in MASK.items()}, "models": {}}
     for i, (name, cfg) in enumerate(CONFIGS.items()):
@@ -446,6 +480,31 @@ def main():
         else:
             save(os.path.join(out, f"{name}_v1mask_swiglu.npy"), w)
         manifest["models"][name] = {"text": os.path.basename(tp), "mmproj": os.path.basename(mp)}
+    # `vlmn probe` end to end: the PNG files, LLaVA's prompt building and preprocessing
+    # done here with sentencepiece + PIL; goldens for the selected layers only.
+    probes = [
+        dict(name="probe_v1", model="f32", image="img_wide.png", mode="pad", template="llava-v1",
+             question="What is in the image?", answer="A red square on a blue background.",
+             hook="silu", layers=[0, 1, 2]),
+        dict(name="probe_plain", model="bf16", image="img_tall.png", mode="pad", template="plain",
+             answer="Two cats sleep on a sofa.", hook="swiglu", layers=[0, 2]),
+        dict(name="probe_raw", model="f16", image="img_wide.png", mode="crop",
+             raw="USER: <image>\nDescribe the image. ASSISTANT:", hook="silu", layers=[1]),
+    ]
+    for pr in probes:
+        tp = os.path.join(out, pr["model"] + ".text.gguf")
+        mp = os.path.join(out, pr["model"] + ".mmproj.gguf")
+        im = Image.open(os.path.join(out, pr["image"]))
+        px = preprocess_pad(im, 42) if pr["mode"] == "pad" else preprocess_crop(im, 42)
+        pids, pmod = llava_ids(sp, pr.get("template"), pr.get("question"), pr.get("answer"), 9, pr.get("raw"))
+        s, w, _ = reference(tp, mp, pids, px)
+        acts = (s if pr["hook"] == "silu" else w)[pr["layers"]]
+        save(os.path.join(out, pr["name"] + ".npy"), acts)
+        toks = [{"pos": i, "id": t, "piece": "<image>" if t < 0 else sp.id_to_piece(t), "modality": md}
+                for i, (t, md) in enumerate(zip(pids, pmod))]
+        with open(os.path.join(out, pr["name"] + ".tokens.json"), "w") as f:
+            json.dump(toks, f, ensure_ascii=False)
+    manifest["probes"] = probes
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 
