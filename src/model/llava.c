@@ -4,10 +4,7 @@
  * activations of every layer to a capture callback. Flow: tokens/pixels -> [this] -> hook. */
 #include "vlmn/model.h"
 #include "vlmn/gguf.h"
-#if __has_include("vlmn/tokenizer.h")
 #include "vlmn/tokenizer.h"
-#define LLAVA_HAVE_TOK 1
-#endif
 
 #include "core/alloc.h"
 #include "model/ops.h"
@@ -473,9 +470,7 @@ void vlmn_llava_free(vlmn_llava *m)
     float *sc[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->gate, m->up, m->rope,
                    m->vx, m->vxn, m->vq, m->vk, m->vv, m->vatt, m->vff, m->vpatch, m->mmh, m->img};
     for (size_t i = 0; i < VLMN_ARRAY_LEN(sc); i++) vlmn_free_aligned(sc[i]);
-#ifdef LLAVA_HAVE_TOK
     vlmn_tok_free(m->tok);
-#endif
     vlmn_pool_free(m->pool);
     vlmn_gguf_close(m->gt);
     vlmn_gguf_close(m->gv);
@@ -553,9 +548,7 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
     if ((st = load_text(m))) goto fail;
     if ((st = load_vision(m))) goto fail;
     if ((st = alloc_vision_scratch(m))) goto fail;
-#ifdef LLAVA_HAVE_TOK
     if ((st = vlmn_tok_from_gguf(m->gt, &m->tok))) goto fail;
-#endif
     if ((st = vlmn_pool_create(params ? params->n_threads : 0, &m->pool))) goto fail;
     *out = m;
     return VLMN_OK;
