@@ -43,7 +43,7 @@ static void probe_case(const char *name, const char *args, double tol)
     if (rc) return;
 
     vlmn_npy *a = NULL, *g = NULL;
-    char p[1200];
+    char p[PATH_MAX + 4096];
     snprintf(p, sizeof p, "%s/activations.npy", out);
     CHECK_EQ_INT(vlmn_npy_read(p, &a), VLMN_OK);
     snprintf(p, sizeof p, "%s/engine/%s.npy", test_data_dir(), name);
