@@ -622,6 +622,32 @@ static void vision_forward(vlmn_llava *m, const float *px)
     op_add_bias(m->img, NI, E, E, m->mm2_b);
 }
 
+/* The FFN activation over rows [T x FF], split by rows over the pool:
+ * stage 1: g = SiLU(g), masked neurons zeroed; stage 2: g *= up. */
+typedef struct ffn_act {
+    float *gate;
+    const float *up;
+    const uint8_t *mask;
+    int64_t T, FF;
+    bool silu, mul;
+} ffn_act;
+
+static void ffn_act_rows(void *ctx, int ith, int nth)
+{
+    const ffn_act *a = ctx;
+    int64_t r0 = a->T * ith / nth, r1 = a->T * (ith + 1) / nth;
+    for (int64_t t = r0; t < r1; t++) {
+        float *g = a->gate + t * a->FF;
+        if (a->silu) {
+            op_silu(g, a->FF);
+            if (a->mask)
+                for (int64_t j = 0; j < a->FF; j++)
+                    if (a->mask[j]) g[j] = 0.0f;
+        }
+        if (a->mul) op_mul(g, a->up + t * a->FF, a->FF);
+    }
+}
+
 vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
                                const float *image, const vlmn_forward_opts *opts)
 {
@@ -678,15 +704,16 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
         op_rmsnorm(m->x, m->xn, n, E, E, L->ffn_norm, m->rms_eps);
         gemm(m, &L->gate, m->xn, n, E, m->gate, FF, false);
         gemm(m, &L->up, m->xn, n, E, m->up, FF, false);
-        op_silu(m->gate, n * FF);
-        const uint8_t *mask = opts->neuron_mask ? opts->neuron_mask[l] : NULL;
-        if (mask)
-            for (int64_t t = 0; t < n; t++)
-                for (int64_t j = 0; j < FF; j++)
-                    if (mask[j]) m->gate[t * FF + j] = 0.0f;
+        /* pruned neurons read 0 at both hooks, as a PyTorch hook zeroing act_fn's output */
         bool cap = opts->capture && (!opts->capture_layers || opts->capture_layers[l]);
-        if (cap && opts->hook == VLMN_HOOK_SILU_GATE) opts->capture(opts->capture_user, l, m->gate, n, FF);
-        op_mul(m->gate, m->up, n * FF);
+        bool split = cap && opts->hook == VLMN_HOOK_SILU_GATE;
+        ffn_act fa = {m->gate, m->up, opts->neuron_mask ? opts->neuron_mask[l] : NULL, n, FF, true, !split};
+        vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        if (split) {
+            opts->capture(opts->capture_user, l, m->gate, n, FF);
+            fa.silu = false, fa.mul = true;
+            vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        }
         if (cap && opts->hook == VLMN_HOOK_SWIGLU) opts->capture(opts->capture_user, l, m->gate, n, FF);
         gemm(m, &L->down, m->gate, n, FF, m->x, E, true);
     }

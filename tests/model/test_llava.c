@@ -7,6 +7,7 @@
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
 #include "model/ops.h"
+#include "core/alloc.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -401,6 +402,30 @@ TEST(ops)
     CHECK_NEAR(v[13], 2 * cos(a0) + sin(a0), 1e-6);
     CHECK_NEAR(v[14], 3 * cos(a1) + sin(a1), 1e-6);
     CHECK_NEAR(v[15], -cos(a1) + 3 * sin(a1), 1e-6);
+}
+
+/* Every allocation of the loader and of a forward pass failing in turn: a clean
+ * VLMN_E_NOMEM (or success once past the allocations), never a crash or a leak. */
+TEST(alloc_failures)
+{
+    const char *dir = test_data_dir();
+    char tp[512], mp[512];
+    snprintf(tp, sizeof tp, "%s/engine/q8_0.text.gguf", dir);
+    snprintf(mp, sizeof mp, "%s/engine/q8_0.mmproj.gguf", dir);
+    int32_t ids[4] = {1, 300, 301, 2};
+    int ok_runs = 0;
+    for (long k = 1; k < 400 && ok_runs < 3; k++) {
+        vlmn_llava *m = NULL;
+        vlmn_llava_params p = {.n_threads = 1, .precision = VLMN_PREC_FAST};
+        vlmn_alloc_fail_after(k);
+        vlmn_status st = vlmn_llava_load(tp, mp, &p, &m);
+        if (!st) st = vlmn_llava_forward(m, ids, 4, NULL, NULL);
+        vlmn_alloc_fail_after(0);
+        CHECK_MSG(st == VLMN_OK || st == VLMN_E_NOMEM, "allocation %ld: %s", k, vlmn_errmsg());
+        if (st == VLMN_OK) ok_runs++;
+        vlmn_llava_free(m);
+    }
+    CHECK(ok_runs > 0);
 }
 
 TEST_MAIN()
