@@ -26,12 +26,16 @@ import zlib
 
 import numpy as np
 import PIL
+from gguf_py import write_gguf
 from PIL import Image
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "image")
 MEAN = [0.48145466, 0.4578275, 0.40821073]  # openai/clip-vit-large-patch14-336
 STD = [0.26862954, 0.26130258, 0.27577711]
 rng = np.random.default_rng(1234)
+# Sources (all with S = 30) whose normalised float outputs are stored too.
+FLOAT_REFS = {"j_base420.jpg", "j_cmyk.jpg", "j_wide.jpg", "j_tiny.jpg", "p_rgb.png",
+              "h_pal4_short.png", "h_interlaced_rgba16.png"}
 
 
 def scene(w, h, seed, noise=12.0):
@@ -217,19 +221,24 @@ def main():
     with open(os.path.join(OUT, "manifest.txt"), "w") as man:
         man.write("# FILE S  (made by tests/reference/preprocess_ref.py, Pillow %s, numpy %s)\n"
                   % (PIL.__version__, np.__version__))
-        n_float = 0
         for name, S in cases:
             stem = os.path.join(OUT, name.rsplit(".", 1)[0])
             img = Image.open(os.path.join(OUT, name)).convert("RGB")
             store(stem + ".dec", np.asarray(img))
-            n_float += S == 30
             for mode in ("pad", "crop"):
                 u8 = prepare(img, mode, S)
                 assert u8.shape == (S, S, 3), (name, mode, u8.shape)
                 store("%s.%s.%d" % (stem, mode, S), np.ascontiguousarray(u8))
-                if S == 30 and n_float < 8:  # floats follow from uint8; a sample suffices
+                if name in FLOAT_REFS:  # floats follow from uint8; a sample suffices
                     np.save("%s.%sf.%d.npy" % (stem, mode, S), normalize(u8))
             man.write("%s %d\n" % (name, S))
+    # Mini "mmproj" files (metadata only) for the `vlmn preprocess` CLI test.
+    base = {"general.architecture": "clip", "clip.vision.image_size": 30,
+            "clip.vision.image_mean": MEAN, "clip.vision.image_std": STD}
+    write_gguf(os.path.join(OUT, "mmproj_s30.gguf"), base, [])
+    write_gguf(os.path.join(OUT, "mmproj_nomean.gguf"),
+               {k: v for k, v in base.items() if k != "clip.vision.image_mean"}, [])
+    write_gguf(os.path.join(OUT, "mmproj_badstd.gguf"), dict(base, **{"clip.vision.image_std": [0.5, 0.5]}), [])
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print("Pillow", PIL.__version__, "numpy", np.__version__, "-", len(cases), "images,", total, "bytes in", OUT)
 
