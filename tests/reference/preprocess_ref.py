@@ -19,9 +19,10 @@ Preprocessing below restates, in numpy, what LLaVA-1.5 + transformers do:
   normalize ((x - mean) / std in float32).
 Run: /usr/bin/python3 tests/reference/preprocess_ref.py
 """
-import io
 import os
 import struct
+import subprocess
+import tempfile
 import zlib
 
 import numpy as np
@@ -34,7 +35,7 @@ MEAN = [0.48145466, 0.4578275, 0.40821073]  # openai/clip-vit-large-patch14-336
 STD = [0.26862954, 0.26130258, 0.27577711]
 rng = np.random.default_rng(1234)
 # Sources (all with S = 30) whose normalised float outputs are stored too.
-FLOAT_REFS = {"j_base420.jpg", "j_cmyk.jpg", "j_wide.jpg", "j_tiny.jpg", "p_rgb.png",
+FLOAT_REFS = {"j_base420.jpg", "j_cmyk.jpg", "j_ycck.jpg", "p_rgb.png",
               "h_pal4_short.png", "h_interlaced_rgba16.png"}
 
 
@@ -189,6 +190,18 @@ def main():
     jpeg("j_tiny.jpg", 1, 1, 30, quality=90)
     jpeg("j_big.jpg", 400, 300, 336, noise=1.5, quality=75)           # downscale to 336
     jpeg("j_prog_up.jpg", 120, 90, 336, noise=1.5, quality=80, progressive=True)  # upscale to 336
+    # 4-component JPEGs PIL cannot write (YCCK; CMYK without Adobe marker), made with
+    # libjpeg through tests/reference/jpeg_cmyk_writer.c.
+    with tempfile.TemporaryDirectory() as td:
+        exe = os.path.join(td, "w")
+        subprocess.run(["cc", "-O1", "-o", exe, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "jpeg_cmyk_writer.c"), "-ljpeg"], check=True)
+        for name, w, h, kind, seed in (("j_ycck.jpg", 43, 31, "ycck", 110), ("j_cmyk_noadobe.jpg", 26, 35, "plain", 111)):
+            cmyk = np.asarray(Image.fromarray(scene(w, h, seed), "RGB").convert("CMYK"))
+            cmyk = cmyk.copy()
+            cmyk[..., 3] = np.random.default_rng(seed).integers(0, 90, (h, w))  # some black
+            subprocess.run([exe, str(w), str(h), kind, os.path.join(OUT, name)], input=cmyk.tobytes(), check=True)
+            cases.append((name, 30))
     # PNG written by PIL.
     s = scene(53, 41, 100)
     pil_png("p_rgb.png", Image.fromarray(s, "RGB"), 30)
