@@ -350,6 +350,22 @@ TEST(preprocess_args_and_pad_colour)
     CHECK_EQ_INT(vlmn_img_preprocess(im, VLMN_IMG_PAD, 4, MEAN, bad_std, out), VLMN_E_RANGE);
     CHECK_EQ_INT(vlmn_img_preprocess(im, VLMN_IMG_CROP, 0, MEAN, STD, out), VLMN_E_ARG);
     vlmn_img_free(im);
+    /* Crop of an extreme strip would resize to 336 x 100,800,000: refused, no overflow. */
+    CHECK_EQ_INT(vlmn_img_create(1, 300000, &im), VLMN_OK);
+    CHECK_EQ_INT(vlmn_img_prepare(im, VLMN_IMG_CROP, 336, MEAN, &sq), VLMN_E_RANGE);
+    CHECK(sq == NULL);
+    /* ... while pad mode handles it (300000 x 300000 canvas is too large too). */
+    CHECK_EQ_INT(vlmn_img_prepare(im, VLMN_IMG_PAD, 336, MEAN, &sq), VLMN_E_RANGE);
+    vlmn_img_free(im);
+    /* A strip that fits: 2 x 1000 -> pad to 1000 x 1000 -> 30 x 30. */
+    CHECK_EQ_INT(vlmn_img_create(2, 1000, &im), VLMN_OK);
+    CHECK_EQ_INT(vlmn_img_prepare(im, VLMN_IMG_PAD, 30, MEAN, &sq), VLMN_OK);
+    CHECK(sq && sq->w == 30 && sq->h == 30 && sq->rgb[0] == 122);
+    vlmn_img_free(sq);
+    CHECK_EQ_INT(vlmn_img_prepare(im, VLMN_IMG_CROP, 30, MEAN, &sq), VLMN_OK);
+    CHECK(sq && sq->w == 30 && sq->h == 30 && sq->rgb[0] == 0);
+    vlmn_img_free(sq);
+    vlmn_img_free(im);
 }
 
 TEST_MAIN()
