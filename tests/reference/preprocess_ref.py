@@ -188,8 +188,20 @@ def main():
     jpeg("j_wide.jpg", 300, 9, 30, quality=90)
     jpeg("j_tall.jpg", 7, 220, 42, quality=90)
     jpeg("j_tiny.jpg", 1, 1, 30, quality=90)
-    jpeg("j_big.jpg", 400, 300, 336, noise=1.5, quality=75)           # downscale to 336
+    jpeg("j_big.jpg", 380, 280, 336, noise=1.5, quality=75)           # downscale to 336
     jpeg("j_prog_up.jpg", 120, 90, 336, noise=1.5, quality=80, progressive=True)  # upscale to 336
+    # Corrupt entropy-coded data and stray bytes before EOI: libjpeg warns, PIL decodes
+    # anyway (it silences warnings), so vlmn must produce the same pixels.
+    d = bytearray(open(os.path.join(OUT, "j_base420.jpg"), "rb").read())
+    sos = d.index(b"\xff\xda")
+    for off in range(sos + 40, len(d) - 20, 97):
+        if d[off] != 0xFF and d[off - 1] != 0xFF:
+            d[off] = (d[off] ^ 0x5A) if (d[off] ^ 0x5A) != 0xFF else 0x00
+    d[-2:-2] = b"\x00\x11\x22"
+    with open(os.path.join(OUT, "j_corrupt.jpg"), "wb") as f:
+        f.write(bytes(d))
+    Image.open(os.path.join(OUT, "j_corrupt.jpg")).convert("RGB")  # PIL must accept it
+    cases.append(("j_corrupt.jpg", 30))
     # 4-component JPEGs PIL cannot write (YCCK; CMYK without Adobe marker), made with
     # libjpeg through tests/reference/jpeg_cmyk_writer.c.
     with tempfile.TemporaryDirectory() as td:
