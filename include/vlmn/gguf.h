@@ -22,6 +22,14 @@ typedef enum vlmn_gguf_vtype {
 
 #define VLMN_GGUF_MAX_DIMS 4
 
+/* Reader limits (inputs beyond them are rejected with VLMN_E_RANGE). */
+#define VLMN_GGUF_MAX_ALIGNMENT (1u << 20)      /* general.alignment: power of two <= 1 MiB */
+#define VLMN_GGUF_DEFAULT_ALIGNMENT 32
+#define VLMN_GGUF_MAX_KV (1u << 20)             /* metadata entries */
+#define VLMN_GGUF_MAX_TENSORS (1u << 20)        /* tensor infos */
+#define VLMN_GGUF_MAX_KEY_LEN 65535u            /* bytes of a key or tensor name */
+#define VLMN_GGUF_MAX_ARRAY_DEPTH 8             /* arrays nested in arrays */
+
 typedef struct vlmn_gguf vlmn_gguf;
 
 /* A string inside the mapped file: NOT NUL-terminated. */
@@ -73,8 +81,43 @@ vlmn_status vlmn_gguf_get_arr(const vlmn_gguf *g, const char *key, vlmn_gguf_vty
                               const void **data, uint64_t *count);
 /* String array element j (NUL-terminated copies are NOT made: pointer + length). */
 vlmn_status vlmn_gguf_get_arr_str(const vlmn_gguf *g, const char *key, uint64_t j, vlmn_gguf_str *out);
-/* Copy a numeric array (any integer/float element type) converted to f32 / i64. */
+/* Copy a numeric array (any integer/float element type) converted to f32 / i64.
+ * `count` must equal the array's count (VLMN_E_MISMATCH otherwise); get_arr_i64
+ * rejects float elements and u64 values above INT64_MAX (VLMN_E_TYPE / VLMN_E_RANGE). */
 vlmn_status vlmn_gguf_get_arr_f32(const vlmn_gguf *g, const char *key, float *dst, uint64_t count);
+vlmn_status vlmn_gguf_get_arr_i64(const vlmn_gguf *g, const char *key, int64_t *dst, uint64_t count);
+/* Signed 64-bit and double getters (integer / float types whose value fits). */
+vlmn_status vlmn_gguf_get_i64(const vlmn_gguf *g, const char *key, int64_t *out);
+vlmn_status vlmn_gguf_get_f64(const vlmn_gguf *g, const char *key, double *out);
+
+/* Generic view of a value, for walkers that print everything (vlmn info, fuzz).
+ * All bytes were validated at open; views point into the mapping. */
+typedef struct vlmn_gguf_value {
+    vlmn_gguf_vtype type;
+    const uint8_t *data;    /* scalars: the little-endian bytes; STRING: the chars;
+                             * ARRAY: the first element */
+    uint64_t len;           /* STRING: byte length; ARRAY: bytes of all elements */
+    vlmn_gguf_vtype arr_type; /* ARRAY only */
+    uint64_t arr_count;       /* ARRAY only */
+} vlmn_gguf_value;
+/* View of metadata entry i (0..n_kv-1); VLMN_E_ARG for a bad index. */
+vlmn_status vlmn_gguf_kv_value(const vlmn_gguf *g, int64_t i, vlmn_gguf_value *out);
+/* Scalar readers for a view (any integer type / any float type; false if not). */
+bool vlmn_gguf_value_u64(const vlmn_gguf_value *v, uint64_t *out); /* non-negative ints */
+bool vlmn_gguf_value_i64(const vlmn_gguf_value *v, int64_t *out);  /* ints fitting i64 */
+bool vlmn_gguf_value_f64(const vlmn_gguf_value *v, double *out);   /* F32/F64 */
+/* Iterate over the elements of an ARRAY view in order (O(1) per step). */
+typedef struct vlmn_gguf_iter {
+    vlmn_gguf_value arr;
+    uint64_t index;
+    const uint8_t *pos;
+} vlmn_gguf_iter;
+void vlmn_gguf_iter_init(vlmn_gguf_iter *it, const vlmn_gguf_value *arr);
+bool vlmn_gguf_iter_next(vlmn_gguf_iter *it, vlmn_gguf_value *elem);
+/* Bytes of one element of a fixed-size type (0 for STRING/ARRAY/unknown). */
+uint32_t vlmn_gguf_vtype_size(vlmn_gguf_vtype t);
+/* "u8", "i8", ..., "string", "array", "u64", "i64", "f64"; "?" if unknown. */
+const char *vlmn_gguf_vtype_name(vlmn_gguf_vtype t);
 
 /* Tensors. find returns NULL when absent (no error set). */
 int64_t vlmn_gguf_n_tensors(const vlmn_gguf *g);
@@ -99,6 +142,14 @@ vlmn_status vlmn_gguf_set_arr(vlmn_gguf_writer *w, const char *key, vlmn_gguf_vt
                               const void *data, uint64_t count);
 vlmn_status vlmn_gguf_set_arr_str(vlmn_gguf_writer *w, const char *key,
                                   const char *const *strs, uint64_t count);
+/* Any fixed-size scalar type (u8 ... f64, bool): `le` holds its little-endian bytes. */
+vlmn_status vlmn_gguf_set_scalar(vlmn_gguf_writer *w, const char *key, vlmn_gguf_vtype t, const void *le);
+/* Copy a value view from a reader (any type, nested arrays included); the bytes are
+ * copied, so the reader may be closed afterwards. */
+vlmn_status vlmn_gguf_set_value(vlmn_gguf_writer *w, const char *key, const vlmn_gguf_value *v);
+/* Setting a key that is already set replaces its value (keeping its position).
+ * Setting general.alignment (power of two <= VLMN_GGUF_MAX_ALIGNMENT) changes the
+ * tensor alignment; keys must be 1..VLMN_GGUF_MAX_KEY_LEN bytes. */
 /* Add a tensor whose raw bytes (already in `type`'s layout) are `data`; ne as in
  * vlmn_gguf_tensor (ne[0] fastest). */
 vlmn_status vlmn_gguf_add_tensor(vlmn_gguf_writer *w, const char *name, uint32_t type,
@@ -112,7 +163,9 @@ typedef vlmn_status (*vlmn_gguf_fill_fn)(void *user, void *dst, uint64_t nbytes)
 vlmn_status vlmn_gguf_add_tensor_fill(vlmn_gguf_writer *w, const char *name, uint32_t type,
                                       uint32_t n_dims, const uint64_t *ne,
                                       vlmn_gguf_fill_fn fill, void *user);
-/* Write atomically (temp file + fsync + rename). */
+/* Write atomically: a temp file in the same folder, fsync, rename over `path`, fsync
+ * of the folder. Tensors made by `fill` are mapped from the file (space reserved with
+ * posix_fallocate first), so nothing of their size is allocated in memory. */
 vlmn_status vlmn_gguf_write(vlmn_gguf_writer *w, const char *path);
 
 #ifdef __cplusplus
