@@ -11,6 +11,7 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
+    {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
 };
 
 static int run(int argc, char **argv);
@@ -24,7 +25,11 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  bf16, M=680 N=11008 K=4096, fast precision, all CPUs, 5 reps; the best rep counts)\n"
     "  and, in the same run, the machine's peak with register-resident loops (f32 FMA,\n"
     "  bf16 vdpbf16ps, int8 vpdpbusd on all threads). Prints GFLOP/s and the fraction of\n"
-    "  the peak that bounds the kernel used; --json prints one JSON object.\n",
+    "  the peak that bounds the kernel used; --json prints one JSON object.\n"
+    "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
+    "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
+    "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"
+    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n",
     run,
 };
 
