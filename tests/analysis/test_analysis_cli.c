@@ -315,6 +315,28 @@ TEST(cli_stats_json_and_report)
             reference(l, j, 2, 4, 3, 2, 0, cnt, &lab);
             lab_ref[lab]++;
         }
+    /* `vlmn export RUN neurons` carries the classification columns. */
+    snprintf(args, sizeof args, "export '%s' neurons", run_dir());
+    CHECK_EQ_INT(vlmn(out, sizeof out, args), 0);
+    static const char head[] = "layer,neuron,max_act,min_act,mean,count,p_visual,p_text,p_multimodal,p_unknown,label,";
+    CHECK(strncmp(out, head, sizeof head - 1) == 0);
+    int rows = 0;
+    for (char *line = strchr(out, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int l, jn, cnt[4], lab = -1;
+        double pv, pt, pm, pu;
+        char label[16];
+        if (sscanf(line + 1, "%d,%d,%*[^,],%*[^,],%*[^,],%*[^,],%lf,%lf,%lf,%lf,%15[a-z]", &l, &jn, &pv, &pt, &pm, &pu,
+                   label) != 7) {
+            CHECK_MSG(0, "export row: %.60s", line + 1);
+            break;
+        }
+        reference(l, jn, 2, 4, 3, 2, 0, cnt, &lab);
+        CHECK_EQ_STR(label, vlmn_ntype_name(lab));
+        CHECK_NEAR(pv, cnt[0] / (double)TOPN, 1e-9);
+        CHECK_NEAR(pu, cnt[3] / (double)TOPN, 1e-9);
+        rows++;
+    }
+    CHECK_EQ_INT(rows, L * F);
     snprintf(args, sizeof args, "stats '%s' --json --top-frac 0.25", run_dir());
     CHECK_EQ_INT(vlmn(out, sizeof out, args), 0);
     cJSON *j = cJSON_Parse(out);
