@@ -33,10 +33,21 @@ static double nice_step(double max)
     return (r <= 1 ? 1 : r <= 2 ? 2 : r <= 5 ? 5 : 10) * mag;
 }
 
+/* Text with the paper's notation: "p_v" is drawn as p with a subscript v (a '_' before
+ * a letter starts a one-letter subscript); everything else is escaped as is. */
 static void text(FILE *f, double x, double y, const char *anchor, const char *cls, const char *s)
 {
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" class=\"%s\">", x, y, anchor, cls);
-    vlmn_report_escape(f, s);
+    char one[2] = {0, 0};
+    for (; s && *s; s++) {
+        if (s[0] == '_' && ((s[1] >= 'a' && s[1] <= 'z') || (s[1] >= 'A' && s[1] <= 'Z'))) {
+            fprintf(f, "<tspan dy=\"3\" font-size=\"75%%\">%c</tspan><tspan dy=\"-3\">&#8203;</tspan>", s[1]);
+            s++;
+            continue;
+        }
+        one[0] = *s;
+        vlmn_report_escape(f, one);
+    }
     fputs("</text>", f);
 }
 
