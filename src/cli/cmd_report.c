@@ -20,7 +20,8 @@ const struct vlmn_cmd vlmn_cmd_report = {
     "vlmn report RUN -o DIR [--top-frac 0.03] [--neurons 10]\n"
     "  Needs `vlmn classify RUN` first. Writes DIR/index.html (self-contained: inline SVG\n"
     "  and CSS) and copies the images of the listed top samples into DIR/img/ when their\n"
-    "  paths are known (absolute, or relative to the run's `images` directory).\n"
+    "  paths are known (absolute, or relative to the run's `images` directory; a relative\n"
+    "  `images` is tried from the current directory, next to RUN, then inside RUN).\n"
     "  -o DIR        output directory (created when missing)\n"
     "  --top-frac F  fraction of neurons per type for Figure 7, in (0, 1] (0.03)\n"
     "  --neurons K   most confident neurons listed per type (10)\n",
@@ -38,6 +39,33 @@ struct ctx {
 
 /* Run keys that may name the folder image paths are relative to. */
 static const char *const image_root_keys[] = {"images", "images_dir", "image_dir", "image_root"};
+
+/* An image path from the samples table: absolute as is; otherwise relative to the run's
+ * image root, which itself may be relative to where `vlmn record` ran: tried as given,
+ * then next to the run directory, then inside it. "" when none is readable. */
+static void resolve_image(const struct ctx *x, const char *img, char *out, size_t n)
+{
+    const char *run = vlmn_run_dir(x->run), *slash = strrchr(run, '/');
+    int plen = slash ? (int)(slash - run) : 1;
+    const char *parent = slash ? run : ".";
+    int w[3] = {-1, -1, -1};
+    char cand[3][4096];
+    if (img[0] == '/' || !x->images[0]) {
+        w[0] = snprintf(cand[0], sizeof cand[0], "%s", img);
+    } else {
+        w[0] = snprintf(cand[0], sizeof cand[0], "%s/%s", x->images, img);
+        if (x->images[0] != '/') {
+            w[1] = snprintf(cand[1], sizeof cand[1], "%.*s/%s/%s", plen, parent, x->images, img);
+            w[2] = snprintf(cand[2], sizeof cand[2], "%s/%s/%s", run, x->images, img);
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        if (w[k] >= 0 && (size_t)w[k] < n && (size_t)w[k] < sizeof cand[k] && access(cand[k], R_OK) == 0) {
+            memcpy(out, cand[k], (size_t)w[k] + 1);
+            return;
+        }
+    out[0] = 0;
+}
 
 static int samples_cb(void *vctx, int layer, int neuron, vlmn_report_sample *out, int max)
 {
@@ -57,12 +85,7 @@ static int samples_cb(void *vctx, int layer, int neuron, vlmn_report_sample *out
         const char *id = (const char *)sqlite3_column_text(x->sample, 0);
         const char *img = (const char *)sqlite3_column_text(x->sample, 1);
         if (id) snprintf(s->id, sizeof s->id, "%s", id);
-        if (img && img[0]) {
-            int w = img[0] == '/' || !x->images[0] ? snprintf(s->image, sizeof s->image, "%s", img)
-                                                   : snprintf(s->image, sizeof s->image, "%s/%s", x->images, img);
-            /* A truncated or unreadable path shows no thumbnail. */
-            if (w < 0 || (size_t)w >= sizeof s->image || access(s->image, R_OK) != 0) s->image[0] = 0;
-        }
+        if (img && img[0]) resolve_image(x, img, s->image, sizeof s->image);
     }
     return n;
 }

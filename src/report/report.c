@@ -55,7 +55,8 @@ static const char css[] =
     "th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}"
     "th{background:#f1f1f1}td.n{text-align:right;font-variant-numeric:tabular-nums}"
     ".kv td:first-child{font-weight:bold;white-space:nowrap}.kv td{word-break:break-all}"
-    ".samples span{display:inline-block;margin:0 6px 2px 0;text-align:center;font-size:11px}"
+    ".samples span{display:inline-block;margin:0 6px 2px 0;text-align:center;font-size:11px;max-width:76px;"
+    "vertical-align:top}.samples i{display:block;font-style:normal;color:#666;font-size:10px;word-break:break-all}"
     ".samples img{width:64px;height:64px;object-fit:cover;display:block;border:1px solid #ccc}"
     ".sw{display:inline-block;width:11px;height:11px;margin-right:5px;vertical-align:-1px}";
 
@@ -296,7 +297,7 @@ static vlmn_status write_neurons(FILE *f, const char *dir, const vlmn_report_inp
                 type_color[t], type_name[t], type_sym[t]);
         fprintf(f, "<table><tr><th>#</th><th>layer</th><th>neuron</th><th>%s</th><th>class</th>"
                    "<th>p<sub>v</sub> / p<sub>t</sub> / p<sub>m</sub> / p<sub>u</sub></th><th>max act.</th>"
-                   "<th>top samples (dataset index, max activation)</th></tr>\n",
+                   "<th>top samples (dataset index, max activation, id)</th></tr>\n",
                 type_sym[t]);
         for (int64_t r = 0; r < k; r++) {
             const vlmn_neuron_class *nc = &c->neurons[idx[r]];
@@ -330,7 +331,13 @@ static vlmn_status write_neurons(FILE *f, const char *dir, const vlmn_report_inp
                     vlmn_report_escape(f, img);
                     fputs("\">", f);
                 }
-                fprintf(f, "#%lld, %.3g</span>", (long long)smp[i].sample, (double)smp[i].max_act);
+                fprintf(f, "#%lld, %.3g", (long long)smp[i].sample, (double)smp[i].max_act);
+                if (smp[i].id[0]) {
+                    fputs("<i>", f);
+                    vlmn_report_escape(f, smp[i].id);
+                    fputs("</i>", f);
+                }
+                fputs("</span>", f);
             }
             if (ns == 0) fputs("&#8211;", f);
             fputs("</td></tr>\n", f);

@@ -129,7 +129,8 @@ static int make_run(const char *dir)
     ok = ok && vlmn_db_write_neurons(db, r) == VLMN_OK;
     ok = ok && vlmn_store_write_arrays(dir, r, true) == VLMN_OK;
     ok = ok && vlmn_db_set_meta(db, "model", "%s", "synthetic <script>alert(1)</script>") == VLMN_OK;
-    ok = ok && vlmn_db_set_meta(db, "images", "%s", images) == VLMN_OK;
+    /* Relative, as `vlmn record --images images` stores it: the report finds it next to RUN. */
+    ok = ok && vlmn_db_set_meta(db, "images", "%s", "images") == VLMN_OK;
     ok = ok && vlmn_db_set_meta(db, "status", "%s", "complete") == VLMN_OK;
     if (!ok) fprintf(stderr, "  make_run: %s\n", vlmn_errmsg());
     vlmn_db_close(db);
