@@ -4,10 +4,11 @@
  * extracts the 8 largest image- and text-token activations. Chunks run in parallel. */
 #include "vlmn/record.h"
 #include "vlmn/model.h"
+#include "vlmn/kernels.h"
 #include "core/alloc.h"
 
 #include <math.h>
-#include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 struct vlmn_rec {
     vlmn_rec_params p;
     int64_t n_neurons;
+    vlmn_pool *pool;           /* NULL: single-threaded (blocking pool, no spinning) */
     vlmn_neuron_stats *stats;  /* [n_neurons] */
     vlmn_rec_fixsum *fixsum;   /* [n_neurons] */
     vlmn_top_entry *top;       /* [n_neurons * top_n] */
@@ -125,6 +127,13 @@ vlmn_status vlmn_rec_create(const vlmn_rec_params *p, vlmn_rec **out)
         return vlmn_error(VLMN_E_NOMEM, "recorder: out of memory for %llu bytes of state",
                           (unsigned long long)vlmn_rec_state_bytes(p->n_layers, p->n_ff, p->top_n));
     }
+    if (p->n_threads != 1) {
+        vlmn_status st = vlmn_pool_create(p->n_threads, &r->pool);
+        if (st) {
+            vlmn_rec_free(r);
+            return st;
+        }
+    }
     init_state(r);
     *out = r;
     return VLMN_OK;
@@ -133,6 +142,7 @@ vlmn_status vlmn_rec_create(const vlmn_rec_params *p, vlmn_rec **out)
 void vlmn_rec_free(vlmn_rec *r)
 {
     if (!r) return;
+    vlmn_pool_free(r->pool);
     vlmn_free(r->stats);
     vlmn_free(r->fixsum);
     vlmn_free(r->top);
@@ -324,6 +334,28 @@ static void process_chunk(vlmn_rec *r, int layer, const float *acts, int64_t F, 
     }
 }
 
+typedef struct capture_job {
+    vlmn_rec *r;
+    int layer;
+    const float *acts;
+    int64_t F, nchunks;
+    atomic_llong next;
+} capture_job;
+
+/* Chunks handed out one at a time: threads that start late (busy machine) take fewer. */
+static void capture_worker(void *ctx, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    capture_job *j = ctx;
+    for (;;) {
+        int64_t c = atomic_fetch_add(&j->next, 1);
+        if (c >= j->nchunks) break;
+        int64_t j0 = c * CHUNK, j1 = j0 + CHUNK < j->F ? j0 + CHUNK : j->F;
+        process_chunk(j->r, j->layer, j->acts, j->F, j0, j1);
+    }
+}
+
 void vlmn_rec_capture(void *user, int layer, const float *acts, int64_t n_tokens, int64_t n_ff)
 {
     vlmn_rec *r = user;
@@ -338,14 +370,10 @@ void vlmn_rec_capture(void *user, int layer, const float *acts, int64_t n_tokens
         return;
     }
     r->layer_done[layer] = 1;
-    const int64_t F = n_ff, nchunks = (F + CHUNK - 1) / CHUNK;
-    int nt = r->p.n_threads > 0 ? r->p.n_threads : omp_get_max_threads();
-    if (nt > nchunks) nt = (int)nchunks;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t c = 0; c < nchunks; c++) {
-        int64_t j0 = c * CHUNK, j1 = j0 + CHUNK < F ? j0 + CHUNK : F;
-        process_chunk(r, layer, acts, F, j0, j1);
-    }
+    capture_job j = {r, layer, acts, n_ff, (n_ff + CHUNK - 1) / CHUNK, 0};
+    /* small blocks are not worth waking the pool */
+    bool par = r->pool && (uint64_t)r->n_rows * (uint64_t)n_ff >= (1u << 16);
+    vlmn_pool_run(par ? r->pool : NULL, capture_worker, &j);
 }
 
 vlmn_status vlmn_rec_end_sample(vlmn_rec *r)

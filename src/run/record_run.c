@@ -164,7 +164,7 @@ static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlm
 /* On --resume: the stored options must equal the new ones. */
 static vlmn_status check_resume_options(sqlite3 *db, const vlmn_record_opts *o, const vlmn_rec_backend *be)
 {
-    /* write the new options into a scratch table, compare key by key */
+    /* write the new options inside a savepoint, compare key by key, roll back */
     vlmn_status st;
     char old[VLMN_ARRAY_LEN(option_keys)][512];
     for (size_t i = 0; i < VLMN_ARRAY_LEN(option_keys); i++) vlmn_db_get_meta(db, option_keys[i], old[i], sizeof old[i]);
@@ -177,7 +177,8 @@ static vlmn_status check_resume_options(sqlite3 *db, const vlmn_record_opts *o, 
             st = vlmn_error(VLMN_E_MISMATCH, "--resume: '%s' was '%s' in the run, now '%s' (resume with the same inputs and options)",
                             option_keys[i], old[i], now);
     }
-    vlmn_db_exec(db, st ? "ROLLBACK TO chk; RELEASE chk" : "RELEASE chk");
+    /* compare only: the run keeps the values it was started with */
+    vlmn_db_exec(db, "ROLLBACK TO chk; RELEASE chk");
     return st;
 }
 
@@ -265,6 +266,9 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
 
     char status[64] = "";
     if (exists) vlmn_db_get_meta(db, "status", status, sizeof status);
+    /* one transaction for the setup (each autocommit statement would fsync) */
+    if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
+    in_tx = true;
     if (exists && !strcmp(status, "complete")) {
         if ((st = check_resume_options(db, o, be))) goto done;
         sum->already_complete = true;
@@ -300,13 +304,12 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         if ((st = vlmn_db_set_meta(db, "status", "running"))) goto done;
     }
 
+    if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
+    in_tx = false;
     /* dataset: count for progress, then skip to the resume point */
     int64_t n_elems = 0;
     if ((st = vlmn_ds_count(o->data, VLMN_DS_AUTO, &n_elems))) goto done;
-    if ((st = vlmn_db_set_meta(db, "data_elements", "%" PRId64, n_elems))) goto done;
     if ((st = vlmn_ds_open(o->data, VLMN_DS_AUTO, &ds))) goto done;
-    if ((st = vlmn_db_set_meta(db, "data_format", "%s", vlmn_ds_get_format(ds) == VLMN_DS_LLAVA ? "llava-json" : "jsonl")))
-        goto done;
     bool eof = false;
     for (int64_t i = 0; i < ps.next_index && !eof; i++)
         if ((st = vlmn_ds_skip(ds, &eof))) goto done;
@@ -317,6 +320,9 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     int64_t since_ckpt = 0;
     if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
     in_tx = true;
+    if ((st = vlmn_db_set_meta(db, "data_elements", "%" PRId64, n_elems))) goto done;
+    if ((st = vlmn_db_set_meta(db, "data_format", "%s", vlmn_ds_get_format(ds) == VLMN_DS_LLAVA ? "llava-json" : "jsonl")))
+        goto done;
     int64_t idx = ps.next_index;
     for (;;) {
         if (o->stop && *o->stop) {

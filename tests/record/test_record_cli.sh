@@ -29,18 +29,7 @@ rec() { "$V" record --synthetic "$SYN" --data "$D/data.json" --images "$D/img" -
 # in the background, so that $! is vlmn itself (a backgrounded function would be a subshell)
 recbg() { "$V" record --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 -q "$@" & pid=$!; }
 
-# Two runs are the same run: identical arrays, tables, and run keys other than
-# timestamps and merge bookkeeping.
-same_run() {
-  local a=$1 b=$2 f t
-  for f in stats.bin sums.bin top.bin; do cmp -s "$a/$f" "$b/$f" || { echo "  $f differs: $a $b" >&2; return 1; }; done
-  for t in samples neurons top; do
-    cmp -s <("$V" export "$a" $t) <("$V" export "$b" $t) || { echo "  table $t differs: $a $b" >&2; return 1; }
-  done
-  cmp -s <("$V" export "$a" run | grep -Ev '^(start_time|end_time|resume_times|merge_sources),') \
-         <("$V" export "$b" run | grep -Ev '^(start_time|end_time|resume_times|merge_sources),') ||
-    { echo "  run keys differ: $a $b" >&2; return 1; }
-}
+. "$(dirname "$0")/record_lib.sh"
 
 rec -o "$D/single" --checkpoint-every 1000; check "single run" test $? -eq 0
 check "no checkpoint left" test ! -e "$D/single/ckpt"
@@ -67,33 +56,19 @@ check "3 shards + merge == single" same_run "$D/single" "$D/merged"
 "$V" merge -q "$D/shard0" "$D/shard1" -o "$D/merged2" 2>/dev/null; check "merge refuses a missing shard" test $? -ne 0
 
 # MPI: 2 ranks shard and merge by themselves
-if command -v mpirun >/dev/null; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  out=$(ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe -n 2 "$V" record --synthetic "$SYN" --data "$D/data.json" \
-        --images "$D/img" --top-n 5 --checkpoint-every 3 -q -o "$D/mpi" 2>&1); rc=$?
-  if grep -q "built without MPI" <<<"$out"; then
-    echo "SKIP: MPI test: this vlmn was built without MPI (VLMN_HAVE_MPI)"
-  else
-    check "mpirun exit" test $rc -eq 0
-    check "mpirun -n 2 == single" same_run "$D/single" "$D/mpi"
-  fi
-else
-  echo "SKIP: MPI test: mpirun not found"
+mpi_run 2 record --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 --checkpoint-every 3 -q -o "$D/mpi"
+rc=$?
+if [ $rc -ne 77 ]; then
+  check "mpirun exit" test $rc -eq 0
+  check "mpirun -n 2 == single" same_run "$D/single" "$D/mpi"
 fi
 
 # kill -9 at random moments, then --resume until done (5 ms per sample: ~0.25 s run)
 SYN=4x96:7:12:5
 rec -o "$D/slow" --checkpoint-every 1000; check "slow single == single" same_run "$D/single" "$D/slow"
 RANDOM=$$
-kills=0
-recbg -o "$D/killed" --checkpoint-every 4
-sleep 0.0$((RANDOM % 9 + 1)); kill -9 $pid 2>/dev/null && kills=$((kills + 1)); wait $pid 2>/dev/null
-for k in 1 2 3; do
-  recbg -o "$D/killed" --checkpoint-every 4 --resume
-  sleep 0.0$((RANDOM % 9 + 1)); kill -9 $pid 2>/dev/null && kills=$((kills + 1)); wait $pid 2>/dev/null
-done
-rec -o "$D/killed" --checkpoint-every 4 --resume; check "resume after kill -9 exit" test $? -eq 0
-echo "kill -9 hits: $kills"
+kill_resume 4 --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 -q -o "$D/killed" --checkpoint-every 4
+check "resume after kill -9 exit" test $? -eq 0
 check "kill -9 + resume == single" same_run "$D/single" "$D/killed"
 
 # SIGINT stops at a sample boundary with a checkpoint

@@ -303,6 +303,37 @@ TEST(alloc_failures_do_not_leak_or_crash)
     }
 }
 
+/* blocks big enough to go through the thread pool give the serial result */
+TEST(parallel_equals_serial)
+{
+    enum { PL = 2, PF = 3001, PT = 40, PS = 12 };
+    vlmn_rec *r[2] = {NULL, NULL};
+    float *acts = malloc(sizeof(float) * PL * PT * PF);
+    uint8_t lab[PT];
+    rng_state = 99;
+    for (int k = 0; k < 2; k++) {
+        vlmn_rec_params p = {PL, PF, 6, k ? 3 : 1};
+        CHECK(vlmn_rec_create(&p, &r[k]) == VLMN_OK);
+    }
+    for (int s = 0; s < PS && r[0] && r[1]; s++) {
+        for (int t = 0; t < PT; t++) lab[t] = t < 20 ? VLMN_MOD_IMAGE : (uint8_t)(1 + t % 2);
+        for (int i = 0; i < PL * PT * PF; i++) acts[i] = (float)((int)(rnd() % 200) - 50) * 0.01f;
+        for (int k = 0; k < 2; k++) {
+            CHECK(vlmn_rec_begin_sample(r[k], (uint32_t)s, lab, PT, false) == VLMN_OK);
+            for (int l = 0; l < PL; l++) vlmn_rec_capture(r[k], l, acts + (size_t)l * PT * PF, PT, PF);
+            CHECK(vlmn_rec_end_sample(r[k]) == VLMN_OK);
+        }
+    }
+    if (r[0] && r[1]) {
+        CHECK(memcmp(vlmn_rec_stats(r[0]), vlmn_rec_stats(r[1]), (size_t)PL * PF * sizeof(vlmn_neuron_stats)) == 0);
+        CHECK(memcmp(vlmn_rec_top(r[0]), vlmn_rec_top(r[1]), (size_t)PL * PF * 6 * sizeof(vlmn_top_entry)) == 0);
+        CHECK(vlmn_rec_top_count(r[0])[PF + 5] == 6);
+    }
+    vlmn_rec_free(r[0]);
+    vlmn_rec_free(r[1]);
+    free(acts);
+}
+
 TEST(state_budget_for_llava_7b)
 {
     /* 352,256 neurons x top-50: the number docs/record.md states */
