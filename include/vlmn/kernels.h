@@ -27,6 +27,8 @@ typedef enum vlmn_isa { VLMN_ISA_REF = 0, VLMN_ISA_AVX2 = 1, VLMN_ISA_AVX512 = 2
 /* The ISA in use: the best the CPU supports, or VLMN_ISA from the environment. */
 vlmn_isa vlmn_isa_active(void);
 const char *vlmn_isa_name(vlmn_isa isa);
+/* True if the CPU and the OS support `isa` (whatever VLMN_ISA says). */
+bool vlmn_isa_supported(vlmn_isa isa);
 /* Force an ISA (tests/bench); returns VLMN_E_UNSUPPORTED if the CPU lacks it. */
 vlmn_status vlmn_isa_force(vlmn_isa isa);
 

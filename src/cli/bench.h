@@ -1,0 +1,10 @@
+/* `vlmn bench` subcommands. cmd_bench.c holds the table that dispatches on argv[1];
+ * each subcommand lives in its own file (bench_gemm.c, later bench_forward.c) and gets
+ * argv with argv[0] = the subcommand name. Return: 0 ok, 1 failure, 2 usage. */
+#ifndef VLMN_CLI_BENCH_H
+#define VLMN_CLI_BENCH_H
+
+int bench_gemm(int argc, char **argv);
+int bench_classify(int argc, char **argv);
+
+#endif

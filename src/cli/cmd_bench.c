@@ -1,0 +1,43 @@
+/* `vlmn bench SUBCOMMAND ...`: performance measurements. The table below maps a
+ * subcommand name to its function (declared in bench.h); add a row to add one. */
+#include "cli.h"
+#include "bench.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommands[] = {
+    {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
+    {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
+};
+
+static int run(int argc, char **argv);
+
+const struct vlmn_cmd vlmn_cmd_bench = {
+    "bench", "measure kernel speed against the machine's peak",
+    "vlmn bench gemm [--type bf16|f16|q8_0|q4_k|f32] [--m M --n N --k K]\n"
+    "                [--prec fast|exact] [--isa ref|avx2|avx512] [-t|--threads T]\n"
+    "                [--reps R] [--json]\n"
+    "  Times C[M x N] = A[M x K] W^T with random weights of the given type (default\n"
+    "  bf16, M=680 N=11008 K=4096, fast precision, all CPUs, 5 reps; the best rep counts)\n"
+    "  and, in the same run, the machine's peak with register-resident loops (f32 FMA,\n"
+    "  bf16 vdpbf16ps, int8 vpdpbusd on all threads). Prints GFLOP/s and the fraction of\n"
+    "  the peak that bounds the kernel used; --json prints one JSON object.\n"
+    "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
+    "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
+    "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"
+    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n",
+    run,
+};
+
+static int run(int argc, char **argv)
+{
+    if (argc < 2) return cli_usage(&vlmn_cmd_bench);
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+    cli_errorf("bench", 2, "no subcommand '%s'", argv[1]);
+    return cli_usage(&vlmn_cmd_bench);
+}

@@ -1,0 +1,73 @@
+/* Attention front end and plain C reference: softmax(scale * q k^T [causal mask]) v
+ * per head, f32, max-subtracted (as torch.nn.functional.softmax). Work is split over
+ * (head, query row) pairs, so results do not depend on the thread count. */
+#include "kernels/kernels_int.h"
+
+#include "core/alloc.h"
+
+#include <math.h>
+
+typedef struct attn_args {
+    const float *q, *k, *v;
+    int64_t ldq, ldk, ldv, ldo, T;
+    float *out;
+    int n_head, n_head_kv, head_dim;
+    float scale;
+    bool causal;
+} attn_args;
+
+static float dot(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void attention_ref_job(void *ctx, int ith, int nth)
+{
+    const attn_args *a = ctx;
+    const int64_t T = a->T, D = a->head_dim;
+    const int64_t rows = (int64_t)a->n_head * T;
+    const int group = a->n_head / a->n_head_kv;
+    for (int64_t r = rows * ith / nth; r < rows * (ith + 1) / nth; r++) {
+        const int h = (int)(r / T), hk = h / group;
+        const int64_t i = r % T, jn = a->causal ? i + 1 : T;
+        const float *q = a->q + i * a->ldq + (int64_t)h * D;
+        float *o = a->out + i * a->ldo + (int64_t)h * D;
+        /* Two passes over the keys (max, then exp-sum and weighted values), so the
+         * reference needs no T-sized buffer. */
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < jn; j++) {
+            float s = a->scale * dot(q, a->k + j * a->ldk + (int64_t)hk * D, (int)D);
+            if (s > mx) mx = s;
+        }
+        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
+        float sum = 0.0f;
+        for (int64_t j = 0; j < jn; j++) {
+            float s = a->scale * dot(q, a->k + j * a->ldk + (int64_t)hk * D, (int)D);
+            float e = expf(s - mx);
+            sum += e;
+            const float *v = a->v + j * a->ldv + (int64_t)hk * D;
+            for (int64_t d = 0; d < D; d++) o[d] += e * v[d];
+        }
+        for (int64_t d = 0; d < D; d++) o[d] /= sum;
+    }
+}
+
+void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                   const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                   int n_head, int n_head_kv, int head_dim, float scale, bool causal)
+{
+    attn_args a = {q, k, v, ldq, ldk, ldv, ldo, T, out, n_head, n_head_kv, head_dim, scale, causal};
+    vlmn_pool_run(p, attention_ref_job, &a);
+}
+
+void vlmn_attention(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                    int n_head, int n_head_kv, int head_dim, float scale, bool causal)
+{
+    if (T <= 0 || n_head <= 0) return;
+    VLMN_ASSERT(n_head_kv > 0 && n_head % n_head_kv == 0 && head_dim > 0);
+    attention_ref(p, q, ldq, k, ldk, v, ldv, out, ldo, T, n_head, n_head_kv, head_dim, scale,
+                  causal);
+}

@@ -1,0 +1,113 @@
+/* GEMM front end: weight-matrix setup, the plain C reference (gemm_ref) and the
+ * run-time choice of a SIMD variant. C[M x N] (+)= A[M x K] * W^T, W as stored in
+ * GGUF (N rows of K values). Every variant partitions the N outputs over threads and
+ * never splits a dot product, so results do not depend on the thread count. */
+#include "kernels/kernels_int.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+vlmn_status vlmn_matrix_init(vlmn_matrix *m, uint32_t type, int64_t rows, int64_t cols,
+                             const void *data)
+{
+    memset(m, 0, sizeof *m);
+    if (!vlmn_type_supported(type))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "matrix: type %u not supported", type);
+    if (rows <= 0 || cols <= 0 || !data)
+        return vlmn_error(VLMN_E_ARG, "matrix: bad shape %lld x %lld",
+                          (long long)rows, (long long)cols);
+    uint64_t rb, total;
+    vlmn_status st = vlmn_type_row_bytes(type, (uint64_t)cols, &rb);
+    if (st) return st;
+    if (!vlmn_mul_ok(rb, (uint64_t)rows, &total))
+        return vlmn_error(VLMN_E_RANGE, "matrix: %lld x %lld too large",
+                          (long long)rows, (long long)cols);
+    m->type = type;
+    m->rows = rows;
+    m->cols = cols;
+    m->data = data;
+    m->row_bytes = rb;
+    /* No repacked copy: every kernel reads W in its GGUF layout (see docs/kernels.md),
+     * so the weights stay in the mmap and cost no extra memory. */
+    m->packed = NULL;
+    m->packed_bytes = 0;
+    m->packed_kind = 0;
+    return VLMN_OK;
+}
+
+void vlmn_matrix_release(vlmn_matrix *m)
+{
+    if (!m) return;
+    vlmn_free_aligned(m->packed);
+    m->packed = NULL;
+    m->packed_bytes = 0;
+}
+
+void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst, int64_t ldd)
+{
+    const uint8_t *base = (const uint8_t *)W->data;
+    for (int64_t i = 0; i < nr; i++)
+        vlmn_dequant(W->type, base + (uint64_t)(n0 + i) * W->row_bytes, dst + i * ldd, W->cols);
+}
+
+/* ---- reference ---- */
+
+#define REF_KCHUNK 256 /* a multiple of every block size (32, 256) */
+#define REF_MBLOCK 64
+
+static void gemm_ref_job(void *ctx, int ith, int nth)
+{
+    const gemm_args *g = ctx;
+    const vlmn_matrix *W = g->W;
+    const int64_t N = W->rows, K = W->cols, M = g->M;
+    const uint32_t bv = vlmn_type_block_values(W->type), bb = vlmn_type_block_bytes(W->type);
+    const int64_t n0 = N * ith / nth, n1 = N * (ith + 1) / nth;
+    float wbuf[REF_KCHUNK];
+    float acc[REF_MBLOCK];
+    for (int64_t n = n0; n < n1; n++) {
+        const uint8_t *row = (const uint8_t *)W->data + (uint64_t)n * W->row_bytes;
+        for (int64_t mb = 0; mb < M; mb += REF_MBLOCK) {
+            int64_t mc = M - mb < REF_MBLOCK ? M - mb : REF_MBLOCK;
+            for (int64_t i = 0; i < mc; i++) acc[i] = 0.0f;
+            for (int64_t k0 = 0; k0 < K; k0 += REF_KCHUNK) {
+                int64_t kc = K - k0 < REF_KCHUNK ? K - k0 : REF_KCHUNK;
+                vlmn_dequant(W->type, row + (uint64_t)(k0 / bv) * bb, wbuf, kc);
+                for (int64_t i = 0; i < mc; i++) {
+                    const float *a = g->A + (mb + i) * g->lda + k0;
+                    float s = acc[i];
+                    for (int64_t k = 0; k < kc; k++) s += a[k] * wbuf[k];
+                    acc[i] = s;
+                }
+            }
+            for (int64_t i = 0; i < mc; i++) {
+                float *c = g->C + (mb + i) * g->ldc + n;
+                *c = g->accumulate ? *c + acc[i] : acc[i];
+            }
+        }
+    }
+}
+
+void gemm_ref(vlmn_pool *p, const gemm_args *g)
+{
+    vlmn_pool_run(p, gemm_ref_job, (void *)g);
+}
+
+void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
+               const float *A, int64_t M, int64_t lda, float *C, int64_t ldc, bool accumulate)
+{
+    if (M <= 0 || W->rows <= 0) return;
+    gemm_args g = {W, A, M, lda, C, ldc, accumulate, prec};
+    bool done = false;
+    switch (vlmn_isa_active()) {
+    case VLMN_ISA_AVX512:
+        if (prec == VLMN_PREC_FAST && W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);
+        if (!done) done = gemm_f32_avx512(p, &g);
+        break;
+    case VLMN_ISA_AVX2:
+        done = gemm_f32_avx2(p, &g);
+        break;
+    case VLMN_ISA_REF:
+        break;
+    }
+    if (!done) gemm_ref(p, &g);
+}

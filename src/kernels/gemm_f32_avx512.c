@@ -1,0 +1,105 @@
+/* f32 GEMM with AVX-512 FMA, used for EXACT precision of every weight type and for
+ * F32/F16/Q4_K weights in FAST mode: rows of W are dequantised to f32 per block of
+ * rows (no repacked copy), A is packed once per call into panels of 32 tokens, and the
+ * micro-kernel keeps a 12 (weights) x 32 (tokens) tile of C in registers over all of K,
+ * so every C value is one f32 sum in k order, whatever the thread count. */
+#include "kernels/kernels_int.h"
+#include "kernels/gemm_tiles.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define MP 32  /* tokens per A panel (2 zmm) */
+#define NRW 12 /* weight rows per micro-tile */
+
+typedef struct {
+    const gemm_args *g;
+    float *apack;  /* [panels][K][MP] */
+    float *wbuf;   /* per thread: [NRW][K] */
+    int64_t wstride; /* floats per thread in wbuf */
+} f32_job;
+
+static void pack_a(void *ctx, int ith, int nth)
+{
+    const f32_job *j = ctx;
+    const gemm_args *g = j->g;
+    const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
+    for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
+        float *dst = j->apack + p * K * MP;
+        int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
+        for (int64_t i = 0; i < mr; i++) {
+            const float *a = g->A + (m0 + i) * g->lda;
+            for (int64_t k = 0; k < K; k++) dst[k * MP + i] = a[k];
+        }
+        for (int64_t i = mr; i < MP; i++)
+            for (int64_t k = 0; k < K; k++) dst[k * MP + i] = 0.0f;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+tile(const int nr, const int nv, const float *w, int64_t K, const float *ap, float *out)
+{
+    __m512 acc[NRW][2];
+    for (int j = 0; j < nr; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 a0 = _mm512_load_ps(ap + k * MP);
+        __m512 a1 = nv > 1 ? _mm512_load_ps(ap + k * MP + 16) : a0;
+        for (int j = 0; j < nr; j++) {
+            __m512 b = _mm512_set1_ps(w[j * K + k]);
+            acc[j][0] = _mm512_fmadd_ps(a0, b, acc[j][0]);
+            if (nv > 1) acc[j][1] = _mm512_fmadd_ps(a1, b, acc[j][1]);
+        }
+    }
+    for (int j = 0; j < nr; j++)
+        for (int v = 0; v < nv; v++) _mm512_storeu_ps(out + j * MP + v * 16, acc[j][v]);
+}
+
+#define TILE_CASE(NR)                                                                  \
+    case NR:                                                                           \
+        if (nv > 1) tile(NR, 2, w, K, ap, out);                                        \
+        else tile(NR, 1, w, K, ap, out);                                               \
+        break;
+
+static void run_tile(int nr, int nv, const float *w, int64_t K, const float *ap, float *out)
+{
+    switch (nr) {
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
+        TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
+    }
+}
+
+static void compute(void *ctx, int ith, int nth)
+{
+    const f32_job *j = ctx;
+    const gemm_args *g = j->g;
+    const int64_t N = g->W->rows, K = g->W->cols, np = (g->M + MP - 1) / MP;
+    const int64_t nb = (N + NRW - 1) / NRW;
+    float *w = j->wbuf + ith * j->wstride;
+    float out[NRW * MP] __attribute__((aligned(64)));
+    for (int64_t b = nb * ith / nth; b < nb * (ith + 1) / nth; b++) {
+        int64_t n0 = b * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
+        gemm_dequant_rows(g->W, n0, nr, w, K);
+        for (int64_t p = 0; p < np; p++) {
+            int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
+            run_tile((int)nr, mr > 16 ? 2 : 1, w, K, j->apack + p * K * MP, out);
+            gemm_store_tile(g, out, MP, m0, mr, n0, nr);
+        }
+    }
+}
+
+bool gemm_f32_avx512(vlmn_pool *p, const gemm_args *g)
+{
+    const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
+    const int nth = vlmn_pool_size(p);
+    f32_job j = {g, NULL, NULL, (NRW * K + 15) & ~(int64_t)15};
+    size_t abytes = sizeof(float) * (size_t)(np * K * MP);
+    size_t wbytes = sizeof(float) * (size_t)(j.wstride * nth);
+    char *ws = vlmn_pool_scratch(p, abytes + wbytes);
+    if (!ws) return false;
+    j.apack = (float *)ws;
+    j.wbuf = (float *)(ws + abytes);
+    vlmn_pool_run(p, pack_a, &j);
+    vlmn_pool_run(p, compute, &j);
+    return true;
+}

@@ -1,0 +1,47 @@
+/* Kernel-module internals: the workspace hook of the pool, the per-ISA GEMM and
+ * attention entry points (defined in gemm_<type>_<isa>.c / attention_<isa>.c, each
+ * compiled with its own -m flags and only called after the cpuid check in isa.c). */
+#ifndef VLMN_KERNELS_INT_H
+#define VLMN_KERNELS_INT_H
+
+#include "vlmn/kernels.h"
+
+#define VLMN_POOL_MAX_THREADS 256
+
+/* Grow-only workspace of the pool (or of the calling thread when p == NULL); valid
+ * until the next call. 64-byte aligned; NULL when out of memory. */
+void *vlmn_pool_scratch(vlmn_pool *p, size_t bytes);
+
+/* One GEMM call, as passed to the variant kernels: C[M x N] (+)= A[M x K] W^T. */
+typedef struct gemm_args {
+    const vlmn_matrix *W;
+    const float *A;
+    int64_t M, lda;
+    float *C;
+    int64_t ldc;
+    bool accumulate;
+    vlmn_precision prec;
+} gemm_args;
+
+/* Reference: dequantise rows of W, f32 accumulation in k order. */
+void gemm_ref(vlmn_pool *p, const gemm_args *g);
+
+/* Fast variants. Each returns false (having done nothing) when it cannot run the
+ * call (e.g. no workspace), and the caller falls back to the reference. */
+bool gemm_f32_avx512(vlmn_pool *p, const gemm_args *g);   /* any type, f32 FMA */
+bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g);  /* vdpbf16ps */
+bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g);  /* vpdpbusd */
+bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA */
+
+/* Dequantise rows [n0, n0+nr) of W, columns [0, K), into dst (row stride ldd floats). */
+void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst, int64_t ldd);
+
+void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                   const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                   int n_head, int n_head_kv, int head_dim, float scale, bool causal);
+bool attention_avx512(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                      const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                      int n_head, int n_head_kv, int head_dim, float scale, bool causal);
+
+
+#endif

@@ -1,0 +1,223 @@
+/* GEMM: every ISA variant and precision against a double-precision product of the
+ * dequantised weights, on odd shapes (M, N, K not multiples of the block sizes), with
+ * guard values around C, accumulate mode, and bit-identical results for 1, 2 and 3
+ * threads. Error is normwise: ||C - C64||_F / ||C64||_F. Bounds (observed values are
+ * printed and recorded in docs/kernels.md):
+ *   exact f32 paths (EXACT, or FAST for F32/F16/Q4_K, or AVX2/ref)  <= 2e-6
+ *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 1e-2
+ *   FAST Q8_0 on AVX-512 (activations int8 per 32-block)            <= 2e-2 */
+#include "test.h"
+#include "vlmn/kernels.h"
+
+#include <stdint.h>
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
+
+/* Random weights of `type`, N rows of K values. Returns malloc'ed row-major GGUF data. */
+static void *make_weights(uint32_t type, int64_t N, int64_t K)
+{
+    uint64_t rb = 0;
+    if (vlmn_type_row_bytes(type, (uint64_t)K, &rb)) return NULL;
+    uint8_t *w = malloc(rb * (uint64_t)N);
+    float *tmp = malloc(sizeof(float) * (size_t)K);
+    for (int64_t n = 0; n < N; n++) {
+        uint8_t *row = w + rb * (uint64_t)n;
+        for (int64_t k = 0; k < K; k++) tmp[k] = frand();
+        switch (type) {
+        case VLMN_TYPE_F32: memcpy(row, tmp, sizeof(float) * (size_t)K); break;
+        case VLMN_TYPE_F16:
+            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_f16(tmp[k]);
+            break;
+        case VLMN_TYPE_BF16:
+            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_bf16(tmp[k]);
+            break;
+        case VLMN_TYPE_Q8_0: vlmn_quantize_q8_0(tmp, row, K); break;
+        case VLMN_TYPE_Q4_K:
+            /* block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles;
+             * any bytes are a valid block, so random ones with sane d/dmin. */
+            for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
+            for (int64_t b = 0; b < K / 256; b++) {
+                uint16_t d = vlmn_f32_to_f16(0.002f + 0.001f * frand());
+                uint16_t dm = vlmn_f32_to_f16(0.004f + 0.001f * frand());
+                memcpy(row + b * 144, &d, 2);
+                memcpy(row + b * 144 + 2, &dm, 2);
+            }
+            break;
+        }
+    }
+    free(tmp);
+    return w;
+}
+
+/* Double-precision product of A and the dequantised W (independent of the kernels). */
+static double *gemm64(uint32_t type, const void *w, int64_t N, int64_t K, const float *A,
+                      int64_t M, int64_t lda)
+{
+    uint64_t rb = 0;
+    vlmn_type_row_bytes(type, (uint64_t)K, &rb);
+    double *C = calloc((size_t)(M * N), sizeof(double));
+    float *row = malloc(sizeof(float) * (size_t)K);
+    for (int64_t n = 0; n < N; n++) {
+        vlmn_dequant(type, (const uint8_t *)w + rb * (uint64_t)n, row, K);
+        for (int64_t m = 0; m < M; m++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)A[m * lda + k] * row[k];
+            C[m * N + n] = s;
+        }
+    }
+    free(row);
+    return C;
+}
+
+static const float GUARD = 7777.0f;
+
+struct result { double err; int guards_ok; };
+
+static struct result run_one(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
+                             const float *A, int64_t M, int64_t lda, const double *C64,
+                             const float *C0, float **Cout)
+{
+    const int64_t N = W->rows, ldc = N + 3;
+    float *C = malloc(sizeof(float) * (size_t)((M + 2) * ldc));
+    for (int64_t i = 0; i < (M + 2) * ldc; i++) C[i] = GUARD;
+    if (C0)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) C[m * ldc + n] = C0[m * N + n];
+    vlmn_gemm(p, prec, W, A, M, lda, C, ldc, C0 != NULL);
+    struct result r = {0, 1};
+    double num = 0, den = 0;
+    for (int64_t m = 0; m < M + 2; m++)
+        for (int64_t n = 0; n < ldc; n++) {
+            float c = C[m * ldc + n];
+            if (m >= M || n >= N) {
+                if (c != GUARD) r.guards_ok = 0;
+                continue;
+            }
+            double want = C64[m * N + n] + (C0 ? C0[m * N + n] : 0.0);
+            num += (c - want) * (c - want);
+            den += want * want;
+        }
+    r.err = den > 0 ? sqrt(num / den) : sqrt(num);
+    if (isnan(r.err)) r.err = INFINITY;
+    *Cout = C;
+    return r;
+}
+
+static double bound_for(vlmn_isa isa, vlmn_precision prec, uint32_t type)
+{
+    if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST) {
+        if (type == VLMN_TYPE_BF16) return 1e-2;
+        if (type == VLMN_TYPE_Q8_0) return 2e-2;
+    }
+    return 2e-6;
+}
+
+static double worst[3][2][32]; /* [isa][prec][type] observed */
+
+static void report(void)
+{
+    static const uint32_t types[] = {VLMN_TYPE_F32, VLMN_TYPE_F16, VLMN_TYPE_BF16,
+                                     VLMN_TYPE_Q8_0, VLMN_TYPE_Q4_K};
+    for (int isa = 0; isa < 3; isa++)
+        for (int prec = 0; prec < 2; prec++)
+            for (int t = 0; t < 5; t++)
+                if (worst[isa][prec][types[t]] > 0)
+                    printf("observed max error %-6s %-5s %-4s %.3g\n", vlmn_isa_name((vlmn_isa)isa),
+                           prec ? "EXACT" : "FAST", vlmn_type_name(types[t]),
+                           worst[isa][prec][types[t]]);
+}
+
+static void check_shape(uint32_t type, int64_t M, int64_t N, int64_t K)
+{
+    static int registered;
+    if (!registered++) atexit(report);
+    void *w = make_weights(type, N, K);
+    vlmn_matrix W;
+    CHECK_EQ_INT(vlmn_matrix_init(&W, type, N, K, w), VLMN_OK);
+    const int64_t lda = K + 5;
+    float *A = malloc(sizeof(float) * (size_t)(M * lda));
+    for (int64_t i = 0; i < M * lda; i++) A[i] = frand();
+    float *C0 = malloc(sizeof(float) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * N; i++) C0[i] = frand();
+    double *C64 = gemm64(type, w, N, K, A, M, lda);
+    vlmn_pool *p2 = NULL, *p3 = NULL;
+    vlmn_pool_create(2, &p2);
+    vlmn_pool_create(3, &p3);
+    vlmn_isa saved = vlmn_isa_active();
+    for (int isa = VLMN_ISA_REF; isa <= VLMN_ISA_AVX512; isa++) {
+        if (vlmn_isa_force((vlmn_isa)isa) != VLMN_OK) continue;
+        for (int prec = 0; prec < 2; prec++) {
+            double bound = bound_for((vlmn_isa)isa, (vlmn_precision)prec, type);
+            float *c1, *c2, *c3, *ca;
+            struct result r1 = run_one(NULL, (vlmn_precision)prec, &W, A, M, lda, C64, NULL, &c1);
+            struct result r2 = run_one(p2, (vlmn_precision)prec, &W, A, M, lda, C64, NULL, &c2);
+            struct result r3 = run_one(p3, (vlmn_precision)prec, &W, A, M, lda, C64, NULL, &c3);
+            struct result ra = run_one(p2, (vlmn_precision)prec, &W, A, M, lda, C64, C0, &ca);
+            const char *tn = vlmn_type_name(type);
+            const char *in = vlmn_isa_name((vlmn_isa)isa);
+            CHECK_MSG(r1.err <= bound, "%s %s prec=%d M=%lld N=%lld K=%lld err %.3g > %.3g",
+                      tn, in, prec, (long long)M, (long long)N, (long long)K, r1.err, bound);
+            CHECK_MSG(ra.err <= bound, "%s %s prec=%d accumulate err %.3g", tn, in, prec, ra.err);
+            CHECK_MSG(r1.guards_ok && r2.guards_ok && r3.guards_ok && ra.guards_ok,
+                      "%s %s prec=%d M=%lld N=%lld K=%lld: guard overwritten", tn, in, prec,
+                      (long long)M, (long long)N, (long long)K);
+            size_t bytes = sizeof(float) * (size_t)((M + 2) * (N + 3));
+            CHECK_MSG(!memcmp(c1, c2, bytes) && !memcmp(c1, c3, bytes),
+                      "%s %s prec=%d M=%lld N=%lld K=%lld: results differ with thread count",
+                      tn, in, prec, (long long)M, (long long)N, (long long)K);
+            if (r1.err > worst[isa][prec][type]) worst[isa][prec][type] = r1.err;
+            free(c1); free(c2); free(c3); free(ca);
+        }
+    }
+    vlmn_isa_force(saved);
+    vlmn_pool_free(p2);
+    vlmn_pool_free(p3);
+    free(C64); free(C0); free(A); free(w);
+    vlmn_matrix_release(&W);
+}
+
+static void check_type(uint32_t type, const int64_t *Ks, int nk)
+{
+    static const int64_t Ms[] = {1, 7, 33};
+    static const int64_t Ns[] = {45, 129};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < nk; c++) check_shape(type, Ms[a], Ns[b], Ks[c]);
+}
+
+TEST(gemm_f32) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_F32, K, 2); }
+TEST(gemm_f16) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_F16, K, 2); }
+TEST(gemm_bf16) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_BF16, K, 2); }
+TEST(gemm_q8_0) { static const int64_t K[] = {96, 320}; check_type(VLMN_TYPE_Q8_0, K, 2); }
+TEST(gemm_q4_k) { static const int64_t K[] = {256, 512}; check_type(VLMN_TYPE_Q4_K, K, 2); }
+
+/* A shape that crosses every block boundary of the fast kernels more than once. */
+TEST(gemm_larger)
+{
+    check_shape(VLMN_TYPE_BF16, 77, 70, 2101); /* two K blocks, odd K */
+    check_shape(VLMN_TYPE_Q8_0, 77, 70, 1024);
+    check_shape(VLMN_TYPE_F32, 77, 70, 1030);
+}
+
+TEST(gemm_matrix_init_errors)
+{
+    vlmn_matrix W;
+    float x[64] = {0};
+    CHECK(vlmn_matrix_init(&W, VLMN_TYPE_Q8_0, 2, 33, x) != VLMN_OK); /* K not a block multiple */
+    CHECK(vlmn_matrix_init(&W, 99, 2, 32, x) != VLMN_OK);
+    CHECK(vlmn_matrix_init(&W, VLMN_TYPE_F32, 0, 32, x) != VLMN_OK);
+    CHECK(vlmn_matrix_init(&W, VLMN_TYPE_F32, 2, 32, NULL) != VLMN_OK);
+    CHECK_EQ_INT(vlmn_matrix_init(&W, VLMN_TYPE_F32, 2, 32, x), VLMN_OK);
+    vlmn_matrix_release(&W);
+    vlmn_matrix_release(NULL);
+}
+
+TEST_MAIN()
