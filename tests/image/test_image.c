@@ -300,6 +300,33 @@ TEST(progressive_scan_flood)
     free(b);
 }
 
+/* j_corrupt.jpg decodes like PIL by default (golden test) but fails in strict mode. */
+TEST(strict_mode)
+{
+    size_t n = 0;
+    unsigned char *b = slurp(ipath("j_corrupt.jpg"), &n);
+    CHECK(b != NULL);
+    if (!b) return;
+    vlmn_img_decode_opts o = {0, true};
+    vlmn_image *im = NULL;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "c.jpg", &o, &im), VLMN_E_FORMAT);
+    CHECK(im == NULL && strstr(vlmn_errmsg(), "c.jpg: JPEG: corrupt data: ") == vlmn_errmsg());
+    o.strict = false;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "c.jpg", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+    /* Clean files decode in strict mode too. */
+    b = slurp(ipath("j_prog.jpg"), &n);
+    o.strict = true;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "p.jpg", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+    b = slurp(ipath("h_interlaced_rgba16.png"), &n);
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "i.png", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+}
+
 TEST(decode_limit_and_alloc_failure)
 {
     size_t n = 0;
