@@ -314,7 +314,7 @@ static vlmn_status fill_random(void *user, void *dst, uint64_t nbytes)
         return vlmn_error(VLMN_E_INTERNAL, "make-model: tensor %s: writer asks for %llu bytes, expected %llu", t->name,
                           (unsigned long long)nbytes, (unsigned long long)(row_bytes * n_rows));
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (n_rows * t->ne[0] >= ((uint64_t)1 << 22))
     {
         float *row = vlmn_malloc(t->ne[0] * sizeof *row);
         if (!row) {
