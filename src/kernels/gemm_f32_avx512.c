@@ -40,18 +40,23 @@ static inline __attribute__((always_inline)) void
 tile(const int nr, const int nv, const float *w, int64_t K, const float *ap, float *out)
 {
     __m512 acc[NRW][2];
+    #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
+        #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) acc[j][v] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
         __m512 a0 = _mm512_load_ps(ap + k * MP);
         __m512 a1 = nv > 1 ? _mm512_load_ps(ap + k * MP + 16) : a0;
+        #pragma GCC unroll 16
         for (int j = 0; j < nr; j++) {
             __m512 b = _mm512_set1_ps(w[j * K + k]);
             acc[j][0] = _mm512_fmadd_ps(a0, b, acc[j][0]);
             if (nv > 1) acc[j][1] = _mm512_fmadd_ps(a1, b, acc[j][1]);
         }
     }
+    #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
+        #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) _mm512_storeu_ps(out + j * MP + v * 16, acc[j][v]);
 }
 
