@@ -4,8 +4,9 @@
  * threads. Error is normwise: ||C - C64||_F / ||C64||_F. Bounds (observed values are
  * printed and recorded in docs/kernels.md):
  *   exact f32 paths (EXACT, or FAST for F32/F16/Q4_K, or AVX2/ref)  <= 2e-6
- *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 1e-2
- *   FAST Q8_0 on AVX-512 (activations int8 per 32-block)            <= 2e-2 */
+ *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 4e-3 (2 x 2^-9)
+ *   FAST Q8_0 on AVX-512 (activations int8 per 32-block)            <= 8e-3
+ * (observed: 1.8e-3 and 4.1e-3; an off-by-one in the Q8_0 bias correction gives 1.5e-2). */
 #include "test.h"
 #include "vlmn/kernels.h"
 
@@ -114,8 +115,8 @@ static struct result run_one(vlmn_pool *p, vlmn_precision prec, const vlmn_matri
 static double bound_for(vlmn_isa isa, vlmn_precision prec, uint32_t type)
 {
     if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST) {
-        if (type == VLMN_TYPE_BF16) return 1e-2;
-        if (type == VLMN_TYPE_Q8_0) return 2e-2;
+        if (type == VLMN_TYPE_BF16) return 4e-3;
+        if (type == VLMN_TYPE_Q8_0) return 8e-3;
     }
     return 2e-6;
 }
