@@ -24,6 +24,7 @@
 
 typedef struct {
     const gemm_args *g;
+    gemm_sched *sched;
     uint32_t *apack;  /* [panels][KP][MP] bf16 pairs */
     float *ctile;     /* per thread: [panels][NRW * MP] partial sums */
     int64_t cstride;  /* floats per thread in ctile */
@@ -138,10 +139,11 @@ static void compute(void *ctx, int ith, int nth)
     const gemm_args *g = j->g;
     const int64_t N = g->W->rows, K = g->W->cols, KP = j->KP, np = (g->M + MP - 1) / MP;
     const int64_t KFULL = K / 2; /* complete k-pairs in W rows */
-    const int64_t nb = (N + NRW - 1) / NRW;
     float *ctile = j->ctile + ith * j->cstride;
     const uint16_t *wrow[NRW];
-    for (int64_t b = nb * ith / nth; b < nb * (ith + 1) / nth; b++) {
+    int64_t c0, c1;
+    while (gemm_sched_next(j->sched, &c0, &c1))
+    for (int64_t b = c0; b < c1; b++) {
         int64_t n0 = b * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
         for (int64_t r = 0; r < nr; r++)
             wrow[r] = (const uint16_t *)((const uint8_t *)g->W->data + (uint64_t)(n0 + r) * g->W->row_bytes);
@@ -165,7 +167,7 @@ bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g)
 {
     const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
     const int nth = vlmn_pool_size(p);
-    bf16_job j = {g, NULL, NULL, np * NRW * MP, (K + 1) / 2};
+    bf16_job j = {g, NULL, NULL, NULL, np * NRW * MP, (K + 1) / 2};
     size_t abytes = sizeof(uint32_t) * (size_t)(np * j.KP * MP);
     size_t cbytes = sizeof(float) * (size_t)(j.cstride * nth);
     char *ws = vlmn_pool_scratch(p, abytes + cbytes);
@@ -173,6 +175,9 @@ bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g)
     j.apack = (uint32_t *)ws;
     j.ctile = (float *)(ws + abytes);
     vlmn_pool_run(p, pack_a, &j);
+    gemm_sched sched;
+    gemm_sched_init(&sched, (g->W->rows + NRW - 1) / NRW, nth);
+    j.sched = &sched;
     vlmn_pool_run(p, compute, &j);
     return true;
 }

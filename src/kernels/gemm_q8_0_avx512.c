@@ -24,6 +24,7 @@
 
 typedef struct {
     const gemm_args *g;
+    gemm_sched *sched;
     uint32_t *apack;  /* [panels][KB][8][MP] 4 unsigned bytes each */
     float *adscale;   /* [panels][KB][MP] activation scales */
     float *ctile;     /* per thread: [panels][NRW * MP] partial sums */
@@ -171,12 +172,13 @@ static void compute(void *ctx, int ith, int nth)
     const q8_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t N = g->W->rows, KB = j->KB, np = (g->M + MP - 1) / MP;
-    const int64_t nb = (N + NRW - 1) / NRW;
     float *ctile = j->ctile + ith * j->cstride;
     float *wd = j->wd + ith * j->wstride;
     int32_t *wcorr = j->wcorr + ith * j->wstride;
     const uint8_t *wrow[NRW];
-    for (int64_t b = nb * ith / nth; b < nb * (ith + 1) / nth; b++) {
+    int64_t c0, c1;
+    while (gemm_sched_next(j->sched, &c0, &c1))
+    for (int64_t b = c0; b < c1; b++) {
         int64_t n0 = b * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
         for (int64_t r = 0; r < nr; r++)
             wrow[r] = (const uint8_t *)g->W->data + (uint64_t)(n0 + r) * g->W->row_bytes;
@@ -219,6 +221,9 @@ bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
     j.wd = (float *)(ws + abytes + sbytes + cbytes);
     j.wcorr = (int32_t *)(ws + abytes + sbytes + cbytes + tbytes);
     vlmn_pool_run(p, pack_a, &j);
+    gemm_sched sched;
+    gemm_sched_init(&sched, (g->W->rows + NRW - 1) / NRW, nth);
+    j.sched = &sched;
     vlmn_pool_run(p, compute, &j);
     return true;
 }
