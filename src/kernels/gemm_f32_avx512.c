@@ -1,7 +1,7 @@
 /* f32 GEMM with AVX-512 FMA, used for EXACT precision of every weight type and for
  * F32/F16/Q4_K weights in FAST mode: rows of W are dequantised to f32 per block of
- * rows (no repacked copy), A is packed once per call into panels of 32 tokens, and the
- * micro-kernel keeps a 12 (weights) x 32 (tokens) tile of C in registers over all of K,
+ * rows (no repacked copy), A is packed once per call into panels of 48 tokens, and the
+ * micro-kernel keeps an 8 (weights) x 48 (tokens) tile of C in registers over all of K,
  * so every C value is one f32 sum in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
@@ -9,8 +9,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define MP 32  /* tokens per A panel (2 zmm) */
-#define NRW 12 /* weight rows per micro-tile */
+#define NVMAX 3         /* token vectors per micro-tile */
+#define MP (16 * NVMAX) /* tokens per A panel */
+#define NRW 8           /* weight rows per micro-tile (8 x 48: fewest broadcasts per FMA) */
 
 typedef struct {
     const gemm_args *g;
@@ -40,38 +41,39 @@ static void pack_a(void *ctx, int ith, int nth)
 static inline __attribute__((always_inline)) void
 tile(const int nr, const int nv, const float *w, int64_t K, const float *ap, float *out)
 {
-    __m512 acc[NRW][2];
-    #pragma GCC unroll 16
+    __m512 acc[NRW][NVMAX];
+    __m512 a[NVMAX];
+#pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int v = 0; v < nv; v++) acc[j][v] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
-        __m512 a0 = _mm512_load_ps(ap + k * MP);
-        __m512 a1 = nv > 1 ? _mm512_load_ps(ap + k * MP + 16) : a0;
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) a[v] = _mm512_load_ps(ap + k * MP + 16 * v);
+#pragma GCC unroll 16
         for (int j = 0; j < nr; j++) {
             __m512 b = _mm512_set1_ps(w[j * K + k]);
-            acc[j][0] = _mm512_fmadd_ps(a0, b, acc[j][0]);
-            if (nv > 1) acc[j][1] = _mm512_fmadd_ps(a1, b, acc[j][1]);
+#pragma GCC unroll 16
+            for (int v = 0; v < nv; v++) acc[j][v] = _mm512_fmadd_ps(a[v], b, acc[j][v]);
         }
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int v = 0; v < nv; v++) _mm512_storeu_ps(out + j * MP + v * 16, acc[j][v]);
 }
 
+#define NV_CASE(NR, NV) case NV: tile(NR, NV, w, K, ap, out); break;
 #define TILE_CASE(NR)                                                                  \
     case NR:                                                                           \
-        if (nv > 1) tile(NR, 2, w, K, ap, out);                                        \
-        else tile(NR, 1, w, K, ap, out);                                               \
+        switch (nv) { NV_CASE(NR, 1) NV_CASE(NR, 2) NV_CASE(NR, 3) }                   \
         break;
 
 static void run_tile(int nr, int nv, const float *w, int64_t K, const float *ap, float *out)
 {
     switch (nr) {
-        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
-        TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4)
+        TILE_CASE(5) TILE_CASE(6) TILE_CASE(7) TILE_CASE(8)
     }
 }
 
@@ -89,7 +91,7 @@ static void compute(void *ctx, int ith, int nth)
         gemm_dequant_rows(g->W, n0, nr, w, K);
         for (int64_t p = 0; p < np; p++) {
             int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-            run_tile((int)nr, mr > 16 ? 2 : 1, w, K, j->apack + p * K * MP, out);
+            run_tile((int)nr, (int)((mr + 15) / 16), w, K, j->apack + p * K * MP, out);
             gemm_store_tile(g, out, MP, m0, mr, n0, nr);
         }
     }
