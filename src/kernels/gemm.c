@@ -96,6 +96,7 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
                const float *A, int64_t M, int64_t lda, float *C, int64_t ldc, bool accumulate)
 {
     if (M <= 0 || W->rows <= 0) return;
+    VLMN_ASSERT(lda >= W->cols && ldc >= W->rows && A && C);
     gemm_args g = {W, A, M, lda, C, ldc, accumulate, prec};
     bool done = false;
     switch (vlmn_isa_active()) {
