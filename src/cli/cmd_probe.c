@@ -1,0 +1,369 @@
+/* `vlmn probe`: run one LLaVA sample (image + prompt) through the engine and write the
+ * FFN activations of the chosen layers (DIR/activations.npy, float32 [L, T, n_ff]) and
+ * the positions they belong to (DIR/tokens.json). The front end of the engine for
+ * inspection and end-to-end tests. */
+#include "cli.h"
+
+#include "vlmn/image.h"
+#include "vlmn/model.h"
+#include "vlmn/npy.h"
+#include "vlmn/tokenizer.h"
+
+#include "core/alloc.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const struct vlmn_cmd vlmn_cmd_probe;
+
+static const char USAGE[] =
+    "vlmn probe -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG\n"
+    "                  (--question Q --answer A [--template llava-v1|plain] | --prompt RAW)\n"
+    "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop] [--exact]\n"
+    "                  [-t N] -o DIR\n"
+    "\n"
+    "Runs one sample and writes DIR/activations.npy (float32 [n_layers, n_tokens, n_ff]:\n"
+    "the FFN activations of the selected layers at every position, image positions\n"
+    "expanded in place) and DIR/tokens.json ([{\"pos\",\"id\" (-1 = image),\"piece\",\n"
+    "\"modality\": \"image\"|\"text\"|\"prompt\"}]).\n"
+    "\n"
+    "  -m, --model FILE     text model (GGUF, llama architecture)\n"
+    "  --mmproj FILE        vision projector (GGUF, clip with a LLaVA projector)\n"
+    "  --image FILE         JPEG or PNG\n"
+    "  --question Q         question (llava-v1 template)\n"
+    "  --answer A           answer / description: the positions labelled \"text\"\n"
+    "  --template T         llava-v1 (default: LLaVA-1.5's vicuna_v1 with its system\n"
+    "                       prompt) or plain (<image> followed by the answer)\n"
+    "  --prompt RAW         raw prompt containing <image> once, tokenized as LLaVA's\n"
+    "                       tokenizer_image_token (BOS, chunks tokenized separately)\n"
+    "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
+    "  --layers SPEC        layers to write, e.g. 0-3,7 (default: all)\n"
+    "  --mode M             image preprocessing: pad (default, LLaVA-1.5) or crop (HF)\n"
+    "  --exact              f32 arithmetic from dequantised weights (default: fast kernels)\n"
+    "  -t, --threads N      threads (default: all CPUs)\n"
+    "  -o, --output DIR     output folder (created if missing)\n";
+
+static const char SYSTEM_V1[] =
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions.";
+
+/* A sample's positions: ids (-1 = image) and modality labels. */
+typedef struct seq {
+    int32_t *ids;
+    uint8_t *mod;
+    int64_t n, cap;
+} seq;
+
+static vlmn_status seq_push(seq *s, int32_t id, vlmn_modality mod)
+{
+    if (s->n == s->cap) {
+        int64_t nc = s->cap ? s->cap * 2 : 256;
+        int32_t *ni = vlmn_realloc(s->ids, (size_t)nc * sizeof *ni);
+        if (!ni) return vlmn_error(VLMN_E_NOMEM, "out of memory");
+        s->ids = ni;
+        uint8_t *nm = vlmn_realloc(s->mod, (size_t)nc);
+        if (!nm) return vlmn_error(VLMN_E_NOMEM, "out of memory");
+        s->mod = nm;
+        s->cap = nc;
+    }
+    s->ids[s->n] = id;
+    s->mod[s->n++] = (uint8_t)mod;
+    return VLMN_OK;
+}
+
+/* Tokenize text[0..len) (a chunk: gets its own dummy prefix, no BOS) and label each
+ * token `text` when its source bytes start inside [ans_lo, ans_hi), else `prompt`. */
+static vlmn_status push_chunk(seq *s, const vlmn_tok *tok, const char *text, size_t len, size_t ans_lo,
+                              size_t ans_hi)
+{
+    int32_t *ids = NULL;
+    int64_t *spans = NULL, n = 0;
+    vlmn_status st = vlmn_tok_encode_spans(tok, text, len, 0, &ids, &spans, &n);
+    for (int64_t i = 0; !st && i < n; i++) {
+        size_t b = (size_t)spans[2 * i], e = (size_t)spans[2 * i + 1];
+        bool ans = e > b && b >= ans_lo && b < ans_hi;
+        st = seq_push(s, ids[i], ans ? VLMN_MOD_TEXT : VLMN_MOD_PROMPT);
+    }
+    vlmn_free(ids);
+    vlmn_free(spans);
+    return st;
+}
+
+/* LLaVA's tokenizer_image_token over `prompt` (one <image>): BOS, the chunk before,
+ * n_img image positions, the chunk after (tokenized on its own). The answer, if any,
+ * is prompt[ans_lo..ans_hi). `eos` appends EOS (vicuna_v1's "</s>" separator). */
+static vlmn_status build_seq(seq *s, const vlmn_tok *tok, const char *prompt, size_t ans_lo, size_t ans_hi,
+                             int64_t n_img, bool eos, bool raw_text_label)
+{
+    const char *img = strstr(prompt, "<image>");
+    if (!img) return vlmn_error(VLMN_E_ARG, "the prompt has no <image> but an image is given");
+    if (strstr(img + 7, "<image>")) return vlmn_error(VLMN_E_ARG, "the prompt has more than one <image>");
+    vlmn_status st;
+    int32_t bos = vlmn_tok_bos(tok);
+    if (bos >= 0 && (st = seq_push(s, bos, VLMN_MOD_PROMPT))) return st;
+    size_t cut = (size_t)(img - prompt), rest = cut + 7, len = strlen(prompt);
+    if (raw_text_label) ans_lo = 0, ans_hi = len;
+    if ((st = push_chunk(s, tok, prompt, cut, ans_lo, ans_hi))) return st;
+    for (int64_t i = 0; i < n_img; i++)
+        if ((st = seq_push(s, -1, VLMN_MOD_IMAGE))) return st;
+    /* offsets of the second chunk are relative to its start */
+    size_t lo = ans_lo > rest ? ans_lo - rest : 0, hi = ans_hi > rest ? ans_hi - rest : 0;
+    if ((st = push_chunk(s, tok, prompt + rest, len - rest, lo, hi))) return st;
+    if (eos && vlmn_tok_eos(tok) >= 0 && (st = seq_push(s, vlmn_tok_eos(tok), VLMN_MOD_PROMPT))) return st;
+    return VLMN_OK;
+}
+
+/* "0-3,7" -> sel[n_layer]; returns the count, -1 on a bad spec. */
+static int parse_layers(const char *spec, int n_layer, uint8_t *sel)
+{
+    memset(sel, 0, (size_t)n_layer);
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || errno || a < 0) return -1;
+        p = end;
+        if (*p == '-') {
+            p++;
+            b = strtol(p, &end, 10);
+            if (end == p || errno || b < a) return -1;
+            p = end;
+        } else {
+            b = a;
+        }
+        if (b >= n_layer) return -1;
+        for (long l = a; l <= b; l++) sel[l] = 1;
+        if (*p == ',') {
+            p++;
+            if (!*p) return -1;
+        } else if (*p) {
+            return -1;
+        }
+    }
+    int n = 0;
+    for (int l = 0; l < n_layer; l++) n += sel[l];
+    return n;
+}
+
+/* Streams each captured layer into the .npy being written. */
+typedef struct sink {
+    FILE *f;
+    int err;
+} sink;
+
+static void on_capture(void *user, int layer, const float *acts, int64_t T, int64_t FF)
+{
+    sink *s = user;
+    (void)layer;
+    if (!s->err && fwrite(acts, sizeof(float), (size_t)(T * FF), s->f) != (size_t)(T * FF)) s->err = errno ? errno : EIO;
+}
+
+static vlmn_status write_tokens_json(const char *path, const vlmn_tok *tok, const seq *s)
+{
+    static const char *const mods[] = {"image", "text", "prompt"};
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) return vlmn_error(VLMN_E_NOMEM, "out of memory");
+    for (int64_t i = 0; i < s->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddNumberToObject(o, "pos", (double)i);
+        cJSON_AddNumberToObject(o, "id", s->ids[i]);
+        const char *piece = "<image>";
+        if (s->ids[i] >= 0) {
+            size_t len;
+            piece = vlmn_tok_piece(tok, s->ids[i], &len);
+            if (!piece) piece = "";
+        }
+        cJSON_AddStringToObject(o, "piece", piece);
+        cJSON_AddStringToObject(o, "modality", mods[s->mod[i]]);
+    }
+    char *txt = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    if (!txt) return vlmn_error(VLMN_E_NOMEM, "out of memory");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    vlmn_status st = VLMN_OK;
+    if (!f || fputs(txt, f) == EOF || fputc('\n', f) == EOF || fflush(f) || fsync(fileno(f)))
+        st = vlmn_error(VLMN_E_IO, "%s: %s", tmp, strerror(errno));
+    if (f && fclose(f) && !st) st = vlmn_error(VLMN_E_IO, "%s: %s", tmp, strerror(errno));
+    if (!st && rename(tmp, path)) st = vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+    if (st) unlink(tmp);
+    free(txt);
+    return st;
+}
+
+static int run(int argc, char **argv)
+{
+    const char *cmd = "probe";
+    const char *model = NULL, *mmproj = NULL, *image = NULL, *question = NULL, *answer = NULL;
+    const char *tmpl = "llava-v1", *raw = NULL, *hook_s = "silu_gate", *layers = NULL, *mode_s = "pad";
+    const char *out = NULL, *v;
+    long threads = 0;
+    bool exact = false;
+    for (int i = 1; i < argc; i++) {
+        int r;
+#define OPT(l, s, var)                                                              \
+    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
+        if (r < 0) return 2;                                                        \
+        var = v;                                                                    \
+        continue;                                                                   \
+    }
+        OPT("model", 'm', model)
+        OPT("mmproj", 0, mmproj)
+        OPT("image", 0, image)
+        OPT("question", 0, question)
+        OPT("answer", 0, answer)
+        OPT("template", 0, tmpl)
+        OPT("prompt", 0, raw)
+        OPT("hook", 0, hook_s)
+        OPT("layers", 0, layers)
+        OPT("mode", 0, mode_s)
+        OPT("output", 'o', out)
+#undef OPT
+        if ((r = cli_opt(argc, argv, &i, "threads", 't', &v)) != 0) {
+            if (r < 0 || cli_parse_long(v, 1, 1024, &threads)) return cli_errorf(cmd, 2, "bad thread count");
+            continue;
+        }
+        if (cli_flag(argv, i, "exact", 0)) {
+            exact = true;
+            continue;
+        }
+        cli_errorf(cmd, 2, "unknown argument '%s'", argv[i]);
+        return cli_usage(&vlmn_cmd_probe);
+    }
+    if (!model || !mmproj || !image || !out) {
+        cli_errorf(cmd, 2, "-m, --mmproj, --image and -o are required");
+        return cli_usage(&vlmn_cmd_probe);
+    }
+    if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");
+    if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
+    bool plain = !strcmp(tmpl, "plain");
+    if (!plain && strcmp(tmpl, "llava-v1")) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, plain)", tmpl);
+    if (!raw && !plain && !question) return cli_errorf(cmd, 2, "the llava-v1 template needs --question");
+    vlmn_hook hook;
+    if (!strcmp(hook_s, "silu_gate"))
+        hook = VLMN_HOOK_SILU_GATE;
+    else if (!strcmp(hook_s, "swiglu"))
+        hook = VLMN_HOOK_SWIGLU;
+    else
+        return cli_errorf(cmd, 2, "unknown hook '%s' (silu_gate, swiglu)", hook_s);
+    vlmn_img_mode mode;
+    if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
+
+    int rc = 1;
+    vlmn_status st;
+    vlmn_llava *m = NULL;
+    vlmn_image *img = NULL;
+    float *pix = NULL;
+    uint8_t *sel = NULL;
+    char *prompt = NULL;
+    seq s = {0};
+    sink sk = {0};
+    char npy_path[4096], npy_tmp[4200], json_path[4096];
+
+    vlmn_llava_params p = {.n_threads = (int)threads, .precision = exact ? VLMN_PREC_EXACT : VLMN_PREC_FAST};
+    if ((st = vlmn_llava_load(model, mmproj, &p, &m))) goto fail;
+    const vlmn_llava_info *in = vlmn_llava_get_info(m);
+    const vlmn_tok *tok = vlmn_llava_tokenizer(m);
+
+    /* the prompt as LLaVA builds it, with the answer's byte range */
+    size_t ans_lo = 0, ans_hi = 0;
+    if (raw) {
+        prompt = vlmn_strdup(raw);
+    } else {
+        size_t need = strlen(SYSTEM_V1) + strlen(answer) + (question ? strlen(question) : 0) + 64;
+        prompt = vlmn_malloc(need);
+        if (prompt) {
+            int k = plain ? snprintf(prompt, need, "<image>") : snprintf(prompt, need, "%s USER: <image>\n%s ASSISTANT: ", SYSTEM_V1, question);
+            /* the space before the answer becomes the U+2581 of its first piece */
+            ans_lo = plain ? (size_t)k : (size_t)k - 1;
+            ans_hi = (size_t)k + strlen(answer);
+            /* plain: LLaVA's preprocess_plain appends the "\n" separator */
+            snprintf(prompt + k, need - (size_t)k, "%s%s", answer, plain ? "\n" : "");
+        }
+    }
+    if (!prompt) {
+        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = build_seq(&s, tok, prompt, ans_lo, ans_hi, in->n_image_tokens, !raw && !plain, raw != NULL))) goto fail;
+
+    sel = vlmn_calloc((size_t)in->n_layer, 1);
+    if (!sel) {
+        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    int n_sel = in->n_layer;
+    if (layers) {
+        n_sel = parse_layers(layers, in->n_layer, sel);
+        if (n_sel <= 0) {
+            rc = cli_errorf(cmd, 2, "bad --layers '%s' (layers 0-%d, e.g. 0-3,7)", layers, in->n_layer - 1);
+            goto out;
+        }
+    } else {
+        memset(sel, 1, (size_t)in->n_layer);
+    }
+
+    if ((st = vlmn_img_load(image, &img))) goto fail;
+    size_t S = (size_t)in->image_size;
+    pix = vlmn_malloc(3 * S * S * sizeof(float));
+    if (!pix) {
+        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, pix))) goto fail;
+
+    if (mkdir(out, 0777) && errno != EEXIST) {
+        st = vlmn_error(VLMN_E_IO, "%s: %s", out, strerror(errno));
+        goto fail;
+    }
+    snprintf(npy_path, sizeof npy_path, "%s/activations.npy", out);
+    snprintf(npy_tmp, sizeof npy_tmp, "%s.tmp", npy_path);
+    snprintf(json_path, sizeof json_path, "%s/tokens.json", out);
+    int64_t shape[3] = {n_sel, s.n, in->n_ff};
+    char hdr[256];
+    size_t hl = vlmn_npy_header(hdr, sizeof hdr, VLMN_NPY_F32, 3, shape);
+    sk.f = fopen(npy_tmp, "wb");
+    if (!sk.f || !hl || fwrite(hdr, 1, hl, sk.f) != hl) {
+        st = vlmn_error(VLMN_E_IO, "%s: %s", npy_tmp, strerror(errno));
+        goto fail;
+    }
+    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &sk, .hook = hook, .capture_layers = sel};
+    if ((st = vlmn_llava_forward(m, s.ids, s.n, pix, &o))) goto fail;
+    if (sk.err || fflush(sk.f) || fsync(fileno(sk.f))) {
+        st = vlmn_error(VLMN_E_IO, "%s: %s", npy_tmp, strerror(sk.err ? sk.err : errno));
+        goto fail;
+    }
+    int cr = fclose(sk.f);
+    sk.f = NULL;
+    if (cr || rename(npy_tmp, npy_path)) {
+        st = vlmn_error(VLMN_E_IO, "%s: %s", npy_path, strerror(errno));
+        goto fail;
+    }
+    if ((st = write_tokens_json(json_path, tok, &s))) goto fail;
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail(cmd, st);
+    if (sk.f) unlink(npy_tmp);
+out:
+    if (sk.f) fclose(sk.f);
+    vlmn_free(s.ids);
+    vlmn_free(s.mod);
+    vlmn_free(prompt);
+    vlmn_free(sel);
+    vlmn_free(pix);
+    vlmn_img_free(img);
+    vlmn_llava_free(m);
+    return rc;
+}
+
+const struct vlmn_cmd vlmn_cmd_probe = {
+    "probe", "run one LLaVA sample and write its FFN activations (.npy) and tokens (.json)", USAGE, run};

@@ -1,0 +1,727 @@
+/* LLaVA-1.5 engine: loads a llama.cpp-layout GGUF pair (text `llama` + `clip` mmproj),
+ * checks every tensor, and runs the forward pass with HF transformers semantics
+ * (CLIPVisionModel -> LlavaMultiModalProjector -> LlamaModel), handing the FFN
+ * activations of every layer to a capture callback. Flow: tokens/pixels -> [this] -> hook. */
+#include "vlmn/model.h"
+#include "vlmn/gguf.h"
+#include "vlmn/tokenizer.h"
+
+#include "core/alloc.h"
+#include "model/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Sanity bounds on hyperparameters read from files (untrusted input). */
+#define LLAVA_MAX_DIM (1 << 20)
+#define LLAVA_MAX_LAYERS 1024
+#define LLAVA_MAX_HEADS 4096
+#define LLAVA_MAX_IMAGE 8192
+
+typedef struct text_layer {
+    float *attn_norm, *ffn_norm;           /* [n_embd] */
+    vlmn_matrix wq, wk, wv, wo;            /* [n_embd|kv_dim x n_embd], wo [n_embd x n_embd] */
+    vlmn_matrix gate, up, down;            /* [n_ff x n_embd], down [n_embd x n_ff] */
+} text_layer;
+
+typedef struct vis_layer {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b;  /* [width] */
+    vlmn_matrix q, k, v, o;                /* [width x width] */
+    float *q_b, *k_b, *v_b, *o_b;          /* [width] */
+    vlmn_matrix fc1, fc2;                  /* [ff x width], [width x ff] */
+    float *fc1_b, *fc2_b;                  /* [ff], [width] */
+} vis_layer;
+
+struct vlmn_llava {
+    vlmn_gguf *gt, *gv;
+    vlmn_pool *pool;
+    vlmn_precision prec;
+    vlmn_llava_info info;
+    struct vlmn_tok *tok;
+
+    /* text model */
+    int head_dim, kv_dim, n_ctx;
+    float rms_eps, rope_base;
+    const vlmn_gguf_tensor *tok_embd;      /* [n_vocab x n_embd], rows dequantised on use */
+    uint64_t tok_row_bytes;
+    text_layer *tl;
+    float *out_norm;                       /* [n_embd] */
+    vlmn_matrix output;                    /* [n_vocab x n_embd] (token_embd when tied) */
+
+    /* vision tower + projector */
+    int v_width, v_head, v_ff, v_run, v_patch, v_grid, v_pos; /* v_pos = n_patches + 1 */
+    int mm_hidden;
+    float v_eps;
+    bool v_gelu;                           /* clip.use_gelu: erf GELU, else quick_gelu */
+    float *class_embd;                     /* [width] */
+    float *pos_embd;                       /* [v_pos x width] */
+    float *pre_ln_w, *pre_ln_b;            /* [width] */
+    vlmn_matrix patch;                     /* [width x 3*P*P] (conv kernel, no bias) */
+    vis_layer *vl;
+    vlmn_matrix mm0, mm2;                  /* [mm_hidden x width], [n_embd x mm_hidden] */
+    float *mm0_b, *mm2_b;
+
+    /* scratch, sized for `cap` tokens; grown (rarely) when a longer sample comes */
+    int64_t cap;
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope; /* text */
+    float *vx, *vxn, *vq, *vk, *vv, *vatt, *vff, *vpatch, *mmh, *img; /* vision */
+};
+
+/* ------------------------------------------------------------------------------ */
+/* Loading helpers                                                                */
+
+static void shape_str(char *buf, size_t cap, const uint64_t *ne, int nd)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (int i = 0; i < nd && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%llu", i ? ", " : "", (unsigned long long)ne[i]);
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+/* Find `name` and check it is supported and has exactly the shape `ne` (ne[0]
+ * fastest; missing trailing dims are 1). */
+static vlmn_status get_tensor(const vlmn_gguf *g, const char *name, int nd,
+                              const uint64_t *ne, const vlmn_gguf_tensor **out)
+{
+    const char *path = vlmn_gguf_path(g);
+    const vlmn_gguf_tensor *t = vlmn_gguf_find_tensor(g, name);
+    if (!t) return vlmn_error(VLMN_E_NOTFOUND, "%s: tensor %s: missing", path, name);
+    if (!vlmn_type_supported(t->type)) {
+        const char *tn = vlmn_type_name(t->type);
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: tensor %s: type %s not supported", path, name,
+                          tn ? tn : "(unknown)");
+    }
+    bool ok = true;
+    for (int i = 0; i < VLMN_GGUF_MAX_DIMS; i++) {
+        uint64_t want = i < nd ? ne[i] : 1;
+        if (t->ne[i] != want) ok = false;
+    }
+    if (!ok) {
+        char a[96], b[96];
+        shape_str(a, sizeof a, t->ne, (int)t->n_dims);
+        shape_str(b, sizeof b, ne, nd);
+        return vlmn_error(VLMN_E_MISMATCH, "%s: tensor %s: shape %s, expected %s", path, name, a, b);
+    }
+    *out = t;
+    return VLMN_OK;
+}
+
+static vlmn_status load_matrix(const vlmn_gguf *g, const char *name, int64_t rows, int64_t cols,
+                               vlmn_matrix *m)
+{
+    const vlmn_gguf_tensor *t;
+    uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
+    vlmn_status st = get_tensor(g, name, 2, ne, &t);
+    if (st) return st;
+    uint64_t rb;
+    if (vlmn_type_row_bytes(t->type, (uint64_t)cols, &rb))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: tensor %s: %lld columns is not a multiple of the %s block size",
+                          vlmn_gguf_path(g), name, (long long)cols, vlmn_type_name(t->type));
+    st = vlmn_matrix_init(m, t->type, rows, cols, t->data);
+    if (st) return vlmn_error_prefix(st, "%s: tensor %s", vlmn_gguf_path(g), name);
+    return VLMN_OK;
+}
+
+/* Dequantise a whole tensor of shape ne into a new f32 buffer. */
+static vlmn_status load_f32(const vlmn_gguf *g, const char *name, int nd, const uint64_t *ne,
+                            float **out)
+{
+    const vlmn_gguf_tensor *t;
+    vlmn_status st = get_tensor(g, name, nd, ne, &t);
+    if (st) return st;
+    uint64_t n = 1;
+    for (int i = 0; i < nd; i++)
+        if (!vlmn_mul_ok(n, ne[i], &n)) return vlmn_error(VLMN_E_RANGE, "%s: tensor %s: too large", vlmn_gguf_path(g), name);
+    uint64_t bv = vlmn_type_block_values(t->type);
+    if (bv == 0 || n % bv)
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: tensor %s: %llu values is not a multiple of the %s block size",
+                          vlmn_gguf_path(g), name, (unsigned long long)n, vlmn_type_name(t->type));
+    float *buf = vlmn_malloc(n * sizeof(float));
+    if (!buf) return vlmn_error(VLMN_E_NOMEM, "%s: tensor %s: out of memory", vlmn_gguf_path(g), name);
+    st = vlmn_dequant(t->type, t->data, buf, (int64_t)n);
+    if (st) {
+        vlmn_free(buf);
+        return vlmn_error_prefix(st, "%s: tensor %s", vlmn_gguf_path(g), name);
+    }
+    *out = buf;
+    return VLMN_OK;
+}
+
+static vlmn_status load_vec(const vlmn_gguf *g, const char *name, int64_t n, float **out)
+{
+    uint64_t ne[1] = {(uint64_t)n};
+    return load_f32(g, name, 1, ne, out);
+}
+
+/* Integer hyperparameter in [lo, hi]. */
+static vlmn_status get_int(const vlmn_gguf *g, const char *key, long lo, long hi, int *out)
+{
+    uint64_t v;
+    vlmn_status st = vlmn_gguf_get_u64(g, key, &v);
+    if (st) return st;
+    if (v < (uint64_t)lo || v > (uint64_t)hi)
+        return vlmn_error(VLMN_E_RANGE, "%s: key %s: value %llu outside [%ld, %ld]", vlmn_gguf_path(g),
+                          key, (unsigned long long)v, lo, hi);
+    *out = (int)v;
+    return VLMN_OK;
+}
+
+static vlmn_status get_float(const vlmn_gguf *g, const char *key, float dflt, float lo, float hi, float *out)
+{
+    if (vlmn_gguf_find_key(g, key) < 0) {
+        *out = dflt;
+        return VLMN_OK;
+    }
+    float v;
+    vlmn_status st = vlmn_gguf_get_f32(g, key, &v);
+    if (st) return st;
+    if (!(v >= lo && v <= hi))
+        return vlmn_error(VLMN_E_RANGE, "%s: key %s: value %g outside [%g, %g]", vlmn_gguf_path(g), key,
+                          (double)v, (double)lo, (double)hi);
+    *out = v;
+    return VLMN_OK;
+}
+
+static vlmn_status expect_str(const vlmn_gguf *g, const char *key, const char *want, bool required)
+{
+    const char *s;
+    if (!required && vlmn_gguf_find_key(g, key) < 0) return VLMN_OK;
+    vlmn_status st = vlmn_gguf_get_str(g, key, &s);
+    if (st) return st;
+    if (strcmp(s, want))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: key %s is '%s', expected '%s'", vlmn_gguf_path(g), key, s, want);
+    return VLMN_OK;
+}
+
+static vlmn_status load_text(vlmn_llava *m)
+{
+    const vlmn_gguf *g = m->gt;
+    const char *path = vlmn_gguf_path(g);
+    vlmn_llava_info *in = &m->info;
+    vlmn_status st;
+    char name[96];
+
+    if ((st = expect_str(g, "general.architecture", "llama", true))) return st;
+    if ((st = get_int(g, "llama.embedding_length", 2, LLAVA_MAX_DIM, &in->n_embd)) ||
+        (st = get_int(g, "llama.block_count", 1, LLAVA_MAX_LAYERS, &in->n_layer)) ||
+        (st = get_int(g, "llama.feed_forward_length", 1, LLAVA_MAX_DIM, &in->n_ff)) ||
+        (st = get_int(g, "llama.attention.head_count", 1, LLAVA_MAX_HEADS, &in->n_head)))
+        return st;
+    in->n_head_kv = in->n_head;
+    if (vlmn_gguf_find_key(g, "llama.attention.head_count_kv") >= 0 &&
+        (st = get_int(g, "llama.attention.head_count_kv", 1, LLAVA_MAX_HEADS, &in->n_head_kv)))
+        return st;
+    m->n_ctx = 0;
+    if (vlmn_gguf_find_key(g, "llama.context_length") >= 0 &&
+        (st = get_int(g, "llama.context_length", 1, 1 << 24, &m->n_ctx)))
+        return st;
+    if (in->n_embd % in->n_head || (in->n_embd / in->n_head) % 2)
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: embedding_length %d is not an even head_dim times head_count %d",
+                          path, in->n_embd, in->n_head);
+    if (in->n_head % in->n_head_kv)
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: head_count %d is not a multiple of head_count_kv %d", path,
+                          in->n_head, in->n_head_kv);
+    m->head_dim = in->n_embd / in->n_head;
+    m->kv_dim = m->head_dim * in->n_head_kv;
+    if (vlmn_gguf_find_key(g, "llama.rope.dimension_count") >= 0) {
+        int rd;
+        if ((st = get_int(g, "llama.rope.dimension_count", 1, LLAVA_MAX_DIM, &rd))) return st;
+        if (rd != m->head_dim)
+            return vlmn_error(VLMN_E_UNSUPPORTED, "%s: rope.dimension_count %d != head_dim %d (partial RoPE not supported)",
+                              path, rd, m->head_dim);
+    }
+    if ((st = get_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &m->rms_eps)) ||
+        (st = get_float(g, "llama.rope.freq_base", 10000.0f, 1.0f, 1e12f, &m->rope_base)))
+        return st;
+    if (vlmn_gguf_find_key(g, "llama.rope.scaling.type") >= 0) {
+        const char *s;
+        if ((st = vlmn_gguf_get_str(g, "llama.rope.scaling.type", &s))) return st;
+        if (strcmp(s, "none"))
+            return vlmn_error(VLMN_E_UNSUPPORTED, "%s: rope scaling '%s' not supported", path, s);
+    }
+
+    const int64_t E = in->n_embd, FF = in->n_ff, KV = m->kv_dim;
+    m->tok_embd = vlmn_gguf_find_tensor(g, "token_embd.weight");
+    if (!m->tok_embd) return vlmn_error(VLMN_E_NOTFOUND, "%s: tensor token_embd.weight: missing", path);
+    uint64_t nv = m->tok_embd->ne[1];
+    if (nv < 1 || nv > (1u << 24) || m->tok_embd->n_dims != 2)
+        return vlmn_error(VLMN_E_MISMATCH, "%s: tensor token_embd.weight: bad vocabulary size", path);
+    in->n_vocab = (int)nv;
+    {
+        uint64_t ne[2] = {(uint64_t)E, nv};
+        if ((st = get_tensor(g, "token_embd.weight", 2, ne, &m->tok_embd))) return st;
+        if (vlmn_type_row_bytes(m->tok_embd->type, (uint64_t)E, &m->tok_row_bytes))
+            return vlmn_error(VLMN_E_UNSUPPORTED, "%s: tensor token_embd.weight: width %lld not a multiple of the block size",
+                              path, (long long)E);
+    }
+    m->tl = vlmn_calloc((size_t)in->n_layer, sizeof *m->tl);
+    if (!m->tl) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
+    for (int l = 0; l < in->n_layer; l++) {
+        text_layer *L = &m->tl[l];
+#define NM(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
+        if ((st = load_vec(g, NM("attn_norm.weight"), E, &L->attn_norm)) ||
+            (st = load_matrix(g, NM("attn_q.weight"), E, E, &L->wq)) ||
+            (st = load_matrix(g, NM("attn_k.weight"), KV, E, &L->wk)) ||
+            (st = load_matrix(g, NM("attn_v.weight"), KV, E, &L->wv)) ||
+            (st = load_matrix(g, NM("attn_output.weight"), E, E, &L->wo)) ||
+            (st = load_vec(g, NM("ffn_norm.weight"), E, &L->ffn_norm)) ||
+            (st = load_matrix(g, NM("ffn_gate.weight"), FF, E, &L->gate)) ||
+            (st = load_matrix(g, NM("ffn_up.weight"), FF, E, &L->up)) ||
+            (st = load_matrix(g, NM("ffn_down.weight"), E, FF, &L->down)))
+            return st;
+#undef NM
+    }
+    if ((st = load_vec(g, "output_norm.weight", E, &m->out_norm))) return st;
+    /* HF ties lm_head to embed_tokens when the converter wrote no `output` */
+    if (vlmn_gguf_find_tensor(g, "output.weight"))
+        st = load_matrix(g, "output.weight", in->n_vocab, E, &m->output);
+    else
+        st = load_matrix(g, "token_embd.weight", in->n_vocab, E, &m->output);
+    return st;
+}
+
+/* clip.vision.feature_layer: HF `vision_feature_layer`, an index into hidden_states
+ * (0 = pre-LN embeddings, k = after k blocks, negative counts from the end). */
+static vlmn_status feature_layer(const vlmn_gguf *g, int n_stored, int *n_run)
+{
+    const char *path = vlmn_gguf_path(g);
+    const char *key = "clip.vision.feature_layer";
+    int64_t i = vlmn_gguf_find_key(g, key);
+    *n_run = n_stored;
+    if (i < 0) return VLMN_OK;
+    int64_t fl;
+    if (vlmn_gguf_kv_type(g, i) == VLMN_GGUF_ARRAY) {
+        if (vlmn_gguf_arr_count(g, i) != 1)
+            return vlmn_error(VLMN_E_UNSUPPORTED, "%s: key %s: %llu feature layers (only one is supported)", path,
+                              key, (unsigned long long)vlmn_gguf_arr_count(g, i));
+        float f;
+        vlmn_status st = vlmn_gguf_get_arr_f32(g, key, &f, 1);
+        if (st) return st;
+        fl = (int64_t)f;
+    } else {
+        int32_t v;
+        vlmn_status st = vlmn_gguf_get_i32(g, key, &v);
+        if (st) return st;
+        fl = v;
+    }
+    int64_t n = fl >= 0 ? fl : (int64_t)n_stored + 1 + fl;
+    if (n < 0 || n > n_stored)
+        return vlmn_error(VLMN_E_RANGE, "%s: key %s: %lld with %d stored blocks", path, key, (long long)fl, n_stored);
+    *n_run = (int)n;
+    return VLMN_OK;
+}
+
+static vlmn_status load_vision(vlmn_llava *m)
+{
+    const vlmn_gguf *g = m->gv;
+    const char *path = vlmn_gguf_path(g);
+    vlmn_status st;
+    char name[96];
+    bool b;
+    int n_stored, S;
+
+    if ((st = expect_str(g, "general.architecture", "clip", true))) return st;
+    if ((st = vlmn_gguf_get_bool(g, "clip.has_llava_projector", &b))) return st;
+    if (!b) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: clip.has_llava_projector is false", path);
+    if ((st = expect_str(g, "clip.projector_type", "mlp", false))) return st;
+    m->v_gelu = false;
+    if (vlmn_gguf_find_key(g, "clip.use_gelu") >= 0 && (st = vlmn_gguf_get_bool(g, "clip.use_gelu", &m->v_gelu)))
+        return st;
+    if ((st = get_int(g, "clip.vision.image_size", 1, LLAVA_MAX_IMAGE, &S)) ||
+        (st = get_int(g, "clip.vision.patch_size", 1, LLAVA_MAX_IMAGE, &m->v_patch)) ||
+        (st = get_int(g, "clip.vision.embedding_length", 1, LLAVA_MAX_DIM, &m->v_width)) ||
+        (st = get_int(g, "clip.vision.feed_forward_length", 1, LLAVA_MAX_DIM, &m->v_ff)) ||
+        (st = get_int(g, "clip.vision.attention.head_count", 1, LLAVA_MAX_HEADS, &m->v_head)) ||
+        (st = get_int(g, "clip.vision.block_count", 0, LLAVA_MAX_LAYERS, &n_stored)) ||
+        (st = get_float(g, "clip.vision.attention.layer_norm_epsilon", 1e-5f, 0.0f, 1.0f, &m->v_eps)))
+        return st;
+    if (S % m->v_patch)
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: image_size %d not a multiple of patch_size %d", path, S, m->v_patch);
+    if (m->v_width % m->v_head)
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: embedding_length %d not a multiple of head_count %d", path,
+                          m->v_width, m->v_head);
+    if ((st = feature_layer(g, n_stored, &m->v_run))) return st;
+    m->v_grid = S / m->v_patch;
+    if ((int64_t)m->v_grid * m->v_grid > (1 << 20))
+        return vlmn_error(VLMN_E_RANGE, "%s: too many patches", path);
+    m->v_pos = m->v_grid * m->v_grid + 1;
+    m->info.image_size = S;
+    m->info.n_image_tokens = m->v_grid * m->v_grid;
+
+    /* OpenAI CLIP normalisation unless the file says otherwise */
+    static const float mean0[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float std0[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    memcpy(m->info.image_mean, mean0, sizeof mean0);
+    memcpy(m->info.image_std, std0, sizeof std0);
+    if (vlmn_gguf_find_key(g, "clip.vision.image_mean") >= 0 &&
+        (st = vlmn_gguf_get_arr_f32(g, "clip.vision.image_mean", m->info.image_mean, 3)))
+        return st;
+    if (vlmn_gguf_find_key(g, "clip.vision.image_std") >= 0 &&
+        (st = vlmn_gguf_get_arr_f32(g, "clip.vision.image_std", m->info.image_std, 3)))
+        return st;
+    for (int c = 0; c < 3; c++)
+        if (!(m->info.image_std[c] > 0))
+            return vlmn_error(VLMN_E_RANGE, "%s: key clip.vision.image_std: values must be > 0", path);
+
+    const int64_t W = m->v_width, FF = m->v_ff, P = m->v_patch;
+    {
+        uint64_t ne[4] = {(uint64_t)P, (uint64_t)P, 3, (uint64_t)W};
+        const vlmn_gguf_tensor *t;
+        if ((st = get_tensor(g, "v.patch_embd.weight", 4, ne, &t))) return st;
+        /* the conv kernel [width][3][P][P] is a [width x 3*P*P] matrix */
+        if ((st = vlmn_matrix_init(&m->patch, t->type, W, 3 * P * P, t->data)))
+            return vlmn_error_prefix(st, "%s: tensor v.patch_embd.weight", path);
+    }
+    {
+        uint64_t ne[2] = {(uint64_t)W, (uint64_t)m->v_pos};
+        if ((st = load_vec(g, "v.class_embd", W, &m->class_embd)) ||
+            (st = load_f32(g, "v.position_embd.weight", 2, ne, &m->pos_embd)) ||
+            (st = load_vec(g, "v.pre_ln.weight", W, &m->pre_ln_w)) ||
+            (st = load_vec(g, "v.pre_ln.bias", W, &m->pre_ln_b)))
+            return st;
+    }
+    m->vl = vlmn_calloc((size_t)(m->v_run ? m->v_run : 1), sizeof *m->vl);
+    if (!m->vl) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
+    for (int l = 0; l < m->v_run; l++) {
+        vis_layer *L = &m->vl[l];
+#define NM(s) (snprintf(name, sizeof name, "v.blk.%d." s, l), name)
+        if ((st = load_vec(g, NM("ln1.weight"), W, &L->ln1_w)) || (st = load_vec(g, NM("ln1.bias"), W, &L->ln1_b)) ||
+            (st = load_vec(g, NM("ln2.weight"), W, &L->ln2_w)) || (st = load_vec(g, NM("ln2.bias"), W, &L->ln2_b)) ||
+            (st = load_matrix(g, NM("attn_q.weight"), W, W, &L->q)) || (st = load_vec(g, NM("attn_q.bias"), W, &L->q_b)) ||
+            (st = load_matrix(g, NM("attn_k.weight"), W, W, &L->k)) || (st = load_vec(g, NM("attn_k.bias"), W, &L->k_b)) ||
+            (st = load_matrix(g, NM("attn_v.weight"), W, W, &L->v)) || (st = load_vec(g, NM("attn_v.bias"), W, &L->v_b)) ||
+            (st = load_matrix(g, NM("attn_out.weight"), W, W, &L->o)) || (st = load_vec(g, NM("attn_out.bias"), W, &L->o_b)))
+            return st;
+        /* Legacy llava converter stores CLIP's fc1 under ffn_down and fc2 under ffn_up;
+         * newer files do not. fc1 is the one that takes `width` inputs. */
+        const vlmn_gguf_tensor *dn = vlmn_gguf_find_tensor(g, NM("ffn_down.weight"));
+        /* (when width == ff the shapes cannot tell; legacy is what LLaVA-1.5 files use) */
+        bool legacy = W == FF || (dn && dn->ne[0] == (uint64_t)W && dn->ne[1] == (uint64_t)FF);
+        const char *n1 = legacy ? "ffn_down" : "ffn_up", *n2 = legacy ? "ffn_up" : "ffn_down";
+        char wn[96], bn[96];
+        snprintf(wn, sizeof wn, "v.blk.%d.%s.weight", l, n1);
+        snprintf(bn, sizeof bn, "v.blk.%d.%s.bias", l, n1);
+        if ((st = load_matrix(g, wn, FF, W, &L->fc1)) || (st = load_vec(g, bn, FF, &L->fc1_b))) return st;
+        snprintf(wn, sizeof wn, "v.blk.%d.%s.weight", l, n2);
+        snprintf(bn, sizeof bn, "v.blk.%d.%s.bias", l, n2);
+        if ((st = load_matrix(g, wn, W, FF, &L->fc2)) || (st = load_vec(g, bn, W, &L->fc2_b))) return st;
+#undef NM
+    }
+    /* Projector: mm.0 [hidden x width], GELU, mm.2 [n_embd x hidden]. */
+    const vlmn_gguf_tensor *t0 = vlmn_gguf_find_tensor(g, "mm.0.weight");
+    const vlmn_gguf_tensor *t2 = vlmn_gguf_find_tensor(g, "mm.2.weight");
+    if (!t0) return vlmn_error(VLMN_E_NOTFOUND, "%s: tensor mm.0.weight: missing", path);
+    if (!t2) return vlmn_error(VLMN_E_NOTFOUND, "%s: tensor mm.2.weight: missing", path);
+    if (t0->ne[1] < 1 || t0->ne[1] > LLAVA_MAX_DIM)
+        return vlmn_error(VLMN_E_MISMATCH, "%s: tensor mm.0.weight: bad shape", path);
+    m->mm_hidden = (int)t0->ne[1];
+    if (t2->ne[1] != (uint64_t)m->info.n_embd)
+        return vlmn_error(VLMN_E_MISMATCH, "%s: projector output width %llu does not match %s: embedding_length %d (mismatched pair of files)",
+                          path, (unsigned long long)t2->ne[1], vlmn_gguf_path(m->gt), m->info.n_embd);
+    if ((st = load_matrix(g, "mm.0.weight", m->mm_hidden, W, &m->mm0)) ||
+        (st = load_vec(g, "mm.0.bias", m->mm_hidden, &m->mm0_b)) ||
+        (st = load_matrix(g, "mm.2.weight", m->info.n_embd, m->mm_hidden, &m->mm2)) ||
+        (st = load_vec(g, "mm.2.bias", m->info.n_embd, &m->mm2_b)))
+        return st;
+    return VLMN_OK;
+}
+
+void vlmn_llava_free(vlmn_llava *m)
+{
+    if (!m) return;
+    if (m->tl) {
+        for (int l = 0; l < m->info.n_layer; l++) {
+            text_layer *L = &m->tl[l];
+            vlmn_free(L->attn_norm);
+            vlmn_free(L->ffn_norm);
+            vlmn_matrix_release(&L->wq);
+            vlmn_matrix_release(&L->wk);
+            vlmn_matrix_release(&L->wv);
+            vlmn_matrix_release(&L->wo);
+            vlmn_matrix_release(&L->gate);
+            vlmn_matrix_release(&L->up);
+            vlmn_matrix_release(&L->down);
+        }
+        vlmn_free(m->tl);
+    }
+    vlmn_free(m->out_norm);
+    vlmn_matrix_release(&m->output);
+    if (m->vl) {
+        for (int l = 0; l < m->v_run; l++) {
+            vis_layer *L = &m->vl[l];
+            float *vs[] = {L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b, L->q_b, L->k_b, L->v_b, L->o_b, L->fc1_b, L->fc2_b};
+            for (size_t i = 0; i < VLMN_ARRAY_LEN(vs); i++) vlmn_free(vs[i]);
+            vlmn_matrix *ms[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+            for (size_t i = 0; i < VLMN_ARRAY_LEN(ms); i++) vlmn_matrix_release(ms[i]);
+        }
+        vlmn_free(m->vl);
+    }
+    vlmn_free(m->class_embd);
+    vlmn_free(m->pos_embd);
+    vlmn_free(m->pre_ln_w);
+    vlmn_free(m->pre_ln_b);
+    vlmn_matrix_release(&m->patch);
+    vlmn_matrix_release(&m->mm0);
+    vlmn_matrix_release(&m->mm2);
+    vlmn_free(m->mm0_b);
+    vlmn_free(m->mm2_b);
+    float *sc[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->gate, m->up, m->rope,
+                   m->vx, m->vxn, m->vq, m->vk, m->vv, m->vatt, m->vff, m->vpatch, m->mmh, m->img};
+    for (size_t i = 0; i < VLMN_ARRAY_LEN(sc); i++) vlmn_free_aligned(sc[i]);
+    vlmn_tok_free(m->tok);
+    vlmn_pool_free(m->pool);
+    vlmn_gguf_close(m->gt);
+    vlmn_gguf_close(m->gv);
+    vlmn_free(m);
+}
+
+static float *scratch(int64_t a, int64_t b, bool *ok)
+{
+    uint64_t n;
+    if (!vlmn_mul_ok((uint64_t)a, (uint64_t)b, &n) || !vlmn_mul_ok(n, sizeof(float), &n)) {
+        *ok = false;
+        return NULL;
+    }
+    float *p = vlmn_malloc_aligned(n ? n : 64);
+    if (!p) *ok = false;
+    return p;
+}
+
+/* Vision scratch depends only on the model: allocated once at load. */
+static vlmn_status alloc_vision_scratch(vlmn_llava *m)
+{
+    bool ok = true;
+    const int64_t NP = m->v_pos, W = m->v_width, NI = m->info.n_image_tokens;
+    int64_t ph = m->mm_hidden > m->info.n_embd ? m->mm_hidden : m->info.n_embd;
+    m->vx = scratch(NP, W, &ok);
+    m->vxn = scratch(NP, W, &ok);
+    m->vq = scratch(NP, W, &ok);
+    m->vk = scratch(NP, W, &ok);
+    m->vv = scratch(NP, W, &ok);
+    m->vatt = scratch(NP, W, &ok);
+    m->vff = scratch(NP, m->v_ff, &ok);
+    m->vpatch = scratch(NI, 3LL * m->v_patch * m->v_patch, &ok);
+    m->mmh = scratch(NI, ph, &ok);
+    m->img = scratch(NI, m->info.n_embd, &ok);
+    if (!ok) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for vision scratch buffers");
+    return VLMN_OK;
+}
+
+static vlmn_status ensure_text_scratch(vlmn_llava *m, int64_t T)
+{
+    if (T <= m->cap) return VLMN_OK;
+    float **bufs[] = {&m->x, &m->xn, &m->q, &m->k, &m->v, &m->att, &m->gate, &m->up, &m->rope};
+    for (size_t i = 0; i < VLMN_ARRAY_LEN(bufs); i++) {
+        vlmn_free_aligned(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+    m->cap = 0;
+    bool ok = true;
+    const int64_t E = m->info.n_embd, FF = m->info.n_ff, KV = m->kv_dim;
+    m->x = scratch(T, E, &ok);
+    m->xn = scratch(T, E, &ok);
+    m->q = scratch(T, E, &ok);
+    m->k = scratch(T, KV, &ok);
+    m->v = scratch(T, KV, &ok);
+    m->att = scratch(T, E, &ok);
+    m->gate = scratch(T, FF, &ok);
+    m->up = scratch(T, FF, &ok);
+    m->rope = scratch(T, m->head_dim, &ok);
+    if (!ok) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for %lld-token scratch buffers", (long long)T);
+    m->cap = T;
+    return VLMN_OK;
+}
+
+vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
+                            const vlmn_llava_params *params, vlmn_llava **out)
+{
+    vlmn_status st;
+    *out = NULL;
+    if (!text_path || !mmproj_path) return vlmn_error(VLMN_E_ARG, "llava: a text model and an mmproj file are both needed");
+    vlmn_llava *m = vlmn_calloc(1, sizeof *m);
+    if (!m) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory");
+    m->prec = params ? params->precision : VLMN_PREC_FAST;
+    if ((st = vlmn_gguf_open(text_path, &m->gt))) goto fail;
+    if ((st = vlmn_gguf_open(mmproj_path, &m->gv))) goto fail;
+    if ((st = load_text(m))) goto fail;
+    if ((st = load_vision(m))) goto fail;
+    if ((st = alloc_vision_scratch(m))) goto fail;
+    if ((st = vlmn_tok_from_gguf(m->gt, &m->tok))) goto fail;
+    if ((st = vlmn_pool_create(params ? params->n_threads : 0, &m->pool))) goto fail;
+    *out = m;
+    return VLMN_OK;
+fail:
+    vlmn_llava_free(m);
+    return st;
+}
+
+const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m) { return &m->info; }
+struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m) { return m->tok; }
+
+/* ------------------------------------------------------------------------------ */
+/* Forward                                                                        */
+
+static void gemm(vlmn_llava *m, const vlmn_matrix *W, const float *A, int64_t M, int64_t lda,
+                 float *C, int64_t ldc, bool acc)
+{
+    vlmn_gemm(m->pool, m->prec, W, A, M, lda, C, ldc, acc);
+}
+
+/* CLIPVisionModel (HF CLIPVisionEmbeddings/CLIPEncoder semantics) + LlavaMultiModalProjector:
+ * pixels [3 x S x S] -> m->img [n_patches x n_embd]. */
+static void vision_forward(vlmn_llava *m, const float *px)
+{
+    const int64_t W = m->v_width, NP = m->v_pos, NI = NP - 1, P = m->v_patch, G = m->v_grid;
+    const int64_t S = G * P, K = 3 * P * P, hd = W / m->v_head;
+    /* Conv2d(stride = kernel = P, no bias) as a GEMM over patches; patch rows in
+     * row-major grid order, each laid out as the kernel: [c][ky][kx]. */
+    for (int64_t py = 0; py < G; py++)
+        for (int64_t pxi = 0; pxi < G; pxi++) {
+            float *dst = m->vpatch + (py * G + pxi) * K;
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t ky = 0; ky < P; ky++)
+                    memcpy(dst + (c * P + ky) * P, px + (c * S + py * P + ky) * S + pxi * P, (size_t)P * sizeof(float));
+        }
+    /* CLS first (position 0), then the patches at positions 1..N */
+    memcpy(m->vx, m->class_embd, (size_t)W * sizeof(float));
+    gemm(m, &m->patch, m->vpatch, NI, K, m->vx + W, W, false);
+    for (int64_t i = 0; i < NP * W; i++) m->vx[i] += m->pos_embd[i];
+    op_layernorm(m->vx, m->vx, NP, W, W, m->pre_ln_w, m->pre_ln_b, m->v_eps);
+
+    for (int l = 0; l < m->v_run; l++) {
+        const vis_layer *L = &m->vl[l];
+        op_layernorm(m->vx, m->vxn, NP, W, W, L->ln1_w, L->ln1_b, m->v_eps);
+        gemm(m, &L->q, m->vxn, NP, W, m->vq, W, false);
+        gemm(m, &L->k, m->vxn, NP, W, m->vk, W, false);
+        gemm(m, &L->v, m->vxn, NP, W, m->vv, W, false);
+        op_add_bias(m->vq, NP, W, W, L->q_b);
+        op_add_bias(m->vk, NP, W, W, L->k_b);
+        op_add_bias(m->vv, NP, W, W, L->v_b);
+        vlmn_attention(m->pool, m->vq, W, m->vk, W, m->vv, W, m->vatt, W, NP, m->v_head, m->v_head,
+                       (int)hd, 1.0f / sqrtf((float)hd), false);
+        gemm(m, &L->o, m->vatt, NP, W, m->vx, W, true);
+        op_add_bias(m->vx, NP, W, W, L->o_b);
+        op_layernorm(m->vx, m->vxn, NP, W, W, L->ln2_w, L->ln2_b, m->v_eps);
+        gemm(m, &L->fc1, m->vxn, NP, W, m->vff, m->v_ff, false);
+        op_add_bias(m->vff, NP, m->v_ff, m->v_ff, L->fc1_b);
+        if (m->v_gelu)
+            op_gelu_erf(m->vff, NP * m->v_ff);
+        else
+            op_quick_gelu(m->vff, NP * m->v_ff);
+        gemm(m, &L->fc2, m->vff, NP, m->v_ff, m->vx, W, true);
+        op_add_bias(m->vx, NP, W, W, L->fc2_b);
+    }
+    /* drop CLS; no post-LN (LLaVA reads hidden_states[select_layer]) */
+    const int64_t H = m->mm_hidden, E = m->info.n_embd;
+    gemm(m, &m->mm0, m->vx + W, NI, W, m->mmh, H, false);
+    op_add_bias(m->mmh, NI, H, H, m->mm0_b);
+    op_gelu_erf(m->mmh, NI * H);
+    gemm(m, &m->mm2, m->mmh, NI, H, m->img, E, false);
+    op_add_bias(m->img, NI, E, E, m->mm2_b);
+}
+
+/* The FFN activation over rows [T x FF], split by rows over the pool:
+ * stage 1: g = SiLU(g), masked neurons zeroed; stage 2: g *= up. */
+typedef struct ffn_act {
+    float *gate;
+    const float *up;
+    const uint8_t *mask;
+    int64_t T, FF;
+    bool silu, mul;
+} ffn_act;
+
+static void ffn_act_rows(void *ctx, int ith, int nth)
+{
+    const ffn_act *a = ctx;
+    int64_t r0 = a->T * ith / nth, r1 = a->T * (ith + 1) / nth;
+    for (int64_t t = r0; t < r1; t++) {
+        float *g = a->gate + t * a->FF;
+        if (a->silu) {
+            op_silu(g, a->FF);
+            if (a->mask)
+                for (int64_t j = 0; j < a->FF; j++)
+                    if (a->mask[j]) g[j] = 0.0f;
+        }
+        if (a->mul) op_mul(g, a->up + t * a->FF, a->FF);
+    }
+}
+
+vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
+                               const float *image, const vlmn_forward_opts *opts)
+{
+    static const vlmn_forward_opts none = {0};
+    const vlmn_llava_info *in = &m->info;
+    const int64_t E = in->n_embd, FF = in->n_ff, KV = m->kv_dim, NI = in->n_image_tokens;
+    vlmn_status st;
+    if (!opts) opts = &none;
+    if (!ids || n <= 0) return vlmn_error(VLMN_E_ARG, "llava: empty token sequence");
+    if (m->n_ctx > 0 && n > m->n_ctx)
+        return vlmn_error(VLMN_E_RANGE, "llava: %lld positions exceed the model's context length %d", (long long)n, m->n_ctx);
+    int64_t n_img = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] == -1)
+            n_img++;
+        else if (ids[i] < 0 || ids[i] >= in->n_vocab)
+            return vlmn_error(VLMN_E_RANGE, "llava: token id %d at position %lld outside the vocabulary (%d)", ids[i],
+                              (long long)i, in->n_vocab);
+    }
+    if (image ? n_img != NI : n_img != 0)
+        return vlmn_error(VLMN_E_MISMATCH, "llava: %lld image positions in the sequence, expected %lld", (long long)n_img,
+                          (long long)(image ? NI : 0));
+    if (opts->logits && (opts->n_logits < 1 || opts->n_logits > n))
+        return vlmn_error(VLMN_E_ARG, "llava: n_logits %lld outside [1, %lld]", (long long)opts->n_logits, (long long)n);
+    if ((st = ensure_text_scratch(m, n))) return st;
+
+    if (image) vision_forward(m, image);
+    /* input embeddings: token rows, image embeddings in place of the -1 positions */
+    for (int64_t i = 0, k = 0; i < n; i++) {
+        float *row = m->x + i * E;
+        if (ids[i] == -1) {
+            memcpy(row, m->img + (k++) * E, (size_t)E * sizeof(float));
+        } else {
+            const uint8_t *src = (const uint8_t *)m->tok_embd->data + (uint64_t)ids[i] * m->tok_row_bytes;
+            if ((st = vlmn_dequant(m->tok_embd->type, src, row, E))) return st;
+        }
+    }
+    op_rope_table(m->rope, n, m->head_dim, m->rope_base);
+
+    for (int l = 0; l < in->n_layer; l++) {
+        const text_layer *L = &m->tl[l];
+        /* attention block (LlamaAttention): pre-RMSNorm, RoPE, causal SDPA, residual */
+        op_rmsnorm(m->x, m->xn, n, E, E, L->attn_norm, m->rms_eps);
+        gemm(m, &L->wq, m->xn, n, E, m->q, E, false);
+        gemm(m, &L->wk, m->xn, n, E, m->k, KV, false);
+        gemm(m, &L->wv, m->xn, n, E, m->v, KV, false);
+        op_rope_pairs(m->q, n, E, in->n_head, m->head_dim, m->rope);
+        op_rope_pairs(m->k, n, KV, in->n_head_kv, m->head_dim, m->rope);
+        vlmn_attention(m->pool, m->q, E, m->k, KV, m->v, KV, m->att, E, n, in->n_head, in->n_head_kv,
+                       m->head_dim, 1.0f / sqrtf((float)m->head_dim), true);
+        gemm(m, &L->wo, m->att, n, E, m->x, E, true);
+
+        /* FFN (LlamaMLP): down(act_fn(gate(x)) * up(x)) */
+        op_rmsnorm(m->x, m->xn, n, E, E, L->ffn_norm, m->rms_eps);
+        gemm(m, &L->gate, m->xn, n, E, m->gate, FF, false);
+        gemm(m, &L->up, m->xn, n, E, m->up, FF, false);
+        /* pruned neurons read 0 at both hooks, as a PyTorch hook zeroing act_fn's output */
+        bool cap = opts->capture && (!opts->capture_layers || opts->capture_layers[l]);
+        bool split = cap && opts->hook == VLMN_HOOK_SILU_GATE;
+        ffn_act fa = {m->gate, m->up, opts->neuron_mask ? opts->neuron_mask[l] : NULL, n, FF, true, !split};
+        vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        if (split) {
+            opts->capture(opts->capture_user, l, m->gate, n, FF);
+            fa.silu = false, fa.mul = true;
+            vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        }
+        if (cap && opts->hook == VLMN_HOOK_SWIGLU) opts->capture(opts->capture_user, l, m->gate, n, FF);
+        gemm(m, &L->down, m->gate, n, FF, m->x, E, true);
+    }
+    if (opts->logits) {
+        const int64_t nl = opts->n_logits;
+        const float *last = m->x + (n - nl) * E;
+        op_rmsnorm(last, m->xn, nl, E, E, m->out_norm, m->rms_eps);
+        gemm(m, &m->output, m->xn, nl, E, opts->logits, in->n_vocab, false);
+    }
+    return VLMN_OK;
+}

@@ -1,0 +1,33 @@
+/* Small element-wise and row-wise ops of the LLaVA forward pass (norms, RoPE,
+ * activations). The heavy ops (GEMM, attention) are in the kernels module; these
+ * are cheap next to them and written for exactness (double accumulators). */
+#ifndef VLMN_MODEL_OPS_H
+#define VLMN_MODEL_OPS_H
+
+#include <stdint.h>
+
+/* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (LlamaRMSNorm), rows of n, stride ld. */
+void op_rmsnorm(const float *x, float *y, int64_t rows, int64_t n, int64_t ld,
+                const float *w, float eps);
+/* y[r] = (x[r] - mean) / sqrt(var + eps) * w + b   (nn.LayerNorm, biased variance). */
+void op_layernorm(const float *x, float *y, int64_t rows, int64_t n, int64_t ld,
+                  const float *w, const float *b, float eps);
+/* x[r] += b for every row. */
+void op_add_bias(float *x, int64_t rows, int64_t n, int64_t ld, const float *b);
+
+/* RoPE table: cs[(p * half + i) * 2 + {0,1}] = {cos, sin}(p * base^(-2i/head_dim)),
+ * computed in double, for p in [0, n_pos). */
+void op_rope_table(float *cs, int64_t n_pos, int head_dim, float base);
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of every head of every row: the layout of
+ * GGUF Q/K rows after llama.cpp's converter permute, equivalent to HF's rotate_half
+ * on the original rows. x: [n_pos x n_head*head_dim] with row stride ld. */
+void op_rope_pairs(float *x, int64_t n_pos, int64_t ld, int n_head, int head_dim,
+                   const float *cs);
+
+/* Activations, in place over n values. */
+void op_silu(float *x, int64_t n);        /* x * sigmoid(x) */
+void op_quick_gelu(float *x, int64_t n);  /* x * sigmoid(1.702 x) (OpenAI CLIP) */
+void op_gelu_erf(float *x, int64_t n);    /* 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()) */
+void op_mul(float *x, const float *y, int64_t n); /* x *= y */
+
+#endif
