@@ -19,7 +19,8 @@ vlmn_status vlmn_pool_create(int n_threads, vlmn_pool **out);
 void vlmn_pool_free(vlmn_pool *p);
 int vlmn_pool_size(const vlmn_pool *p);
 /* Run fn(ctx, ith, nth) on every thread (ith = 0..nth-1) and wait. The calling thread
- * takes part as ith 0. p == NULL runs fn(ctx, 0, 1) inline. */
+ * takes part as ith 0. p == NULL runs fn(ctx, 0, 1) inline. One run at a time per pool
+ * (vlmn_gemm / vlmn_attention on a pool count as runs; do not call them from fn). */
 void vlmn_pool_run(vlmn_pool *p, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 
 /* ---- ISA selection ---- */
