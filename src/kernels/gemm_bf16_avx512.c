@@ -31,33 +31,65 @@ typedef struct {
     int64_t KP;
 } bf16_job;
 
+/* r[i] holds row i of a 16 x 16 matrix of u32; on return r[j] holds column j. */
+static inline void transpose16(__m512i r[16])
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    /* now 128-bit lane L of u[4i+c] holds rows 4i..4i+3 of column 4L+c */
+    for (int c = 0; c < 4; c++) {
+        __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
+        __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        __m512i e = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        __m512i f = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_i32x4(a, e, 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);
+        r[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);
+    }
+}
+
+/* Packing: 16 tokens x 32 k at a time are rounded to bf16 pairs (16 u32 per token) and
+ * transposed in registers into 16 k-pair vectors of 16 tokens. */
 static void pack_a(void *ctx, int ith, int nth)
 {
     const bf16_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t K = g->W->cols, KP = j->KP, np = (g->M + MP - 1) / MP;
-    uint32_t tmp[16] __attribute__((aligned(64)));
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KP * MP;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-        for (int64_t i = 0; i < MP; i++) {
-            if (i >= mr) {
-                for (int64_t kp = 0; kp < KP; kp++) dst[kp * MP + i] = 0;
-                continue;
-            }
-            const float *a = g->A + (m0 + i) * g->lda;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
             for (int64_t k = 0; k < K; k += 32) {
                 int64_t n = K - k < 32 ? K - k : 32;
                 __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
                 __mmask16 hi = (__mmask16)(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
-                __m512 x0 = _mm512_maskz_loadu_ps(lo, a + k);
-                __m512 x1 = _mm512_maskz_loadu_ps(hi, a + k + 16);
-                __m512bh b = _mm512_cvtne2ps_pbh(x1, x0);
-                _mm512_store_si512((__m512i *)tmp, (__m512i)b);
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) {
+                    int64_t t = grp * 16 + i;
+                    if (t >= mr) {
+                        r[i] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const float *a = g->A + (m0 + t) * g->lda + k;
+                    __m512 x0 = _mm512_maskz_loadu_ps(lo, a);
+                    __m512 x1 = _mm512_maskz_loadu_ps(hi, a + 16);
+                    r[i] = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+                }
+                transpose16(r);
                 int64_t npair = (n + 1) / 2;
-                for (int64_t q = 0; q < npair; q++) dst[(k / 2 + q) * MP + i] = tmp[q];
+                for (int64_t q = 0; q < npair; q++)
+                    _mm512_store_si512((__m512i *)(dst + (k / 2 + q) * MP + grp * 16), r[q]);
             }
-        }
     }
 }
 
