@@ -38,53 +38,101 @@ typedef struct {
     int64_t cstride, KB;
 } int8_job;
 
+/* r[i] holds row i of a 16 x 16 matrix of u32; on return r[j] holds column j. */
+static inline void transpose16(__m512i r[16])
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    /* now 128-bit lane L of u[4i+c] holds rows 4i..4i+3 of column 4L+c */
+    for (int c = 0; c < 4; c++) {
+        __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
+        __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        __m512i e = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        __m512i f = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_i32x4(a, e, 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);
+        r[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);
+    }
+}
+
+/* Quantise one 32-block of one token: returns its QS u32 (int8 + 128, or int16 pairs)
+ * in the low 8 (narrow) or all 16 (wide) lanes; sets the scale and the f32 sum. */
+static inline __m512i quant_block(const float *a, bool wide, float *d_out, float *sum_out)
+{
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
+    __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
+    float amax = _mm512_reduce_max_ps(mx);
+    const float qmax = wide ? 32767.0f : 127.0f;
+    *d_out = amax / qmax;
+    if (sum_out) *sum_out = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
+    __m512 vid = _mm512_set1_ps(amax > 0 ? qmax / amax : 0.0f);
+    /* round to nearest (even on ties), |q| <= qmax */
+    __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+    __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+    if (wide)
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
+                                  _mm512_cvtepi32_epi16(i1), 1);
+    const __m128i bias = _mm_set1_epi8((char)0x80);
+    __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias)),
+        _mm_xor_si128(_mm512_cvtepi32_epi8(i1), bias), 1);
+    return _mm512_castsi256_si512(q);
+}
+
+/* Packing: for 16 tokens at a time, each token's next 16 u32 (two int8 blocks or one
+ * int16 block) are built in a register, then the 16 x 16 u32 tile is transposed so that
+ * each store writes one u32 index for 16 tokens. */
 static void pack_a(void *ctx, int ith, int nth)
 {
     const int8_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const bool wide = j->wide;
     const int QS = wide ? 16 : 8; /* u32 per token per block */
+    const int BPC = wide ? 1 : 2; /* blocks per 16 u32 */
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KB * QS * MP;
         float *ds = j->adscale + p * KB * MP;
         float *as = j->q4k ? j->asum + p * KB * MP : NULL;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-        for (int64_t i = 0; i < MP; i++) {
-            if (i >= mr) {
-                for (int64_t b = 0; b < KB; b++) {
-                    if (as) as[b * MP + i] = 0.0f;
-                    ds[b * MP + i] = 0.0f;
-                    for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = wide ? 0 : 0x80808080u;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
+            for (int64_t b = 0; b < KB; b += BPC) {
+                const int nb = KB - b < BPC ? (int)(KB - b) : BPC;
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) {
+                    const int64_t t = grp * 16 + i;
+                    if (t >= mr) {
+                        for (int c = 0; c < nb; c++) {
+                            ds[(b + c) * MP + t] = 0.0f;
+                            if (as) as[(b + c) * MP + t] = 0.0f;
+                        }
+                        r[i] = wide ? _mm512_setzero_si512() : _mm512_set1_epi8((char)0x80);
+                        continue;
+                    }
+                    const float *a = g->A + (m0 + t) * g->lda + 32 * b;
+                    float *sp = as ? &as[b * MP + t] : NULL;
+                    r[i] = quant_block(a, wide, &ds[b * MP + t], sp);
+                    if (nb == 2) {
+                        __m512i hi = quant_block(a + 32, wide, &ds[(b + 1) * MP + t],
+                                                 as ? &as[(b + 1) * MP + t] : NULL);
+                        r[i] = _mm512_inserti64x4(r[i], _mm512_castsi512_si256(hi), 1);
+                    }
                 }
-                continue;
+                transpose16(r);
+                for (int q = 0; q < nb * QS; q++)
+                    _mm512_store_si512((__m512i *)(dst + (b * QS + q) * MP + grp * 16), r[q]);
             }
-            const float *a = g->A + (m0 + i) * g->lda;
-            for (int64_t b = 0; b < KB; b++) {
-                __m512 x0 = _mm512_loadu_ps(a + 32 * b), x1 = _mm512_loadu_ps(a + 32 * b + 16);
-                __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
-                float amax = _mm512_reduce_max_ps(mx);
-                const float qmax = wide ? 32767.0f : 127.0f;
-                float d = amax / qmax, id = amax > 0 ? qmax / amax : 0.0f;
-                ds[b * MP + i] = d;
-                if (as) as[b * MP + i] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
-                __m512 vid = _mm512_set1_ps(id);
-                /* round to nearest (even on ties), |q| <= qmax */
-                __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
-                __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-                uint32_t t[16];
-                if (wide) {
-                    _mm256_storeu_si256((__m256i *)t, _mm512_cvtepi32_epi16(i0));
-                    _mm256_storeu_si256((__m256i *)(t + 8), _mm512_cvtepi32_epi16(i1));
-                } else {
-                    const __m128i bias = _mm_set1_epi8((char)0x80);
-                    _mm_storeu_si128((__m128i *)t, _mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias));
-                    _mm_storeu_si128((__m128i *)(t + 4), _mm_xor_si128(_mm512_cvtepi32_epi8(i1), bias));
-                }
-                for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = t[q];
-            }
-        }
     }
 }
 
