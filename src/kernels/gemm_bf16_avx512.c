@@ -6,6 +6,7 @@
  * buffer between K blocks, so each C value is one f32 sum in k order. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -30,33 +31,6 @@ typedef struct {
     int64_t cstride;  /* floats per thread in ctile */
     int64_t KP;
 } bf16_job;
-
-/* r[i] holds row i of a 16 x 16 matrix of u32; on return r[j] holds column j. */
-static inline void transpose16(__m512i r[16])
-{
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    /* now 128-bit lane L of u[4i+c] holds rows 4i..4i+3 of column 4L+c */
-    for (int c = 0; c < 4; c++) {
-        __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
-        __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
-        __m512i e = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
-        __m512i f = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
-        r[c] = _mm512_shuffle_i32x4(a, e, 0x88);
-        r[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);
-        r[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
-        r[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);
-    }
-}
 
 /* Packing: 16 tokens x 32 k at a time are rounded to bf16 pairs (16 u32 per token) and
  * transposed in registers into 16 k-pair vectors of 16 tokens. */
@@ -85,7 +59,7 @@ static void pack_a(void *ctx, int ith, int nth)
                     __m512 x1 = _mm512_maskz_loadu_ps(hi, a + 16);
                     r[i] = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
                 }
-                transpose16(r);
+                transpose16_avx512(r);
                 int64_t npair = (n + 1) / 2;
                 for (int64_t q = 0; q < npair; q++)
                     _mm512_store_si512((__m512i *)(dst + (k / 2 + q) * MP + grp * 16), r[q]);

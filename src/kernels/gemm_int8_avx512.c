@@ -13,6 +13,7 @@
  * each C value is one f32 sum over blocks in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -37,33 +38,6 @@ typedef struct {
     int32_t *wcorr;   /* per thread: [NRW][KBB] -128 * sum of the block's weights */
     int64_t cstride, KB;
 } int8_job;
-
-/* r[i] holds row i of a 16 x 16 matrix of u32; on return r[j] holds column j. */
-static inline void transpose16(__m512i r[16])
-{
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    /* now 128-bit lane L of u[4i+c] holds rows 4i..4i+3 of column 4L+c */
-    for (int c = 0; c < 4; c++) {
-        __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
-        __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
-        __m512i e = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
-        __m512i f = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
-        r[c] = _mm512_shuffle_i32x4(a, e, 0x88);
-        r[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);
-        r[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
-        r[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);
-    }
-}
 
 /* Quantise one 32-block of one token: returns its QS u32 (int8 + 128, or int16 pairs)
  * in the low 8 (narrow) or all 16 (wide) lanes; sets the scale and the f32 sum. */
@@ -129,7 +103,7 @@ static void pack_a(void *ctx, int ith, int nth)
                         r[i] = _mm512_inserti64x4(r[i], _mm512_castsi512_si256(hi), 1);
                     }
                 }
-                transpose16(r);
+                transpose16_avx512(r);
                 for (int q = 0; q < nb * QS; q++)
                     _mm512_store_si512((__m512i *)(dst + (b * QS + q) * MP + grp * 16), r[q]);
             }
