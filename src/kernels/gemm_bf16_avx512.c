@@ -1,4 +1,4 @@
-/* BF16-weight GEMM with AVX512_BF16 (vdpbf16ps), FAST precision: activations are
+/* BF16-weight GEMM with AVX512_BF16 (vdpbf16ps), FAST/FASTEST precision: activations are
  * rounded to bf16 (round to nearest even) while being packed into panels of 48 tokens
  * x 2 k; weights are read in place from their GGUF rows (no repacked copy), each
  * k-pair broadcast against the token panel. An 8 (weights) x 48 (tokens) tile of C
