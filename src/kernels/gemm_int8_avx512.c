@@ -137,7 +137,7 @@ static inline void put_w(const int8_job *j, uint8_t *wq, int32_t *wcorr, int64_t
 }
 
 static void weights_q8_0(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
 {
     for (int r = 0; r < nr; r++)
         for (int64_t b = b0; b < b1; b++) {
@@ -165,7 +165,7 @@ static inline void q4k_scale_min(int s, const uint8_t *q, int *sc, int *mn)
 }
 
 static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
 {
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int r = 0; r < nr; r++)
@@ -184,7 +184,7 @@ static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
                                     : _mm256_and_si256(x, lo4);
                 put_w(j, wq, wcorr, t, q, true);
                 wd[t] = d * (float)sc;
-                j->wm[(wd - j->wd) + t] = dmin * (float)mn;
+                wm[t] = dmin * (float)mn;
             }
         }
 }
@@ -286,7 +286,7 @@ static void compute(void *ctx, int ith, int nth)
     const int64_t ts = NRW * KBB; /* per-thread table entries */
     float *ctile = j->ctile + ith * j->cstride;
     uint8_t *wq = j->wq + ith * ts * 64;
-    float *wd = j->wd + ith * ts, *wm = j->wm ? j->wm + ith * ts : NULL;
+    float *wd = j->wd + ith * ts, *wm = j->wm + ith * ts;
     int32_t *wcorr = j->wcorr + ith * ts;
     const uint8_t *wrow[NRW];
     int64_t c0, c1;
@@ -298,8 +298,8 @@ static void compute(void *ctx, int ith, int nth)
             for (int64_t b0 = 0; b0 < KB; b0 += KBB) {
                 int64_t b1 = KB - b0 < KBB ? KB : b0 + KBB;
                 bool last = b1 == KB;
-                if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wcorr);
-                else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wcorr);
+                if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
+                else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
                 for (int64_t p = 0; p < np; p++) {
                     int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
                     float *ct = ctile + p * NRW * MP;
