@@ -142,6 +142,14 @@ vlmn_status vlmn_gguf_set_arr(vlmn_gguf_writer *w, const char *key, vlmn_gguf_vt
                               const void *data, uint64_t count);
 vlmn_status vlmn_gguf_set_arr_str(vlmn_gguf_writer *w, const char *key,
                                   const char *const *strs, uint64_t count);
+/* Any fixed-size scalar type (u8 ... f64, bool): `le` holds its little-endian bytes. */
+vlmn_status vlmn_gguf_set_scalar(vlmn_gguf_writer *w, const char *key, vlmn_gguf_vtype t, const void *le);
+/* Copy a value view from a reader (any type, nested arrays included); the bytes are
+ * copied, so the reader may be closed afterwards. */
+vlmn_status vlmn_gguf_set_value(vlmn_gguf_writer *w, const char *key, const vlmn_gguf_value *v);
+/* Setting a key that is already set replaces its value (keeping its position).
+ * Setting general.alignment (power of two <= VLMN_GGUF_MAX_ALIGNMENT) changes the
+ * tensor alignment; keys must be 1..VLMN_GGUF_MAX_KEY_LEN bytes. */
 /* Add a tensor whose raw bytes (already in `type`'s layout) are `data`; ne as in
  * vlmn_gguf_tensor (ne[0] fastest). */
 vlmn_status vlmn_gguf_add_tensor(vlmn_gguf_writer *w, const char *name, uint32_t type,
@@ -155,7 +163,9 @@ typedef vlmn_status (*vlmn_gguf_fill_fn)(void *user, void *dst, uint64_t nbytes)
 vlmn_status vlmn_gguf_add_tensor_fill(vlmn_gguf_writer *w, const char *name, uint32_t type,
                                       uint32_t n_dims, const uint64_t *ne,
                                       vlmn_gguf_fill_fn fill, void *user);
-/* Write atomically (temp file + fsync + rename). */
+/* Write atomically: a temp file in the same folder, fsync, rename over `path`, fsync
+ * of the folder. Tensors made by `fill` are mapped from the file (space reserved with
+ * posix_fallocate first), so nothing of their size is allocated in memory. */
 vlmn_status vlmn_gguf_write(vlmn_gguf_writer *w, const char *path);
 
 #ifdef __cplusplus

@@ -13,7 +13,7 @@ typedef struct gb_buf {
     size_t n, cap;
 } gb_buf;
 
-static void gb_put(gb_buf *o, const void *p, size_t n)
+static inline void gb_put(gb_buf *o, const void *p, size_t n)
 {
     if (o->n + n > o->cap) {
         o->cap = (o->n + n) * 2 + 64;
@@ -23,32 +23,32 @@ static void gb_put(gb_buf *o, const void *p, size_t n)
     if (n) memcpy(o->b + o->n, p, n);
     o->n += n;
 }
-static void gb_u8(gb_buf *o, uint8_t v) { gb_put(o, &v, 1); }
-static void gb_u32(gb_buf *o, uint32_t v)
+static inline void gb_u8(gb_buf *o, uint8_t v) { gb_put(o, &v, 1); }
+static inline void gb_u32(gb_buf *o, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
     gb_put(o, b, 4);
 }
-static void gb_u64(gb_buf *o, uint64_t v)
+static inline void gb_u64(gb_buf *o, uint64_t v)
 {
     gb_u32(o, (uint32_t)v);
     gb_u32(o, (uint32_t)(v >> 32));
 }
-static void gb_str(gb_buf *o, const char *s)
+static inline void gb_str(gb_buf *o, const char *s)
 {
     gb_u64(o, strlen(s));
     gb_put(o, s, strlen(s));
 }
-static void gb_free(gb_buf *o)
+static inline void gb_free(gb_buf *o)
 {
     free(o->b);
     memset(o, 0, sizeof *o);
 }
 
 /* kv helpers: key + type + value */
-static void gb_kv_u32(gb_buf *o, const char *k, uint32_t v) { gb_str(o, k); gb_u32(o, 4); gb_u32(o, v); }
-static void gb_kv_u64(gb_buf *o, const char *k, uint64_t v) { gb_str(o, k); gb_u32(o, 10); gb_u64(o, v); }
-static void gb_kv_str(gb_buf *o, const char *k, const char *v) { gb_str(o, k); gb_u32(o, 8); gb_str(o, v); }
+static inline void gb_kv_u32(gb_buf *o, const char *k, uint32_t v) { gb_str(o, k); gb_u32(o, 4); gb_u32(o, v); }
+static inline void gb_kv_u64(gb_buf *o, const char *k, uint64_t v) { gb_str(o, k); gb_u32(o, 10); gb_u64(o, v); }
+static inline void gb_kv_str(gb_buf *o, const char *k, const char *v) { gb_str(o, k); gb_u32(o, 8); gb_str(o, v); }
 
 struct gb_tensor {
     const char *name;
@@ -60,7 +60,7 @@ struct gb_tensor {
 
 /* magic, version, counts, kv bytes, tensor infos, padding to `align`, `data_bytes` of
  * data (byte i = i*7 mod 251). n_kv/n_tensors are written as given (may lie). */
-static void gb_file(gb_buf *o, uint32_t version, uint64_t n_tensors, uint64_t n_kv, const gb_buf *kvs,
+static inline void gb_file(gb_buf *o, uint32_t version, uint64_t n_tensors, uint64_t n_kv, const gb_buf *kvs,
                     const struct gb_tensor *t, int nt, uint64_t align, size_t data_bytes)
 {
     gb_put(o, "GGUF", 4);
