@@ -95,14 +95,7 @@ def llava_ids(sp, template, question, answer, n_image, raw=None):
         a = sp.encode(pre) if pre else []
         b = sp.encode(post) if post else []
         ids += a + [-1] * n_image + b
-        # a dummy-prefix piece standing alone (chunk not starting with a space) has no
-        # source characters: `prompt`
-        def lab(chunk, toks):
-            m = ["text"] * len(toks)
-            if toks and not chunk.startswith(" ") and sp.id_to_piece(toks[0]) == "\u2581":
-                m[0] = "prompt"
-            return m
-        mod += lab(pre, a) + ["image"] * n_image + lab(post, b)
+        mod += ["text"] * len(a) + ["image"] * n_image + ["text"] * len(b)
         return ids, mod
     if template == "llava-v1":
         pre = SYSTEM + " USER: "
