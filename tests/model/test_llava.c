@@ -149,9 +149,11 @@ static void all_cases(vlmn_precision prec)
         run_case(mo, prec, "engine/ids_plain.npy", "engine/pixels_tall.npy", g, VLMN_HOOK_SILU_GATE, false, NULL);
         snprintf(g, sizeof g, "engine/%s_plain_swiglu.npy", mo);
         run_case(mo, prec, "engine/ids_plain.npy", "engine/pixels_tall.npy", g, VLMN_HOOK_SWIGLU, false, NULL);
-        bool silu = !strcmp(mo, "f16");
-        snprintf(g, sizeof g, "engine/%s_v1mask_%s.npy", mo, silu ? "silu" : "swiglu");
-        run_case(mo, prec, "engine/ids_v1.npy", "engine/pixels_wide.npy", g,
+        /* the neuron mask: v1 for f16 (silu_gate) and bf16 (swiglu), plain for the others */
+        bool v1 = !strcmp(mo, "f16") || !strcmp(mo, "bf16"), silu = !strcmp(mo, "f16");
+        snprintf(g, sizeof g, "engine/%s_%smask_%s.npy", mo, v1 ? "v1" : "plain", silu ? "silu" : "swiglu");
+        run_case(mo, prec, v1 ? "engine/ids_v1.npy" : "engine/ids_plain.npy",
+                 v1 ? "engine/pixels_wide.npy" : "engine/pixels_tall.npy", g,
                  silu ? VLMN_HOOK_SILU_GATE : VLMN_HOOK_SWIGLU, true, NULL);
     }
 }
