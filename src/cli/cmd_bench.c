@@ -11,6 +11,7 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
+    {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
 };
 
 static int run(int argc, char **argv);
@@ -24,7 +25,9 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  bf16, M=680 N=11008 K=4096, fast precision, all CPUs, 5 reps; the best rep counts)\n"
     "  and, in the same run, the machine's peak with register-resident loops (f32 FMA,\n"
     "  bf16 vdpbf16ps, int8 vpdpbusd on all threads). Prints GFLOP/s and the fraction of\n"
-    "  the peak that bounds the kernel used; --json prints one JSON object.\n",
+    "  the peak that bounds the kernel used; --json prints one JSON object.\n"
+    "vlmn bench peak [-t|--threads T] [--json]\n"
+    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n",
     run,
 };
 
