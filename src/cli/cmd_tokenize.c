@@ -1,0 +1,157 @@
+/* `vlmn tokenize`: encode a text with a GGUF's SentencePiece vocabulary and print the
+ * ids (or, with --json, the ids and their pieces). */
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/alloc.h"
+#include "vlmn/gguf.h"
+#include "vlmn/tokenizer.h"
+
+#define TOKENIZE_MAX_STDIN ((size_t)1 << 30)
+
+static const char usage[] =
+    "vlmn tokenize -m MODEL.gguf [--no-bos] [--eos] [--json] TEXT\n"
+    "  Encode TEXT (\"-\": all of stdin, byte for byte, newlines included) with the\n"
+    "  SentencePiece vocabulary of MODEL.gguf (tokenizer.ggml.* keys) and print the\n"
+    "  ids on one line, separated by spaces.\n"
+    "  -m, --model FILE  GGUF file with a \"llama\" tokenizer\n"
+    "  --no-bos          do not add BOS (default: the file's add_bos_token, usually on)\n"
+    "  --eos             add EOS (default: the file's add_eos_token, usually off)\n"
+    "  --json            print [{\"id\": ID, \"piece\": PIECE}, ...] instead\n"
+    "  Text that looks like a control token (\"<s>\") is tokenized as plain text.\n";
+
+static int run(int argc, char **argv);
+const struct vlmn_cmd vlmn_cmd_tokenize = {"tokenize", "text -> token ids with a GGUF vocabulary",
+                                           usage, run};
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = vlmn_malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= TOKENIZE_MAX_STDIN) break;
+            char *nb = vlmn_realloc(buf, cap * 2);
+            if (!nb) {
+                vlmn_free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(stdin) || n >= TOKENIZE_MAX_STDIN) {
+        vlmn_free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int print_json(const vlmn_tok *t, const int32_t *ids, int64_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        size_t pl = 0;
+        const char *p = vlmn_tok_piece(t, ids[i], &pl);
+        char *ps = vlmn_strndup(p, pl); /* pieces may hold NUL bytes in hostile files */
+        if (!o || !ps || !cJSON_AddNumberToObject(o, "id", ids[i]) ||
+            !cJSON_AddStringToObject(o, "piece", ps)) {
+            vlmn_free(ps);
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            return -1;
+        }
+        vlmn_free(ps);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    if (!s) return -1;
+    printf("%s\n", s);
+    cJSON_free(s);
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    const char *model = NULL, *text = NULL;
+    int no_bos = 0, eos = 0, json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "model", 'm', &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_tokenize);
+            model = v;
+        } else if (cli_flag(argv, i, "no-bos", 0)) {
+            no_bos = 1;
+        } else if (cli_flag(argv, i, "eos", 0)) {
+            eos = 1;
+        } else if (cli_flag(argv, i, "json", 0)) {
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            cli_errorf("tokenize", 2, "unknown option %s", argv[i]);
+            return cli_usage(&vlmn_cmd_tokenize);
+        } else if (!text) {
+            text = argv[i];
+        } else {
+            cli_errorf("tokenize", 2, "more than one TEXT (quote the text)");
+            return cli_usage(&vlmn_cmd_tokenize);
+        }
+    }
+    if (!model || !text) return cli_usage(&vlmn_cmd_tokenize);
+
+    int rc = 1;
+    vlmn_gguf *g = NULL;
+    vlmn_tok *t = NULL;
+    char *buf = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    size_t len = 0;
+    vlmn_status st;
+    if ((st = vlmn_gguf_open(model, &g)) || (st = vlmn_tok_from_gguf(g, &t))) {
+        rc = cli_fail("tokenize", st);
+        goto done;
+    }
+    if (strcmp(text, "-") == 0) {
+        buf = read_stdin(&len);
+        if (!buf) {
+            rc = cli_errorf("tokenize", 1, "cannot read stdin (error, out of memory or over 1 GiB)");
+            goto done;
+        }
+        text = buf;
+    } else {
+        len = strlen(text);
+    }
+    int flags = vlmn_tok_default_flags(t);
+    if (no_bos) flags &= ~VLMN_TOK_BOS;
+    if (eos) flags |= VLMN_TOK_EOS;
+    if ((st = vlmn_tok_encode(t, text, len, flags, &ids, &n))) {
+        rc = cli_fail("tokenize", st);
+        goto done;
+    }
+    if (json) {
+        if (print_json(t, ids, n)) {
+            rc = cli_errorf("tokenize", 1, "out of memory writing JSON");
+            goto done;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+        printf("\n");
+    }
+    rc = fflush(stdout) == 0 ? 0 : cli_errorf("tokenize", 1, "cannot write the output");
+done:
+    vlmn_free(ids);
+    vlmn_free(buf);
+    vlmn_tok_free(t);
+    vlmn_gguf_close(g);
+    return rc;
+}
