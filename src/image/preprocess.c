@@ -9,6 +9,7 @@
 #include "vlmn/image.h"
 #include "core/alloc.h"
 
+#include <math.h>
 #include <string.h>
 
 vlmn_status vlmn_img_parse_mode(const char *s, vlmn_img_mode *mode)
@@ -42,18 +43,16 @@ static vlmn_status expand_to_square(const vlmn_image *in, const uint8_t bg[3], v
 }
 
 /* CLIPImageProcessor resize {"shortest_edge": S}: aspect kept, the long side
- * truncated as Python's int(S * long / short) (true division in double). */
-static void shortest_edge_size(int w, int h, int S, int *ow, int *oh)
+ * truncated as Python's int(S * long / short) (true division in double). False if
+ * the result would exceed the pixel limit. */
+static bool shortest_edge_size(int w, int h, int S, int *ow, int *oh)
 {
     int shortside = w <= h ? w : h, longside = w <= h ? h : w;
-    int newlong = (int)((double)S * (double)longside / (double)shortside);
-    if (w <= h) {
-        *ow = S;
-        *oh = newlong;
-    } else {
-        *ow = newlong;
-        *oh = S;
-    }
+    double newlong = floor((double)S * (double)longside / (double)shortside);
+    if (newlong * S > (double)VLMN_IMG_MAX_PIXELS) return false;
+    *ow = w <= h ? S : (int)newlong;
+    *oh = w <= h ? (int)newlong : S;
+    return true;
 }
 
 vlmn_status vlmn_img_prepare(const vlmn_image *in, vlmn_img_mode mode, int S,
@@ -84,10 +83,10 @@ vlmn_status vlmn_img_prepare(const vlmn_image *in, vlmn_img_mode mode, int S,
     }
     if (mode != VLMN_IMG_CROP) return vlmn_error(VLMN_E_ARG, "preprocess: bad mode %d", (int)mode);
     int rw, rh;
-    shortest_edge_size(in->w, in->h, S, &rw, &rh);
-    if ((uint64_t)rw * (uint64_t)rh > VLMN_IMG_MAX_PIXELS)
-        return vlmn_error(VLMN_E_RANGE, "preprocess: %dx%d image resizes to %dx%d, too large",
-                          in->w, in->h, rw, rh);
+    if (!shortest_edge_size(in->w, in->h, S, &rw, &rh))
+        return vlmn_error(VLMN_E_RANGE, "preprocess: a %dx%d image resized to shortest edge %d "
+                          "exceeds %llu pixels", in->w, in->h, S,
+                          (unsigned long long)VLMN_IMG_MAX_PIXELS);
     if ((st = vlmn_img_resize_bicubic(in, rw, rh, &rs))) return st;
     if (rw == S && rh == S) {
         *out = rs;

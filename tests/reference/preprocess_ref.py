@@ -19,19 +19,24 @@ Preprocessing below restates, in numpy, what LLaVA-1.5 + transformers do:
   normalize ((x - mean) / std in float32).
 Run: /usr/bin/python3 tests/reference/preprocess_ref.py
 """
-import io
 import os
 import struct
+import subprocess
+import tempfile
 import zlib
 
 import numpy as np
 import PIL
+from gguf_py import write_gguf
 from PIL import Image
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "image")
 MEAN = [0.48145466, 0.4578275, 0.40821073]  # openai/clip-vit-large-patch14-336
 STD = [0.26862954, 0.26130258, 0.27577711]
 rng = np.random.default_rng(1234)
+# Sources (all with S = 30) whose normalised float outputs are stored too.
+FLOAT_REFS = {"j_base420.jpg", "j_cmyk.jpg", "j_ycck.jpg", "p_rgb.png",
+              "h_pal4_short.png", "h_interlaced_rgba16.png"}
 
 
 def scene(w, h, seed, noise=12.0):
@@ -183,8 +188,32 @@ def main():
     jpeg("j_wide.jpg", 300, 9, 30, quality=90)
     jpeg("j_tall.jpg", 7, 220, 42, quality=90)
     jpeg("j_tiny.jpg", 1, 1, 30, quality=90)
-    jpeg("j_big.jpg", 400, 300, 336, noise=1.5, quality=75)           # downscale to 336
+    jpeg("j_big.jpg", 380, 280, 336, noise=1.5, quality=75)           # downscale to 336
     jpeg("j_prog_up.jpg", 120, 90, 336, noise=1.5, quality=80, progressive=True)  # upscale to 336
+    # Corrupt entropy-coded data and stray bytes before EOI: libjpeg warns, PIL decodes
+    # anyway (it silences warnings), so vlmn must produce the same pixels.
+    d = bytearray(open(os.path.join(OUT, "j_base420.jpg"), "rb").read())
+    sos = d.index(b"\xff\xda")
+    for off in range(sos + 40, len(d) - 20, 97):
+        if d[off] != 0xFF and d[off - 1] != 0xFF:
+            d[off] = (d[off] ^ 0x5A) if (d[off] ^ 0x5A) != 0xFF else 0x00
+    d[-2:-2] = b"\x00\x11\x22"
+    with open(os.path.join(OUT, "j_corrupt.jpg"), "wb") as f:
+        f.write(bytes(d))
+    Image.open(os.path.join(OUT, "j_corrupt.jpg")).convert("RGB")  # PIL must accept it
+    cases.append(("j_corrupt.jpg", 30))
+    # 4-component JPEGs PIL cannot write (YCCK; CMYK without Adobe marker), made with
+    # libjpeg through tests/reference/jpeg_cmyk_writer.c.
+    with tempfile.TemporaryDirectory() as td:
+        exe = os.path.join(td, "w")
+        subprocess.run(["cc", "-O1", "-o", exe, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "jpeg_cmyk_writer.c"), "-ljpeg"], check=True)
+        for name, w, h, kind, seed in (("j_ycck.jpg", 43, 31, "ycck", 110), ("j_cmyk_noadobe.jpg", 26, 35, "plain", 111)):
+            cmyk = np.asarray(Image.fromarray(scene(w, h, seed), "RGB").convert("CMYK"))
+            cmyk = cmyk.copy()
+            cmyk[..., 3] = np.random.default_rng(seed).integers(0, 90, (h, w))  # some black
+            subprocess.run([exe, str(w), str(h), kind, os.path.join(OUT, name)], input=cmyk.tobytes(), check=True)
+            cases.append((name, 30))
     # PNG written by PIL.
     s = scene(53, 41, 100)
     pil_png("p_rgb.png", Image.fromarray(s, "RGB"), 30)
@@ -217,19 +246,24 @@ def main():
     with open(os.path.join(OUT, "manifest.txt"), "w") as man:
         man.write("# FILE S  (made by tests/reference/preprocess_ref.py, Pillow %s, numpy %s)\n"
                   % (PIL.__version__, np.__version__))
-        n_float = 0
         for name, S in cases:
             stem = os.path.join(OUT, name.rsplit(".", 1)[0])
             img = Image.open(os.path.join(OUT, name)).convert("RGB")
             store(stem + ".dec", np.asarray(img))
-            n_float += S == 30
             for mode in ("pad", "crop"):
                 u8 = prepare(img, mode, S)
                 assert u8.shape == (S, S, 3), (name, mode, u8.shape)
                 store("%s.%s.%d" % (stem, mode, S), np.ascontiguousarray(u8))
-                if S == 30 and n_float < 8:  # floats follow from uint8; a sample suffices
+                if name in FLOAT_REFS:  # floats follow from uint8; a sample suffices
                     np.save("%s.%sf.%d.npy" % (stem, mode, S), normalize(u8))
             man.write("%s %d\n" % (name, S))
+    # Mini "mmproj" files (metadata only) for the `vlmn preprocess` CLI test.
+    base = {"general.architecture": "clip", "clip.vision.image_size": 30,
+            "clip.vision.image_mean": MEAN, "clip.vision.image_std": STD}
+    write_gguf(os.path.join(OUT, "mmproj_s30.gguf"), base, [])
+    write_gguf(os.path.join(OUT, "mmproj_nomean.gguf"),
+               {k: v for k, v in base.items() if k != "clip.vision.image_mean"}, [])
+    write_gguf(os.path.join(OUT, "mmproj_badstd.gguf"), dict(base, **{"clip.vision.image_std": [0.5, 0.5]}), [])
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print("Pillow", PIL.__version__, "numpy", np.__version__, "-", len(cases), "images,", total, "bytes in", OUT)
 
