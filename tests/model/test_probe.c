@@ -128,4 +128,12 @@ TEST(probe_raw_prompt_crop_exact)
                1e-4);
 }
 
+TEST(probe_jpeg_q8_0_exact)
+{
+    probe_case("probe_jpeg", "probe_jpeg",
+               "-m q8_0.text.gguf --mmproj q8_0.mmproj.gguf --image img_tall.jpg --template plain "
+               "--answer 'A dog runs in the park.' --layers 2 --exact",
+               1e-4);
+}
+
 TEST_MAIN()

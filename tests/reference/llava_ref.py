@@ -445,6 +445,8 @@ def main():
     imgs = {"wide": synth_image(60, 40, 1), "tall": synth_image(30, 50, 2)}
     for k, im in imgs.items():
         im.save(os.path.join(out, f"img_{k}.png"))
+    # a baseline JPEG (4:2:0) for the probe test: decoded here by PIL (libjpeg-turbo)
+    synth_image(50, 70, 3).save(os.path.join(out, "img_tall.jpg"), quality=90)
     pix = {k: preprocess_pad(Image.open(os.path.join(out, f"img_{k}.png")), 42) for k in imgs}
     for k, a in pix.items():
         save(os.path.join(out, f"pixels_{k}.npy"), a)
@@ -487,6 +489,8 @@ def main():
              answer="Two cats sleep on a sofa.", hook="swiglu", layers=[0, 2]),
         dict(name="probe_raw", model="f16", image="img_wide.png", mode="crop",
              raw="USER: <image>\nDescribe the image. ASSISTANT:", hook="silu", layers=[1]),
+        dict(name="probe_jpeg", model="q8_0", image="img_tall.jpg", mode="pad", template="plain",
+             answer="A dog runs in the park.", hook="silu", layers=[2]),
     ]
     for pr in probes:
         if pr["name"] == "probe_v1":   # same model, image, prompt and hook as f32_v1_silu.npy
