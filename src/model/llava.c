@@ -552,6 +552,11 @@ vlmn_status vlmn_llava_load_gguf(vlmn_gguf *text, vlmn_gguf *mmproj, const vlmn_
     if ((st = load_vision(m))) goto fail;
     if ((st = alloc_vision_scratch(m))) goto fail;
     if ((st = vlmn_tok_from_gguf(m->gt, &m->tok))) goto fail;
+    if (vlmn_tok_n_vocab(m->tok) > m->info.n_vocab) {
+        st = vlmn_error(VLMN_E_MISMATCH, "%s: the tokenizer has %d pieces but token_embd.weight only %d rows",
+                        vlmn_gguf_path(m->gt), (int)vlmn_tok_n_vocab(m->tok), m->info.n_vocab);
+        goto fail;
+    }
     if ((st = vlmn_pool_create(params ? params->n_threads : 0, &m->pool))) goto fail;
     *out = m;
     return VLMN_OK;
