@@ -11,7 +11,9 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
+    {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
+    {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
 };
 
 static int run(int argc, char **argv);
@@ -19,7 +21,7 @@ static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_bench = {
     "bench", "measure kernel speed against the machine's peak",
     "vlmn bench gemm [--type bf16|f16|q8_0|q4_k|f32] [--m M --n N --k K]\n"
-    "                [--prec fast|exact] [--isa ref|avx2|avx512] [-t|--threads T]\n"
+    "                [--prec fast|fastest|exact] [--isa ref|avx2|avx512] [-t|--threads T]\n"
     "                [--reps R] [--json]\n"
     "  Times C[M x N] = A[M x K] W^T with random weights of the given type (default\n"
     "  bf16, M=680 N=11008 K=4096, fast precision, all CPUs, 5 reps; the best rep counts)\n"
@@ -27,7 +29,14 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  bf16 vdpbf16ps, int8 vpdpbusd on all threads). Prints GFLOP/s and the fraction of\n"
     "  the peak that bounds the kernel used; --json prints one JSON object.\n"
     "vlmn bench peak [-t|--threads T] [--json]\n"
-    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n",
+    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n"
+    "vlmn bench attention [--tokens T] [--heads H] [--kv-heads H] [--head-dim D]\n"
+    "                     [--causal|--full] [--isa ...] [-t T] [--reps R] [--json]\n"
+    "  Times vlmn_attention (default T=680, 32 heads of 128, causal).\n"
+    "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
+    "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
+    "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"
+    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n",
     run,
 };
 

@@ -1,0 +1,52 @@
+/* Run store, writer side: the binary arrays (stats.bin, sums.bin, top.bin) and the
+ * SQLite database (run.sqlite) of a run directory. Layout: docs/run-format.md.
+ * Flow: recorder -> [store] -> analysis (which reads through vlmn/run.h). */
+#ifndef VLMN_STORE_STORE_H
+#define VLMN_STORE_STORE_H
+
+#include "vlmn/record.h"
+#include <sqlite3.h>
+
+#define VLMN_STORE_VERSION 1
+#define VLMN_STORE_HEADER 64
+
+/* One row of the samples table. */
+typedef struct vlmn_store_sample {
+    int64_t index;          /* dataset index */
+    const char *id;
+    const char *image;      /* may be NULL */
+    bool ok;
+    const char *error;      /* NULL when ok */
+    int64_t n_image_tokens, n_text_tokens;
+} vlmn_store_sample;
+
+/* Write stats.bin, sums.bin, top.bin into dir. durable: each file is written as
+ * NAME.tmp, fsynced, renamed over NAME, and the directory fsynced. */
+vlmn_status vlmn_store_write_arrays(const char *dir, vlmn_rec *rec, bool atomic);
+/* Read the shape from dir/stats.bin. */
+vlmn_status vlmn_store_read_shape(const char *dir, int *n_layers, int *n_ff, int *top_n);
+/* Load the three arrays of dir into rec (same shape). */
+vlmn_status vlmn_store_read_arrays(const char *dir, vlmn_rec *rec);
+/* Validate a header of an array file; returns the record count. */
+vlmn_status vlmn_store_check_header(const char *path, const uint8_t *h, uint64_t file_size, const char magic[8],
+                                    uint32_t record_bytes, int *n_layers, int *n_ff, int *top_n,
+                                    uint64_t *n_records);
+
+/* fsync a directory (after renames inside it). */
+vlmn_status vlmn_store_fsync_dir(const char *dir);
+/* rm -r of a directory that only holds plain files (checkpoint dirs). */
+vlmn_status vlmn_store_remove_dir(const char *dir);
+
+/* ---- SQLite ---- */
+vlmn_status vlmn_db_open(const char *path, bool create, sqlite3 **out);
+void vlmn_db_close(sqlite3 *db);
+vlmn_status vlmn_db_exec(sqlite3 *db, const char *sql);
+vlmn_status vlmn_db_set_meta(sqlite3 *db, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Value of a run key into buf ("" and VLMN_E_NOTFOUND if absent). */
+vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n);
+vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *s);
+/* Replace the neurons table from the recorder state (one transaction). */
+vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec);
+
+#endif
