@@ -40,6 +40,7 @@ typedef struct vlmn_llava_info {
     float image_mean[3], image_std[3];
 } vlmn_llava_info;
 
+/* mmproj_path (mmproj) may be NULL: text-only model, samples without image positions. */
 vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
                             const vlmn_llava_params *params, vlmn_llava **out);
 /* The same from GGUF files already open (e.g. vlmn_gguf_open_memory); takes ownership
@@ -77,6 +78,18 @@ typedef struct vlmn_forward_opts {
  * `image` is the preprocessed [3 x S x S] float input (see vlmn_image_preprocess). */
 vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
                                const float *image, const vlmn_forward_opts *opts);
+
+/* Wall seconds spent in the parts of the last vlmn_llava_forward call (the cost of
+ * taking them is a few clock reads per layer), for `vlmn bench forward`. */
+typedef struct vlmn_llava_times {
+    double total;      /* the whole call */
+    double vision;     /* vision tower + projector */
+    double capture;    /* inside the capture callback */
+    double qkv, rope, attention, wo;   /* text attention block */
+    double norm, ffn_up, act, down;    /* norms, gate+up GEMMs, SiLU*up, down GEMM */
+    double logits;     /* final norm + vocabulary projection */
+} vlmn_llava_times;
+void vlmn_llava_last_times(const vlmn_llava *m, vlmn_llava_times *out);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@ static const struct {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
     {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
+    {"forward", bench_forward, "LLaVA forward tokens/s with and without capture, peak RSS"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
 };
 
@@ -33,6 +34,16 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "vlmn bench attention [--tokens T] [--heads H] [--kv-heads H] [--head-dim D]\n"
     "                     [--causal|--full] [--isa ...] [-t T] [--reps R] [--json]\n"
     "  Times vlmn_attention (default T=680, 32 heads of 128, causal).\n"
+    "vlmn bench forward -m TEXT.gguf [--mmproj MMPROJ.gguf] [--tokens 680] [--image-tokens 576]\n"
+    "                   [-t|--threads T] [--reps 2] [--no-capture|--capture] [--top-n 50]\n"
+    "                   [--exact|--fastest] [--json]\n"
+    "  Runs the engine on a LLaVA-shaped sample (random ids; with --mmproj, a random image\n"
+    "  whose 576 embeddings take positions 5..580, vision tower timed separately), after\n"
+    "  one warm-up pass: best of R reps without capture and with the real recorder as\n"
+    "  capture hook (--capture: only with, --no-capture: only without). Prints text\n"
+    "  decoder tokens/s, seconds per sample, a per-op breakdown, the capture overhead,\n"
+    "  peak RSS against the weight and recorder sizes, and the bf16/int8 peaks measured in\n"
+    "  the same run.\n"
     "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
     "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
     "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Sanity bounds on hyperparameters read from files (untrusted input). */
 #define LLAVA_MAX_DIM (1 << 20)
@@ -61,6 +62,8 @@ struct vlmn_llava {
     vis_layer *vl;
     vlmn_matrix mm0, mm2;                  /* [mm_hidden x width], [n_embd x mm_hidden] */
     float *mm0_b, *mm2_b;
+
+    vlmn_llava_times times;                /* of the last forward */
 
     /* scratch, sized for `cap` tokens; grown (rarely) when a longer sample comes */
     int64_t cap;
@@ -549,8 +552,9 @@ vlmn_status vlmn_llava_load_gguf(vlmn_gguf *text, vlmn_gguf *mmproj, const vlmn_
     m->gv = mmproj;
     m->prec = params ? params->precision : VLMN_PREC_FAST;
     if ((st = load_text(m))) goto fail;
-    if ((st = load_vision(m))) goto fail;
-    if ((st = alloc_vision_scratch(m))) goto fail;
+    /* text-only (no mmproj): samples without image positions, e.g. for benchmarks */
+    if (m->gv && (st = load_vision(m))) goto fail;
+    if (m->gv && (st = alloc_vision_scratch(m))) goto fail;
     if ((st = vlmn_tok_from_gguf(m->gt, &m->tok))) goto fail;
     if (vlmn_tok_n_vocab(m->tok) > m->info.n_vocab) {
         st = vlmn_error(VLMN_E_MISMATCH, "%s: the tokenizer has %d pieces but token_embd.weight only %d rows",
@@ -571,9 +575,9 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
     vlmn_status st;
     vlmn_gguf *gt = NULL, *gv = NULL;
     *out = NULL;
-    if (!text_path || !mmproj_path) return vlmn_error(VLMN_E_ARG, "llava: a text model and an mmproj file are both needed");
+    if (!text_path) return vlmn_error(VLMN_E_ARG, "llava: a text model is needed");
     if ((st = vlmn_gguf_open(text_path, &gt))) return st;
-    if ((st = vlmn_gguf_open(mmproj_path, &gv))) {
+    if (mmproj_path && (st = vlmn_gguf_open(mmproj_path, &gv))) {
         vlmn_gguf_close(gt);
         return st;
     }
@@ -581,6 +585,22 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
 }
 
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m) { return &m->info; }
+void vlmn_llava_last_times(const vlmn_llava *m, vlmn_llava_times *out) { *out = m->times; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the seconds since *t0 to *acc and restarts the clock. */
+static void lap(double *t0, double *acc)
+{
+    double t = now_s();
+    *acc += t - *t0;
+    *t0 = t;
+}
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m) { return m->tok; }
 
 /* ------------------------------------------------------------------------------ */
@@ -695,9 +715,14 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
                           (long long)(image ? NI : 0));
     if (opts->logits && (opts->n_logits < 1 || opts->n_logits > n))
         return vlmn_error(VLMN_E_ARG, "llava: n_logits %lld outside [1, %lld]", (long long)opts->n_logits, (long long)n);
+    if (image && !m->gv) return vlmn_error(VLMN_E_ARG, "llava: an image was given but no mmproj file was loaded");
     if ((st = ensure_text_scratch(m, n))) return st;
 
+    vlmn_llava_times *tm = &m->times;
+    memset(tm, 0, sizeof *tm);
+    double t_start = now_s(), t0 = t_start;
     if (image) vision_forward(m, image);
+    lap(&t0, &tm->vision);
     /* input embeddings: token rows, image embeddings in place of the -1 positions */
     for (int64_t i = 0, k = 0; i < n; i++) {
         float *row = m->x + i * E;
@@ -709,42 +734,59 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
         }
     }
     op_rope_table(m->rope, n, m->head_dim, m->rope_base);
+    lap(&t0, &tm->rope);
 
     for (int l = 0; l < in->n_layer; l++) {
         const text_layer *L = &m->tl[l];
         /* attention block (LlamaAttention): pre-RMSNorm, RoPE, causal SDPA, residual */
         op_rmsnorm(m->x, m->xn, n, E, E, L->attn_norm, m->rms_eps);
+        lap(&t0, &tm->norm);
         gemm(m, &L->wq, m->xn, n, E, m->q, E, false);
         gemm(m, &L->wk, m->xn, n, E, m->k, KV, false);
         gemm(m, &L->wv, m->xn, n, E, m->v, KV, false);
+        lap(&t0, &tm->qkv);
         op_rope_pairs(m->q, n, E, in->n_head, m->head_dim, m->rope);
         op_rope_pairs(m->k, n, KV, in->n_head_kv, m->head_dim, m->rope);
+        lap(&t0, &tm->rope);
         vlmn_attention(m->pool, m->q, E, m->k, KV, m->v, KV, m->att, E, n, in->n_head, in->n_head_kv,
                        m->head_dim, 1.0f / sqrtf((float)m->head_dim), true);
+        lap(&t0, &tm->attention);
         gemm(m, &L->wo, m->att, n, E, m->x, E, true);
+        lap(&t0, &tm->wo);
 
         /* FFN (LlamaMLP): down(act_fn(gate(x)) * up(x)) */
         op_rmsnorm(m->x, m->xn, n, E, E, L->ffn_norm, m->rms_eps);
+        lap(&t0, &tm->norm);
         gemm(m, &L->gate, m->xn, n, E, m->gate, FF, false);
         gemm(m, &L->up, m->xn, n, E, m->up, FF, false);
+        lap(&t0, &tm->ffn_up);
         /* pruned neurons read 0 at both hooks, as a PyTorch hook zeroing act_fn's output */
         bool cap = opts->capture && (!opts->capture_layers || opts->capture_layers[l]);
         bool split = cap && opts->hook == VLMN_HOOK_SILU_GATE;
         ffn_act fa = {m->gate, m->up, opts->neuron_mask ? opts->neuron_mask[l] : NULL, n, FF, true, !split};
         vlmn_pool_run(m->pool, ffn_act_rows, &fa);
         if (split) {
+            lap(&t0, &tm->act);
             opts->capture(opts->capture_user, l, m->gate, n, FF);
+            lap(&t0, &tm->capture);
             fa.silu = false, fa.mul = true;
             vlmn_pool_run(m->pool, ffn_act_rows, &fa);
         }
-        if (cap && opts->hook == VLMN_HOOK_SWIGLU) opts->capture(opts->capture_user, l, m->gate, n, FF);
+        lap(&t0, &tm->act);
+        if (cap && opts->hook == VLMN_HOOK_SWIGLU) {
+            opts->capture(opts->capture_user, l, m->gate, n, FF);
+            lap(&t0, &tm->capture);
+        }
         gemm(m, &L->down, m->gate, n, FF, m->x, E, true);
+        lap(&t0, &tm->down);
     }
     if (opts->logits) {
         const int64_t nl = opts->n_logits;
         const float *last = m->x + (n - nl) * E;
         op_rmsnorm(last, m->xn, nl, E, E, m->out_norm, m->rms_eps);
         gemm(m, &m->output, m->xn, nl, E, opts->logits, in->n_vocab, false);
+        lap(&t0, &tm->logits);
     }
+    tm->total = now_s() - t_start;
     return VLMN_OK;
 }
