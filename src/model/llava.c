@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,10 @@ typedef struct text_layer {
     float *attn_norm, *ffn_norm;           /* [n_embd] */
     vlmn_matrix wq, wk, wv, wo;            /* [n_embd|kv_dim x n_embd], wo [n_embd x n_embd] */
     vlmn_matrix gate, up, down;            /* [n_ff x n_embd], down [n_embd x n_ff] */
+    /* q|k|v and gate|up as one matrix when the file stores them back to back with the
+     * same type (one GEMM pass over the activations, see fuse_rows) */
+    vlmn_matrix qkv, gu;
+    bool has_qkv, has_gu;
 } text_layer;
 
 typedef struct vis_layer {
@@ -67,7 +72,7 @@ struct vlmn_llava {
 
     /* scratch, sized for `cap` tokens; grown (rarely) when a longer sample comes */
     int64_t cap;
-    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope; /* text */
+    float *x, *xn, *qkv, *att, *gate, *gu, *rope; /* text; qkv [T x (E+2KV)], gu [T x 2FF] */
     float *vx, *vxn, *vq, *vk, *vv, *vatt, *vff, *vpatch, *mmh, *img; /* vision */
 };
 
@@ -198,6 +203,27 @@ static vlmn_status expect_str(const vlmn_gguf *g, const char *key, const char *w
     return VLMN_OK;
 }
 
+/* Matrices with the same type and width whose rows follow each other in the mapping
+ * (as make-model writes q,k,v and gate,up; llama.cpp's converter writes gate,up so)
+ * are one matrix with the rows stacked: one GEMM computes all outputs side by side
+ * and packs the activations once. *ok = false (and nothing built) otherwise. */
+static vlmn_status fuse_rows(const vlmn_matrix *const *ms, int n, vlmn_matrix *out, bool *ok)
+{
+    int64_t rows = 0;
+    *ok = false;
+    for (int i = 0; i < n; i++) {
+        if (ms[i]->type != ms[0]->type || ms[i]->cols != ms[0]->cols || ms[i]->packed) return VLMN_OK;
+        if (i && (const uint8_t *)ms[i - 1]->data + (uint64_t)ms[i - 1]->rows * ms[i - 1]->row_bytes !=
+                     (const uint8_t *)ms[i]->data)
+            return VLMN_OK;
+        rows += ms[i]->rows;
+    }
+    vlmn_status st = vlmn_matrix_init(out, ms[0]->type, rows, ms[0]->cols, ms[0]->data);
+    if (st) return st;
+    *ok = true;
+    return VLMN_OK;
+}
+
 static vlmn_status load_text(vlmn_llava *m)
 {
     const vlmn_gguf *g = m->gt;
@@ -259,6 +285,8 @@ static vlmn_status load_text(vlmn_llava *m)
             return vlmn_error(VLMN_E_UNSUPPORTED, "%s: tensor token_embd.weight: width %lld not a multiple of the block size",
                               path, (long long)E);
     }
+    /* VLMN_LLAVA_NOFUSE (any value): separate GEMMs, for tests of the unfused path */
+    const bool nofuse = getenv("VLMN_LLAVA_NOFUSE") != NULL;
     m->tl = vlmn_calloc((size_t)in->n_layer, sizeof *m->tl);
     if (!m->tl) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
     for (int l = 0; l < in->n_layer; l++) {
@@ -275,6 +303,10 @@ static vlmn_status load_text(vlmn_llava *m)
             (st = load_matrix(g, NM("ffn_down.weight"), E, FF, &L->down)))
             return st;
 #undef NM
+        const vlmn_matrix *qkv[] = {&L->wq, &L->wk, &L->wv}, *gu[] = {&L->gate, &L->up};
+        if (nofuse) continue;
+        if ((st = fuse_rows(qkv, 3, &L->qkv, &L->has_qkv)) || (st = fuse_rows(gu, 2, &L->gu, &L->has_gu)))
+            return st;
     }
     if ((st = load_vec(g, "output_norm.weight", E, &m->out_norm))) return st;
     /* HF ties lm_head to embed_tokens when the converter wrote no `output` */
@@ -446,6 +478,8 @@ void vlmn_llava_free(vlmn_llava *m)
             vlmn_matrix_release(&L->gate);
             vlmn_matrix_release(&L->up);
             vlmn_matrix_release(&L->down);
+            vlmn_matrix_release(&L->qkv);
+            vlmn_matrix_release(&L->gu);
         }
         vlmn_free(m->tl);
     }
@@ -470,7 +504,7 @@ void vlmn_llava_free(vlmn_llava *m)
     vlmn_matrix_release(&m->mm2);
     vlmn_free(m->mm0_b);
     vlmn_free(m->mm2_b);
-    float *sc[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->gate, m->up, m->rope,
+    float *sc[] = {m->x, m->xn, m->qkv, m->att, m->gate, m->gu, m->rope,
                    m->vx, m->vxn, m->vq, m->vk, m->vv, m->vatt, m->vff, m->vpatch, m->mmh, m->img};
     for (size_t i = 0; i < VLMN_ARRAY_LEN(sc); i++) vlmn_free_aligned(sc[i]);
     vlmn_tok_free(m->tok);
@@ -515,7 +549,7 @@ static vlmn_status alloc_vision_scratch(vlmn_llava *m)
 static vlmn_status ensure_text_scratch(vlmn_llava *m, int64_t T)
 {
     if (T <= m->cap) return VLMN_OK;
-    float **bufs[] = {&m->x, &m->xn, &m->q, &m->k, &m->v, &m->att, &m->gate, &m->up, &m->rope};
+    float **bufs[] = {&m->x, &m->xn, &m->qkv, &m->att, &m->gate, &m->gu, &m->rope};
     for (size_t i = 0; i < VLMN_ARRAY_LEN(bufs); i++) {
         vlmn_free_aligned(*bufs[i]);
         *bufs[i] = NULL;
@@ -525,12 +559,10 @@ static vlmn_status ensure_text_scratch(vlmn_llava *m, int64_t T)
     const int64_t E = m->info.n_embd, FF = m->info.n_ff, KV = m->kv_dim;
     m->x = scratch(T, E, &ok);
     m->xn = scratch(T, E, &ok);
-    m->q = scratch(T, E, &ok);
-    m->k = scratch(T, KV, &ok);
-    m->v = scratch(T, KV, &ok);
+    m->qkv = scratch(T, E + 2 * KV, &ok);
     m->att = scratch(T, E, &ok);
     m->gate = scratch(T, FF, &ok);
-    m->up = scratch(T, FF, &ok);
+    m->gu = scratch(T, 2 * FF, &ok);
     m->rope = scratch(T, m->head_dim, &ok);
     if (!ok) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for %lld-token scratch buffers", (long long)T);
     m->cap = T;
@@ -665,30 +697,85 @@ static void vision_forward(vlmn_llava *m, const float *px)
     op_add_bias(m->img, NI, E, E, m->mm2_b);
 }
 
-/* The FFN activation over rows [T x FF], split by rows over the pool:
- * stage 1: g = SiLU(g), masked neurons zeroed; stage 2: g *= up. */
+/* The FFN activation over rows, split by rows over the pool. gu holds gate | up side
+ * by side ([T x 2FF]); out ([T x FF]) gets
+ *   stage SILU:    SiLU(gate), masked neurons zeroed (the SILU_GATE hook reads this)
+ *   stage MUL:     out *= up
+ *   stage SWIGLU:  both at once (one pass while the rows are in cache).
+ * FAST uses the AVX-512 vector exp where available; EXACT libm expf. */
+enum { ACT_SILU, ACT_MUL, ACT_SWIGLU };
+
 typedef struct ffn_act {
-    float *gate;
-    const float *up;
+    float *out;
+    const float *gu;
     const uint8_t *mask;
     int64_t T, FF;
-    bool silu, mul;
+    int stage;
+    bool vec;
 } ffn_act;
 
 static void ffn_act_rows(void *ctx, int ith, int nth)
 {
     const ffn_act *a = ctx;
+    const int64_t FF = a->FF;
     int64_t r0 = a->T * ith / nth, r1 = a->T * (ith + 1) / nth;
     for (int64_t t = r0; t < r1; t++) {
-        float *g = a->gate + t * a->FF;
-        if (a->silu) {
-            op_silu(g, a->FF);
-            if (a->mask)
-                for (int64_t j = 0; j < a->FF; j++)
-                    if (a->mask[j]) g[j] = 0.0f;
+        float *o = a->out + t * FF;
+        const float *g = a->gu + t * 2 * FF, *u = g + FF;
+        if (a->vec) {
+            if (a->stage == ACT_MUL)
+                op_mul_avx512(o, u, o, FF);
+            else
+                op_silu_mul_avx512(g, a->stage == ACT_SWIGLU ? u : NULL, o, a->mask, FF);
+            continue;
         }
-        if (a->mul) op_mul(g, a->up + t * a->FF, a->FF);
+        if (a->stage != ACT_MUL) {
+            memcpy(o, g, (size_t)FF * sizeof(float));
+            op_silu(o, FF);
+            if (a->mask)
+                for (int64_t j = 0; j < FF; j++)
+                    if (a->mask[j]) o[j] = 0.0f;
+        }
+        if (a->stage != ACT_SILU) op_mul(o, u, FF);
     }
+}
+
+/* Row-parallel RMSNorm and RoPE: each row is computed exactly as by the serial op,
+ * so the result does not depend on the thread count. */
+typedef struct rows_op {
+    const float *x;
+    float *y;
+    int64_t rows, n, ld;
+    const float *w;
+    float eps;
+    int n_head, head_dim; /* rope */
+    const float *cs;
+} rows_op;
+
+static void rmsnorm_rows(void *ctx, int ith, int nth)
+{
+    const rows_op *o = ctx;
+    int64_t r0 = o->rows * ith / nth, r1 = o->rows * (ith + 1) / nth;
+    op_rmsnorm(o->x + r0 * o->ld, o->y + r0 * o->ld, r1 - r0, o->n, o->ld, o->w, o->eps);
+}
+
+static void rmsnorm(vlmn_llava *m, const float *x, float *y, int64_t rows, int64_t n, const float *w)
+{
+    rows_op o = {x, y, rows, n, n, w, m->rms_eps, 0, 0, NULL};
+    vlmn_pool_run(m->pool, rmsnorm_rows, &o);
+}
+
+static void rope_rows(void *ctx, int ith, int nth)
+{
+    const rows_op *o = ctx;
+    int64_t r0 = o->rows * ith / nth, r1 = o->rows * (ith + 1) / nth;
+    op_rope_pairs(o->y + r0 * o->ld, r1 - r0, o->ld, o->n_head, o->head_dim, o->cs + r0 * o->head_dim);
+}
+
+static void rope(vlmn_llava *m, float *x, int64_t rows, int64_t ld, int n_head)
+{
+    rows_op o = {NULL, x, rows, 0, ld, NULL, 0, n_head, m->head_dim, m->rope};
+    vlmn_pool_run(m->pool, rope_rows, &o);
 }
 
 vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
@@ -736,40 +823,52 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
     op_rope_table(m->rope, n, m->head_dim, m->rope_base);
     lap(&t0, &tm->rope);
 
+    const int64_t LQ = E + 2 * KV;  /* row stride of q | k | v */
+    float *q = m->qkv, *k = m->qkv + E, *v = m->qkv + E + KV;
+    const bool vec = m->prec != VLMN_PREC_EXACT && vlmn_isa_active() == VLMN_ISA_AVX512;
     for (int l = 0; l < in->n_layer; l++) {
         const text_layer *L = &m->tl[l];
         /* attention block (LlamaAttention): pre-RMSNorm, RoPE, causal SDPA, residual */
-        op_rmsnorm(m->x, m->xn, n, E, E, L->attn_norm, m->rms_eps);
+        rmsnorm(m, m->x, m->xn, n, E, L->attn_norm);
         lap(&t0, &tm->norm);
-        gemm(m, &L->wq, m->xn, n, E, m->q, E, false);
-        gemm(m, &L->wk, m->xn, n, E, m->k, KV, false);
-        gemm(m, &L->wv, m->xn, n, E, m->v, KV, false);
+        if (L->has_qkv) {
+            gemm(m, &L->qkv, m->xn, n, E, q, LQ, false);
+        } else {
+            gemm(m, &L->wq, m->xn, n, E, q, LQ, false);
+            gemm(m, &L->wk, m->xn, n, E, k, LQ, false);
+            gemm(m, &L->wv, m->xn, n, E, v, LQ, false);
+        }
         lap(&t0, &tm->qkv);
-        op_rope_pairs(m->q, n, E, in->n_head, m->head_dim, m->rope);
-        op_rope_pairs(m->k, n, KV, in->n_head_kv, m->head_dim, m->rope);
+        rope(m, q, n, LQ, in->n_head);
+        rope(m, k, n, LQ, in->n_head_kv);
         lap(&t0, &tm->rope);
-        vlmn_attention(m->pool, m->q, E, m->k, KV, m->v, KV, m->att, E, n, in->n_head, in->n_head_kv,
+        vlmn_attention(m->pool, q, LQ, k, LQ, v, LQ, m->att, E, n, in->n_head, in->n_head_kv,
                        m->head_dim, 1.0f / sqrtf((float)m->head_dim), true);
         lap(&t0, &tm->attention);
         gemm(m, &L->wo, m->att, n, E, m->x, E, true);
         lap(&t0, &tm->wo);
 
         /* FFN (LlamaMLP): down(act_fn(gate(x)) * up(x)) */
-        op_rmsnorm(m->x, m->xn, n, E, E, L->ffn_norm, m->rms_eps);
+        rmsnorm(m, m->x, m->xn, n, E, L->ffn_norm);
         lap(&t0, &tm->norm);
-        gemm(m, &L->gate, m->xn, n, E, m->gate, FF, false);
-        gemm(m, &L->up, m->xn, n, E, m->up, FF, false);
+        if (L->has_gu) {
+            gemm(m, &L->gu, m->xn, n, E, m->gu, 2 * FF, false);
+        } else {
+            gemm(m, &L->gate, m->xn, n, E, m->gu, 2 * FF, false);
+            gemm(m, &L->up, m->xn, n, E, m->gu + FF, 2 * FF, false);
+        }
         lap(&t0, &tm->ffn_up);
         /* pruned neurons read 0 at both hooks, as a PyTorch hook zeroing act_fn's output */
         bool cap = opts->capture && (!opts->capture_layers || opts->capture_layers[l]);
         bool split = cap && opts->hook == VLMN_HOOK_SILU_GATE;
-        ffn_act fa = {m->gate, m->up, opts->neuron_mask ? opts->neuron_mask[l] : NULL, n, FF, true, !split};
+        ffn_act fa = {m->gate, m->gu, opts->neuron_mask ? opts->neuron_mask[l] : NULL, n, FF,
+                      split ? ACT_SILU : ACT_SWIGLU, vec};
         vlmn_pool_run(m->pool, ffn_act_rows, &fa);
         if (split) {
             lap(&t0, &tm->act);
             opts->capture(opts->capture_user, l, m->gate, n, FF);
             lap(&t0, &tm->capture);
-            fa.silu = false, fa.mul = true;
+            fa.stage = ACT_MUL;
             vlmn_pool_run(m->pool, ffn_act_rows, &fa);
         }
         lap(&t0, &tm->act);

@@ -30,4 +30,12 @@ void op_quick_gelu(float *x, int64_t n);  /* x * sigmoid(1.702 x) (OpenAI CLIP) 
 void op_gelu_erf(float *x, int64_t n);    /* 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()) */
 void op_mul(float *x, const float *y, int64_t n); /* x *= y */
 
+/* AVX-512 (ops_avx512.c; call only when the CPU has it), used by the FAST path:
+ * out = SiLU(g) (0 where mask[i] != 0; mask may be NULL), times u when u != NULL.
+ * The vector exp is within ~1 ulp of expf, so results differ from op_silu in the
+ * last bits; element-wise, hence independent of the thread split. */
+void op_silu_mul_avx512(const float *g, const float *u, float *out, const uint8_t *mask, int64_t n);
+/* out = x * y */
+void op_mul_avx512(const float *x, const float *y, float *out, int64_t n);
+
 #endif

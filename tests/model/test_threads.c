@@ -1,0 +1,149 @@
+/* Determinism of the LLaVA engine: pools of 1 and 2 threads give bit-identical FFN
+ * activations (every layer, both hooks, with a neuron mask) and logits on the tiny
+ * engine fixtures, in FAST and EXACT precision; and the fused q|k|v and gate|up GEMMs
+ * give the same bits as the separate GEMMs (VLMN_LLAVA_NOFUSE). */
+#include "test.h"
+
+#include "vlmn/model.h"
+#include "vlmn/npy.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct grab {
+    float *acts; /* [n_layer x T x FF] */
+    int64_t T, FF;
+    int calls;
+} grab;
+
+static void on_capture(void *user, int layer, const float *acts, int64_t n_tokens, int64_t n_ff)
+{
+    grab *g = user;
+    if (n_tokens == g->T && n_ff == g->FF)
+        memcpy(g->acts + (int64_t)layer * n_tokens * n_ff, acts, (size_t)(n_tokens * n_ff) * sizeof(float));
+    g->calls++;
+}
+
+typedef struct result {
+    float *acts, *logits;
+    int64_t n_acts, n_logits;
+} result;
+
+/* One forward of the v1 fixture sample; false on failure (reported). */
+static bool run(const char *model, vlmn_precision prec, int threads, vlmn_hook hook, bool fuse, result *r)
+{
+    char t[64], mm[64];
+    snprintf(t, sizeof t, "engine/%s.text.gguf", model);
+    snprintf(mm, sizeof mm, "engine/%s.mmproj.gguf", model);
+    if (fuse)
+        unsetenv("VLMN_LLAVA_NOFUSE");
+    else
+        setenv("VLMN_LLAVA_NOFUSE", "1", 1);
+    vlmn_llava_params p = {.n_threads = threads, .precision = prec};
+    vlmn_llava *m = NULL;
+    vlmn_npy *ids = NULL, *pix = NULL;
+    bool ok = false;
+    memset(r, 0, sizeof *r);
+    vlmn_status st = vlmn_llava_load(test_path(test_data_dir(), t), test_path(test_data_dir(), mm), &p, &m);
+    unsetenv("VLMN_LLAVA_NOFUSE");
+    CHECK_MSG(st == VLMN_OK, "load %s: %s", model, vlmn_errmsg());
+    if (st) return false;
+    if (vlmn_npy_read(test_path(test_data_dir(), "engine/ids_v1.npy"), &ids) ||
+        vlmn_npy_read(test_path(test_data_dir(), "engine/pixels_wide.npy"), &pix)) {
+        CHECK_MSG(0, "fixtures: %s", vlmn_errmsg());
+        goto out;
+    }
+    const vlmn_llava_info *in = vlmn_llava_get_info(m);
+    const int64_t T = (int64_t)ids->count, FF = in->n_ff;
+    grab g = {calloc((size_t)(in->n_layer * T * FF), sizeof(float)), T, FF, 0};
+    uint8_t *mbuf = calloc((size_t)in->n_layer * (size_t)FF, 1);
+    const uint8_t **mask = calloc((size_t)in->n_layer, sizeof *mask);
+    r->n_logits = 3 * (int64_t)in->n_vocab;
+    r->logits = calloc((size_t)r->n_logits, sizeof(float));
+    CHECK(g.acts && mbuf && mask && r->logits);
+    if (!g.acts || !mbuf || !mask || !r->logits) {
+        free(g.acts), free(mbuf), free(mask);
+        goto out;
+    }
+    for (int l = 0; l < in->n_layer; l++) {
+        mask[l] = mbuf + (int64_t)l * FF;
+        mbuf[(int64_t)l * FF + (l * 7 + 3) % FF] = 1;
+    }
+    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &g, .hook = hook,
+                           .neuron_mask = (const uint8_t *const *)mask, .logits = r->logits, .n_logits = 3};
+    st = vlmn_llava_forward(m, ids->data, T, pix->data, &o);
+    CHECK_MSG(st == VLMN_OK, "forward %s: %s", model, vlmn_errmsg());
+    CHECK_EQ_INT(g.calls, in->n_layer);
+    free(mbuf);
+    free(mask);
+    r->acts = g.acts;
+    r->n_acts = in->n_layer * T * FF;
+    ok = st == VLMN_OK;
+out:
+    vlmn_npy_free(ids);
+    vlmn_npy_free(pix);
+    vlmn_llava_free(m);
+    return ok;
+}
+
+static void result_free(result *r)
+{
+    free(r->acts);
+    free(r->logits);
+}
+
+static void same_bits(const char *model, vlmn_precision prec, vlmn_hook hook, int ta, bool fa, int tb, bool fb)
+{
+    result a, b;
+    bool oa = run(model, prec, ta, hook, fa, &a), ob = run(model, prec, tb, hook, fb, &b);
+    if (oa && ob) {
+        CHECK_MSG(!memcmp(a.acts, b.acts, (size_t)a.n_acts * sizeof(float)),
+                  "%s %s hook %d: activations differ between %d%s and %d%s threads", model,
+                  prec == VLMN_PREC_EXACT ? "exact" : "fast", (int)hook, ta, fa ? "" : " (unfused)", tb,
+                  fb ? "" : " (unfused)");
+        CHECK_MSG(!memcmp(a.logits, b.logits, (size_t)a.n_logits * sizeof(float)),
+                  "%s %s: logits differ between %d and %d threads", model,
+                  prec == VLMN_PREC_EXACT ? "exact" : "fast", ta, tb);
+        /* the check has teeth: the activations are not all zero */
+        int64_t nz = 0;
+        for (int64_t i = 0; i < a.n_acts; i++) nz += a.acts[i] != 0.0f;
+        CHECK(nz > a.n_acts / 2);
+    }
+    result_free(&a);
+    result_free(&b);
+}
+
+static const char *const MODELS[] = {"bf16", "q8_0", "f32"};
+
+TEST(threads_1_vs_2_fast)
+{
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
+        same_bits(MODELS[i], VLMN_PREC_FAST, VLMN_HOOK_SILU_GATE, 1, true, 2, true);
+        same_bits(MODELS[i], VLMN_PREC_FAST, VLMN_HOOK_SWIGLU, 1, true, 2, true);
+    }
+}
+
+TEST(threads_1_vs_2_exact)
+{
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
+        same_bits(MODELS[i], VLMN_PREC_EXACT, VLMN_HOOK_SILU_GATE, 1, true, 2, true);
+        same_bits(MODELS[i], VLMN_PREC_EXACT, VLMN_HOOK_SWIGLU, 1, true, 2, true);
+    }
+}
+
+TEST(threads_3_fast)
+{
+    /* an odd split of rows and columns */
+    same_bits("bf16", VLMN_PREC_FAST, VLMN_HOOK_SWIGLU, 1, true, 3, true);
+}
+
+TEST(fused_vs_separate_gemms)
+{
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
+        same_bits(MODELS[i], VLMN_PREC_FAST, VLMN_HOOK_SWIGLU, 2, true, 2, false);
+        same_bits(MODELS[i], VLMN_PREC_EXACT, VLMN_HOOK_SILU_GATE, 2, true, 1, false);
+    }
+}
+
+TEST_MAIN()
