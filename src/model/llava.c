@@ -750,18 +750,23 @@ typedef struct rows_op {
     float eps;
     int n_head, head_dim; /* rope */
     const float *cs;
+    bool vec;             /* AVX-512 variant (FAST on AVX-512 CPUs) */
 } rows_op;
 
 static void rmsnorm_rows(void *ctx, int ith, int nth)
 {
     const rows_op *o = ctx;
     int64_t r0 = o->rows * ith / nth, r1 = o->rows * (ith + 1) / nth;
-    op_rmsnorm(o->x + r0 * o->ld, o->y + r0 * o->ld, r1 - r0, o->n, o->ld, o->w, o->eps);
+    if (o->vec)
+        op_rmsnorm_avx512(o->x + r0 * o->ld, o->y + r0 * o->ld, r1 - r0, o->n, o->ld, o->w, o->eps);
+    else
+        op_rmsnorm(o->x + r0 * o->ld, o->y + r0 * o->ld, r1 - r0, o->n, o->ld, o->w, o->eps);
 }
 
 static void rmsnorm(vlmn_llava *m, const float *x, float *y, int64_t rows, int64_t n, const float *w)
 {
-    rows_op o = {x, y, rows, n, n, w, m->rms_eps, 0, 0, NULL};
+    rows_op o = {x, y, rows, n, n, w, m->rms_eps, 0, 0, NULL,
+                 m->prec != VLMN_PREC_EXACT && vlmn_isa_active() == VLMN_ISA_AVX512};
     vlmn_pool_run(m->pool, rmsnorm_rows, &o);
 }
 
@@ -774,7 +779,7 @@ static void rope_rows(void *ctx, int ith, int nth)
 
 static void rope(vlmn_llava *m, float *x, int64_t rows, int64_t ld, int n_head)
 {
-    rows_op o = {NULL, x, rows, 0, ld, NULL, 0, n_head, m->head_dim, m->rope};
+    rows_op o = {NULL, x, rows, 0, ld, NULL, 0, n_head, m->head_dim, m->rope, false};
     vlmn_pool_run(m->pool, rope_rows, &o);
 }
 

@@ -35,6 +35,9 @@ void op_mul(float *x, const float *y, int64_t n); /* x *= y */
  * The vector exp is within ~1 ulp of expf, so results differ from op_silu in the
  * last bits; element-wise, hence independent of the thread split. */
 void op_silu_mul_avx512(const float *g, const float *u, float *out, const uint8_t *mask, int64_t n);
+/* op_rmsnorm, vectorised (double lanes; the sum order differs from op_rmsnorm). */
+void op_rmsnorm_avx512(const float *x, float *y, int64_t rows, int64_t n, int64_t ld,
+                       const float *w, float eps);
 /* out = x * y */
 void op_mul_avx512(const float *x, const float *y, float *out, int64_t n);
 

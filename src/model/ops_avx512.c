@@ -5,6 +5,7 @@
 #include "model/ops.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 /* exp(x) for x in f32 range: x = n ln2 + r, |r| <= ln2/2; exp(r) by a Taylor-like
  * minimax polynomial, then scale by 2^n (vscalefps saturates to inf / 0 correctly). */
@@ -66,4 +67,34 @@ void op_mul_avx512(const float *x, const float *y, float *out, int64_t n)
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     for (; i < n; i++) out[i] = x[i] * y[i];
+}
+
+/* op_rmsnorm with the sum of squares in 8 double lanes (then summed in a fixed
+ * order): the same double-precision statistic up to summation order, vectorised. */
+void op_rmsnorm_avx512(const float *x, float *y, int64_t rows, int64_t n, int64_t ld,
+                       const float *w, float eps)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+        float *yr = y + r * ld;
+        __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(xr + i));
+            __m512d hi = _mm512_cvtps_pd(_mm256_loadu_ps(xr + i + 8));
+            a0 = _mm512_fmadd_pd(lo, lo, a0);
+            a1 = _mm512_fmadd_pd(hi, hi, a1);
+        }
+        double ss = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+        for (; i < n; i++) ss += (double)xr[i] * xr[i];
+        double s = 1.0 / sqrt(ss / (double)n + (double)eps);
+        /* y = (float)(x * s * w) in double, as the scalar op */
+        __m512d sv = _mm512_set1_pd(s);
+        for (i = 0; i + 8 <= n; i += 8) {
+            __m512d xv = _mm512_cvtps_pd(_mm256_loadu_ps(xr + i));
+            __m512d wv = _mm512_cvtps_pd(_mm256_loadu_ps(w + i));
+            _mm256_storeu_ps(yr + i, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_mul_pd(xv, sv), wv)));
+        }
+        for (; i < n; i++) yr[i] = (float)(xr[i] * s * w[i]);
+    }
 }

@@ -6,6 +6,10 @@
 
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
+#include "vlmn/kernels.h"
+#include "model/ops.h"
+
+#include <math.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -143,6 +147,53 @@ TEST(fused_vs_separate_gemms)
     for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
         same_bits(MODELS[i], VLMN_PREC_FAST, VLMN_HOOK_SWIGLU, 2, true, 2, false);
         same_bits(MODELS[i], VLMN_PREC_EXACT, VLMN_HOOK_SILU_GATE, 2, true, 1, false);
+    }
+}
+
+/* The FAST path's AVX-512 element-wise ops against the scalar ones (EXACT path). */
+TEST(avx512_ops_match_scalar)
+{
+    if (!vlmn_isa_supported(VLMN_ISA_AVX512)) {
+        fprintf(stderr, "  no AVX-512: skipped\n");
+        return;
+    }
+    enum { N = 1000 };
+    static float g[N], u[N], o[N], ref[N], y[N], yref[N], w[N];
+    static uint8_t mask[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (float)(i - 500) * 0.05f * (float)(1 + i % 7); /* -175 .. 175 */
+        u[i] = 1.0f + (float)(i % 13) * 0.25f;
+        mask[i] = i % 17 == 3;
+        w[i] = 0.5f + (float)(i % 5) * 0.1f;
+    }
+    g[0] = -1e30f, g[1] = 1e30f, g[2] = 0.0f, g[3] = -0.0f, g[4] = -88.5f, g[5] = 89.0f;
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 97) {
+        for (int masked = 0; masked < 2; masked++) {
+            memcpy(ref, g, sizeof ref);
+            op_silu(ref, n);
+            for (int i = 0; i < n; i++) {
+                if (masked && mask[i]) ref[i] = 0.0f;
+                ref[i] *= u[i];
+            }
+            op_silu_mul_avx512(g, u, o, masked ? mask : NULL, n);
+            for (int i = 0; i < n; i++) {
+                double d = fabs((double)o[i] - ref[i]), tol = 4e-7 * fabs((double)ref[i]) + 1e-37;
+                CHECK_MSG(d <= tol, "silu*up n=%d i=%d g=%g: %.9g vs %.9g", n, i, (double)g[i], (double)o[i], (double)ref[i]);
+                if (d > tol) return;
+            }
+        }
+    }
+    /* x * y */
+    op_mul_avx512(g + 6, u, o, N - 6);
+    for (int i = 0; i < N - 6; i++) CHECK(o[i] == g[i + 6] * u[i]);
+    /* RMSNorm: rows of odd widths */
+    for (int n = 1; n <= 300; n += 37) {
+        op_rmsnorm(g + 6, yref, 3, n, n, w, 1e-5f);
+        op_rmsnorm_avx512(g + 6, y, 3, n, n, w, 1e-5f);
+        for (int i = 0; i < 3 * n; i++) {
+            double d = fabs((double)y[i] - yref[i]);
+            CHECK_MSG(d <= 1.2e-7 * fabs((double)yref[i]), "rmsnorm n=%d i=%d: %.9g vs %.9g", n, i, (double)y[i], (double)yref[i]);
+        }
     }
 }
 
