@@ -5,5 +5,6 @@
 #define VLMN_CLI_BENCH_H
 
 int bench_gemm(int argc, char **argv);
+int bench_record(int argc, char **argv);
 
 #endif
