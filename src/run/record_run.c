@@ -8,6 +8,8 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -247,6 +249,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     vlmn_rec *rec = NULL;
     vlmn_dataset *ds = NULL;
     bool in_tx = false;
+    int lock_fd = -1;
     char path[PATHMAX], ckpt[PATHMAX], timebuf[64], why[1024];
     progress_state ps = {0};
     if (o->top_n < 1 || o->top_n > VLMN_REC_MAX_TOP_N)
@@ -256,11 +259,24 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
 
     /* run directory */
     if (mkdir(o->out, 0755) && errno != EEXIST) return vlmn_error(VLMN_E_IO, "%s: %s", o->out, strerror(errno));
+    /* one writer per run directory (released by the kernel if we are killed) */
+    snprintf(path, sizeof path, "%s/lock", o->out);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+    if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
+        close(lock_fd);
+        return vlmn_error(VLMN_E_ARG, "%s: in use by another vlmn record", o->out);
+    }
     snprintf(path, sizeof path, "%s/run.sqlite", o->out);
     bool exists = access(path, F_OK) == 0;
-    if (exists && !o->resume)
+    if (exists && !o->resume) {
+        close(lock_fd);
         return vlmn_error(VLMN_E_ARG, "%s: already holds a run (use --resume to continue it, or another -o)", o->out);
-    if ((st = vlmn_db_open(path, true, &db))) return st;
+    }
+    if ((st = vlmn_db_open(path, true, &db))) {
+        close(lock_fd);
+        return st;
+    }
     vlmn_rec_params rp = {be->n_layers, be->n_ff, o->top_n, o->threads};
     if ((st = vlmn_rec_create(&rp, &rec))) goto done;
 
@@ -421,5 +437,6 @@ done:
     vlmn_ds_close(ds);
     vlmn_rec_free(rec);
     if (db) vlmn_db_close(db);
+    if (lock_fd >= 0) close(lock_fd);
     return st;
 }

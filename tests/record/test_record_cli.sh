@@ -82,6 +82,12 @@ check "still identical" same_run "$D/single" "$D/int"
 SYN=4x96:7:12
 
 # errors
+SYN=4x96:7:12:5 recbg -o "$D/busy" --checkpoint-every 1000
+sleep 0.05
+rec -o "$D/busy" --resume 2>"$D/err"; rc=$?
+wait $pid
+check "a second writer is refused" test $rc -eq 1
+check "says in use" grep -q "in use" "$D/err"
 rec -o "$D/single" 2>/dev/null; check "existing run needs --resume" test $? -eq 1
 rec -o "$D/single" --resume --top-n 6 2>"$D/err"; check "resume with other options fails" test $? -eq 1
 check "names the option" grep -q "top_n" "$D/err"
