@@ -124,6 +124,13 @@ int64_t vlmn_gguf_n_tensors(const vlmn_gguf *g);
 const vlmn_gguf_tensor *vlmn_gguf_tensor_at(const vlmn_gguf *g, int64_t i);
 const vlmn_gguf_tensor *vlmn_gguf_find_tensor(const vlmn_gguf *g, const char *name);
 
+/* Rows of a tensor (a row is ne[0] values; rows = ne[1]*ne[2]*ne[3]). */
+int64_t vlmn_gguf_tensor_rows(const vlmn_gguf_tensor *t);
+/* Dequantise rows [row0, row0 + nrows) of a tensor into dst (nrows * ne[0] floats).
+ * VLMN_E_RANGE (message naming the tensor) if the range is not inside the tensor,
+ * VLMN_E_UNSUPPORTED if its type cannot be dequantised. */
+vlmn_status vlmn_gguf_tensor_rows_f32(const vlmn_gguf_tensor *t, int64_t row0, int64_t nrows, float *dst);
+
 /* ---- Writer ---------------------------------------------------------------------
  * Build in memory, then write: metadata in insertion order, tensors aligned to
  * `general.alignment` (default 32). Tensor data is copied at add time. */

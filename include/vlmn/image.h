@@ -44,6 +44,17 @@ vlmn_status vlmn_img_decode_memory(const void *buf, size_t len, const char *name
 vlmn_status vlmn_img_decode_memory_limit(const void *buf, size_t len, const char *name,
                                          uint64_t max_pixels, vlmn_image **out);
 
+/* Decoder options. Defaults ({0}): VLMN_IMG_MAX_PIXELS, lenient. */
+typedef struct vlmn_img_decode_opts {
+    uint64_t max_pixels; /* 0 = VLMN_IMG_MAX_PIXELS; larger values are capped to it */
+    /* false (default): like PIL, libjpeg/libpng warnings about corrupt but decodable
+     * data are ignored and the image decodes to PIL's pixels. true: any such warning is
+     * an error (VLMN_E_FORMAT, "PATH: JPEG: corrupt data: ..."). */
+    bool strict;
+} vlmn_img_decode_opts;
+vlmn_status vlmn_img_decode_memory_opts(const void *buf, size_t len, const char *name,
+                                        const vlmn_img_decode_opts *opts, vlmn_image **out);
+
 /* Resize to w x h like PIL Image.resize((w, h), Image.BICUBIC) on an RGB image:
  * separable, horizontal pass first, each pass rounded and clipped to uint8, a = -0.5,
  * support 2 * max(1, in/out), PIL's 22-bit fixed-point coefficients. */

@@ -38,7 +38,8 @@ size_t vlmn_npy_dtype_size(vlmn_npy_dtype dt);
 const char *vlmn_npy_dtype_descr(vlmn_npy_dtype dt);
 
 /* Write a C-order array atomically: the file is written to a temporary name in the
- * same folder and renamed over `path` only when complete. ndim in [0, 8]; shape
+ * same folder, fsync'ed, renamed over `path` only when complete, and the folder is
+ * fsync'ed (best effort). ndim in [0, 8]; shape
  * entries >= 0; `data` holds prod(shape) elements (may be NULL if that is 0). */
 vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim,
                            const int64_t *shape, const void *data);

@@ -12,6 +12,7 @@ static const struct {
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
     {"record", bench_record, "recorder cost per sample, alone and as overhead over the forward pass"},
+    {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
 };
 
 static int run(int argc, char **argv);
@@ -31,7 +32,9 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  Without a model: the recorder alone on random blocks (default LLaVA-1.5-7B shapes:\n"
     "  32 x [680 x 11008], top-50), warm-up and steady-state seconds per sample. With a\n"
     "  model: one LLaVA sample (random image, W-word answer) forwarded with the capture\n"
-    "  off and on, alternating R times; prints the recording overhead in percent.\n",
+    "  off and on, alternating R times; prints the recording overhead in percent.\n"
+    "vlmn bench peak [-t|--threads T] [--json]\n"
+    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n",
     run,
 };
 

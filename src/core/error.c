@@ -52,7 +52,14 @@ vlmn_status vlmn_error_prefix(vlmn_status st, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
-    snprintf(errbuf, sizeof errbuf, "%s: %s", prefix, old[0] ? old : vlmn_strerror(st));
+    const char *rest = old[0] ? old : vlmn_strerror(st);
+    /* Assemble by hand: the result is cut at the buffer size, which is intended. */
+    size_t np = strlen(prefix), nr = strlen(rest), cap = sizeof errbuf - 1, k = 0;
+    for (size_t i = 0; i < np && k < cap; i++) errbuf[k++] = prefix[i];
+    if (k < cap) errbuf[k++] = ':';
+    if (k < cap) errbuf[k++] = ' ';
+    for (size_t i = 0; i < nr && k < cap; i++) errbuf[k++] = rest[i];
+    errbuf[k] = 0;
     return st;
 }
 

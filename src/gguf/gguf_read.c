@@ -949,3 +949,23 @@ const vlmn_gguf_tensor *vlmn_gguf_find_tensor(const vlmn_gguf *g, const char *na
     int64_t i = lookup(g->t_index, g->n_tensors, name);
     return i >= 0 ? &g->tensors[i] : NULL;
 }
+
+int64_t vlmn_gguf_tensor_rows(const vlmn_gguf_tensor *t)
+{
+    return (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]); /* bounded by the validated element count */
+}
+
+vlmn_status vlmn_gguf_tensor_rows_f32(const vlmn_gguf_tensor *t, int64_t row0, int64_t nrows, float *dst)
+{
+    showbuf sb;
+    int64_t rows = vlmn_gguf_tensor_rows(t);
+    if (row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0)
+        return vlmn_error(VLMN_E_RANGE, "tensor %s: %lld rows from row %lld outside its %lld rows",
+                          show(&sb, t->name.ptr, t->name.len), (long long)nrows, (long long)row0, (long long)rows);
+    uint64_t row_bytes;
+    vlmn_status st = vlmn_type_row_bytes(t->type, t->ne[0], &row_bytes);
+    if (!st) st = vlmn_dequant(t->type, (const uint8_t *)t->data + (uint64_t)row0 * row_bytes, dst,
+                               nrows * (int64_t)t->ne[0]);
+    if (st) return vlmn_error_prefix(st, "tensor %s", show(&sb, t->name.ptr, t->name.len));
+    return VLMN_OK;
+}

@@ -58,6 +58,7 @@ static vlmn_status check_size(const char *name, const char *fmt, uint64_t w, uin
 
 struct jpeg_ctx {
     struct jpeg_error_mgr pub;
+    bool strict;
     struct jpeg_progress_mgr progress;
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX + 64];
@@ -71,13 +72,20 @@ static void jpeg_on_error(j_common_ptr c)
 }
 
 /* Warnings (msg_level -1) are corrupt-data notices. PIL silences all of them and
- * keeps decoding, so do we, except running out of data: libjpeg would invent an EOI
- * and grey pixels, while PIL raises "image file is truncated". */
+ * keeps decoding, so do we (unless strict), except running out of data: libjpeg would
+ * invent an EOI and grey pixels, while PIL raises "image file is truncated". */
 static void jpeg_on_message(j_common_ptr c, int level)
 {
-    if (level == -1 && c->err->msg_code == JWRN_JPEG_EOF) {
-        struct jpeg_ctx *x = (struct jpeg_ctx *)c->err;
+    if (level != -1) return;
+    struct jpeg_ctx *x = (struct jpeg_ctx *)c->err;
+    if (c->err->msg_code == JWRN_JPEG_EOF) {
         snprintf(x->msg, sizeof x->msg, "truncated JPEG data");
+        longjmp(x->jb, 1);
+    }
+    if (x->strict) {
+        char m[JMSG_LENGTH_MAX];
+        c->err->format_message(c, m);
+        snprintf(x->msg, sizeof x->msg, "corrupt data: %s", m);
         longjmp(x->jb, 1);
     }
 }
@@ -102,7 +110,7 @@ static inline uint8_t muldiv255(unsigned a, unsigned b)
 }
 
 static vlmn_status decode_jpeg(const unsigned char *buf, size_t len, const char *name,
-                               uint64_t max_pixels, vlmn_image **out)
+                               uint64_t max_pixels, bool strict, vlmn_image **out)
 {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_ctx ctx;
@@ -115,6 +123,7 @@ static vlmn_status decode_jpeg(const unsigned char *buf, size_t len, const char 
     ctx.pub.error_exit = jpeg_on_error;
     ctx.pub.emit_message = jpeg_on_message;
     ctx.msg[0] = 0;
+    ctx.strict = strict;
     if (setjmp(ctx.jb)) {
         st = vlmn_error(VLMN_E_FORMAT, "%s: JPEG: %s", name, ctx.msg);
         goto fail;
@@ -202,6 +211,7 @@ fail:
 /* ---- PNG ------------------------------------------------------------------------ */
 
 struct png_ctx {
+    bool strict;
     const unsigned char *buf;
     size_t len, pos;
     jmp_buf jb;
@@ -215,8 +225,15 @@ static void png_on_error(png_structp png, png_const_charp msg)
     longjmp(x->jb, 1);
 }
 
-/* libpng warnings concern ancillary data PIL also ignores (or repairs). */
-static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+/* libpng warnings concern ancillary data PIL also ignores (or repairs); strict mode
+ * turns them into errors. */
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    struct png_ctx *x = png_get_error_ptr(png);
+    if (!x->strict) return;
+    snprintf(x->msg, sizeof x->msg, "corrupt data: %s", msg);
+    longjmp(x->jb, 1);
+}
 
 static void png_on_read(png_structp png, png_bytep dst, size_t n)
 {
@@ -227,12 +244,13 @@ static void png_on_read(png_structp png, png_bytep dst, size_t n)
 }
 
 static vlmn_status decode_png(const unsigned char *buf, size_t len, const char *name,
-                              uint64_t max_pixels, vlmn_image **out)
+                              uint64_t max_pixels, bool strict, vlmn_image **out)
 {
     struct png_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.buf = buf;
     ctx.len = len;
+    ctx.strict = strict;
     png_structp png = NULL;
     png_infop info = NULL;
     vlmn_image *volatile im = NULL;
@@ -371,17 +389,19 @@ fail:
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
-vlmn_status vlmn_img_decode_memory_limit(const void *buf, size_t len, const char *name,
-                                         uint64_t max_pixels, vlmn_image **out)
+vlmn_status vlmn_img_decode_memory_opts(const void *buf, size_t len, const char *name,
+                                        const vlmn_img_decode_opts *opts, vlmn_image **out)
 {
     *out = NULL;
     const unsigned char *b = buf;
+    uint64_t max_pixels = opts && opts->max_pixels ? opts->max_pixels : VLMN_IMG_MAX_PIXELS;
+    bool strict = opts && opts->strict;
     if (max_pixels > VLMN_IMG_MAX_PIXELS) max_pixels = VLMN_IMG_MAX_PIXELS;
     if (len == 0) return vlmn_error(VLMN_E_FORMAT, "%s: empty file", name);
     if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        return decode_jpeg(b, len, name, max_pixels, out);
+        return decode_jpeg(b, len, name, max_pixels, strict, out);
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    if (len >= 8 && !memcmp(b, png_sig, 8)) return decode_png(b, len, name, max_pixels, out);
+    if (len >= 8 && !memcmp(b, png_sig, 8)) return decode_png(b, len, name, max_pixels, strict, out);
     const char *what = "unknown";
     if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) what = "GIF";
     else if (len >= 2 && !memcmp(b, "BM", 2)) what = "BMP";
@@ -393,10 +413,17 @@ vlmn_status vlmn_img_decode_memory_limit(const void *buf, size_t len, const char
                       "%s: unsupported image format (%s; only JPEG and PNG are read)", name, what);
 }
 
+vlmn_status vlmn_img_decode_memory_limit(const void *buf, size_t len, const char *name,
+                                         uint64_t max_pixels, vlmn_image **out)
+{
+    vlmn_img_decode_opts o = {max_pixels ? max_pixels : 1, false};
+    return vlmn_img_decode_memory_opts(buf, len, name, &o, out);
+}
+
 vlmn_status vlmn_img_decode_memory(const void *buf, size_t len, const char *name,
                                    vlmn_image **out)
 {
-    return vlmn_img_decode_memory_limit(buf, len, name, VLMN_IMG_MAX_PIXELS, out);
+    return vlmn_img_decode_memory_opts(buf, len, name, NULL, out);
 }
 
 vlmn_status vlmn_img_load(const char *path, vlmn_image **out)

@@ -86,6 +86,21 @@ static vlmn_status write_all(int fd, const void *p, size_t n, const char *path)
     return VLMN_OK;
 }
 
+/* Make the rename durable (best effort: some file systems refuse fsync on a dir). */
+static void fsync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
 vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim, const int64_t *shape,
                            const void *data)
 {
@@ -120,6 +135,11 @@ vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim, const 
     }
     if ((st = write_all(fd, hdr, hlen, path)) != VLMN_OK) goto fail;
     if (bytes && (st = write_all(fd, data, (size_t)bytes, path)) != VLMN_OK) goto fail;
+    /* Crash safety: data on disk before the rename makes it visible. */
+    if (fsync(fd) != 0) {
+        st = vlmn_error(VLMN_E_IO, "%s: fsync failed: %s", path, strerror(errno));
+        goto fail;
+    }
     if (close(fd) != 0) {
         fd = -1;
         st = vlmn_error(VLMN_E_IO, "%s: close failed: %s", path, strerror(errno));
@@ -130,6 +150,7 @@ vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim, const 
         st = vlmn_error(VLMN_E_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
         goto fail;
     }
+    fsync_dir(path);
     goto out;
 fail:
     if (fd >= 0) close(fd);

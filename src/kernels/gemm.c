@@ -101,6 +101,7 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
     switch (vlmn_isa_active()) {
     case VLMN_ISA_AVX512:
         if (prec == VLMN_PREC_FAST && W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);
+        else if (prec == VLMN_PREC_FAST && W->type == VLMN_TYPE_Q8_0) done = gemm_q8_0_avx512(p, &g);
         if (!done) done = gemm_f32_avx512(p, &g);
         break;
     case VLMN_ISA_AVX2:

@@ -14,6 +14,7 @@
 
 typedef struct {
     const gemm_args *g;
+    gemm_sched *sched;
     float *apack;  /* [panels][K][MP] */
     float *wbuf;   /* per thread: [NRW][K] */
     int64_t wstride; /* floats per thread in wbuf */
@@ -40,18 +41,23 @@ static inline __attribute__((always_inline)) void
 tile(const int nr, const int nv, const float *w, int64_t K, const float *ap, float *out)
 {
     __m256 acc[NRW][2];
+    #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
+        #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) acc[j][v] = _mm256_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
         __m256 a0 = _mm256_load_ps(ap + k * MP);
         __m256 a1 = nv > 1 ? _mm256_load_ps(ap + k * MP + 8) : a0;
+        #pragma GCC unroll 16
         for (int j = 0; j < nr; j++) {
             __m256 b = _mm256_set1_ps(w[j * K + k]);
             acc[j][0] = _mm256_fmadd_ps(a0, b, acc[j][0]);
             if (nv > 1) acc[j][1] = _mm256_fmadd_ps(a1, b, acc[j][1]);
         }
     }
+    #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
+        #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + j * MP + v * 8, acc[j][v]);
 }
 
@@ -73,10 +79,11 @@ static void compute(void *ctx, int ith, int nth)
     const f32_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t N = g->W->rows, K = g->W->cols, np = (g->M + MP - 1) / MP;
-    const int64_t nb = (N + NRW - 1) / NRW;
     float *w = j->wbuf + ith * j->wstride;
     float out[NRW * MP] __attribute__((aligned(64)));
-    for (int64_t b = nb * ith / nth; b < nb * (ith + 1) / nth; b++) {
+    int64_t c0, c1;
+    while (gemm_sched_next(j->sched, &c0, &c1))
+    for (int64_t b = c0; b < c1; b++) {
         int64_t n0 = b * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
         gemm_dequant_rows(g->W, n0, nr, w, K);
         for (int64_t p = 0; p < np; p++) {
@@ -91,7 +98,7 @@ bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g)
 {
     const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
     const int nth = vlmn_pool_size(p);
-    f32_job j = {g, NULL, NULL, (NRW * K + 15) & ~(int64_t)15};
+    f32_job j = {g, NULL, NULL, NULL, (NRW * K + 15) & ~(int64_t)15};
     size_t abytes = sizeof(float) * (size_t)(np * K * MP);
     size_t wbytes = sizeof(float) * (size_t)(j.wstride * nth);
     char *ws = vlmn_pool_scratch(p, abytes + wbytes);
@@ -99,6 +106,9 @@ bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g)
     j.apack = (float *)ws;
     j.wbuf = (float *)(ws + abytes);
     vlmn_pool_run(p, pack_a, &j);
+    gemm_sched sched;
+    gemm_sched_init(&sched, (g->W->rows + NRW - 1) / NRW, nth);
+    j.sched = &sched;
     vlmn_pool_run(p, compute, &j);
     return true;
 }

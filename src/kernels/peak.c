@@ -21,14 +21,21 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double vlmn_peak_measure(vlmn_pool *p, vlmn_peak_kind kind, vlmn_isa isa, long iters, int reps)
+double vlmn_peak_measure(vlmn_pool *p, vlmn_peak_kind kind, vlmn_isa isa, double seconds, int reps)
 {
     if (!vlmn_isa_supported(isa) || isa == VLMN_ISA_REF) return 0.0;
     if (isa == VLMN_ISA_AVX2 && kind != VLMN_PEAK_F32_FMA) return 0.0;
     static peak_job j; /* large; one measurement at a time */
     j.kind = kind;
     j.isa = isa;
-    j.iters = iters;
+    /* Calibrate the iteration count on a short run so each rep lasts ~`seconds`
+     * (also in unoptimised sanitizer builds). */
+    j.iters = 10000;
+    double t0 = now();
+    vlmn_pool_run(p, peak_fn, &j);
+    double t1 = now() - t0;
+    double want = t1 > 0 ? (double)j.iters * seconds / t1 : 1e6;
+    j.iters = want < 10000 ? 10000 : want > 1e9 ? 1000000000L : (long)want;
     double best = 0.0;
     for (int r = 0; r < reps; r++) {
         double t0 = now();

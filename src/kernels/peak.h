@@ -12,9 +12,9 @@ typedef enum vlmn_peak_kind {
     VLMN_PEAK_INT8_DOT = 2, /* vpdpbusd: 2 op per byte pair (AVX-512 only) */
 } vlmn_peak_kind;
 
-/* Operations per second of all pool threads together (best of `reps` runs of `iters`
- * loop iterations each), or 0 when the ISA lacks the instruction. */
-double vlmn_peak_measure(vlmn_pool *p, vlmn_peak_kind kind, vlmn_isa isa, long iters, int reps);
+/* Operations per second of all pool threads together (best of `reps` runs of about
+ * `seconds` each), or 0 when the ISA lacks the instruction. */
+double vlmn_peak_measure(vlmn_pool *p, vlmn_peak_kind kind, vlmn_isa isa, double seconds, int reps);
 
 /* Per-ISA loops: run `iters` iterations, return the operations done. */
 double peak_loop_avx512(vlmn_peak_kind kind, long iters);

@@ -172,7 +172,8 @@ vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **
     if (!t) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
     int n = 0;
     const uint32_t mat = c->type;
-    /* 1-D tensors stay F32 as llama.cpp's converters keep them. */
+    /* 1-D tensors stay F32 as llama.cpp's converters keep them. Names are formatted
+     * with the block index; names without one end in "%.0d", which prints nothing for 0. */
 #define ADD(nm_fmt, idx, nd, e0, e1, e2, e3, ty, kind_, std_)                              \
     do {                                                                                    \
         mm_tensor *x = &t[n++];                                                             \
@@ -314,7 +315,7 @@ static vlmn_status fill_random(void *user, void *dst, uint64_t nbytes)
         return vlmn_error(VLMN_E_INTERNAL, "make-model: tensor %s: writer asks for %llu bytes, expected %llu", t->name,
                           (unsigned long long)nbytes, (unsigned long long)(row_bytes * n_rows));
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (n_rows * t->ne[0] >= ((uint64_t)1 << 22))
     {
         float *row = vlmn_malloc(t->ne[0] * sizeof *row);
         if (!row) {

@@ -268,9 +268,9 @@ static int64_t *pair_slot(pairtab *pt, uint64_t key, uint32_t stamp)
 }
 
 /* Char symbol order for the tail of the vocabulary: frequency desc, then bytes asc. */
-static const trainer *sort_ctx;
-static int cmp_chars(const void *pa, const void *pb)
+static int cmp_chars(const void *pa, const void *pb, void *ctx)
 {
+    const trainer *sort_ctx = ctx;
     int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
     int64_t fa = sort_ctx->char_freq[a], fb = sort_ctx->char_freq[b];
     if (fa != fb) return fa > fb ? -1 : 1;
@@ -396,8 +396,7 @@ vlmn_status vlmn_mm_vocab_build(int32_t n, vlmn_mm_vocab **out)
         goto fail;
     }
     for (int32_t i = 0; i < n_chars; i++) chars[i] = i;
-    sort_ctx = &t;
-    qsort(chars, (size_t)n_chars, sizeof *chars, cmp_chars);
+    qsort_r(chars, (size_t)n_chars, sizeof *chars, cmp_chars, &t);
 
     /* Corpus merges: recount every pair each round (the corpus is small). */
     int32_t n_merged = 0;

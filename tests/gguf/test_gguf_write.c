@@ -4,6 +4,7 @@
 #include "test.h"
 #include "vlmn/gguf.h"
 #include "gguf_build.h"
+#include "core/alloc.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -215,6 +216,15 @@ TEST(tensor_round_trip)
     CHECK(t && vlmn_dequant(t->type, t->data, y, R * C) == VLMN_OK);
     for (int i = 0; t && i < R * C; i++)
         if (y[i] != vlmn_f16_to_f32(vlmn_f32_to_f16(x[i])) || fabsf(y[i] - x[i]) > 4e-3f) bad++;
+    /* row ranges */
+    float rows[2 * C];
+    CHECK(t && vlmn_gguf_tensor_rows(t) == R);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, 2, rows) == VLMN_OK && !memcmp(rows, y + C, sizeof rows));
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 3, 0, rows) == VLMN_OK);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 2, 2, rows) == VLMN_E_RANGE);
+    CHECK(strstr(vlmn_errmsg(), "tensor f16: 2 rows from row 2 outside its 3 rows") != NULL);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, -1, 1, rows) == VLMN_E_RANGE);
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 1, INT64_MAX, rows) == VLMN_E_RANGE);
     t = vlmn_gguf_find_tensor(g, "bf16");
     for (int i = 0; t && i < R * C; i++) {
         uint16_t h;
@@ -233,8 +243,13 @@ TEST(tensor_round_trip)
     for (int i = 0; t && i < R * QC; i++) /* |error| <= d/2 with d = amax/127 <= 4/127 */
         if (fabsf(y[i] - x[i]) > 4.0f / 127 / 2 * 1.01f) bad++;
     CHECK_EQ_INT(bad, 0);
+    float qrow[QC];
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 2, 1, qrow) == VLMN_OK && !memcmp(qrow, y + 2 * QC, sizeof qrow));
     t = vlmn_gguf_find_tensor(g, "q4_k.raw");
     CHECK(t && t->nbytes == sizeof raw_q4k && !memcmp(t->data, raw_q4k, sizeof raw_q4k));
+    float krow[512], kall[512];
+    CHECK(t && vlmn_gguf_tensor_rows_f32(t, 0, 1, krow) == VLMN_OK);
+    CHECK(vlmn_dequant(VLMN_TYPE_Q4_K, raw_q4k, kall, 512) == VLMN_OK && !memcmp(krow, kall, sizeof krow));
     t = vlmn_gguf_find_tensor(g, "filled");
     CHECK(t && t->n_dims == 3 && t->ne[2] == 2 && t->nbytes == 6000 * 4);
     uint32_t s = 99;
@@ -320,6 +335,39 @@ TEST(writer_rejects_bad_calls)
     CHECK_EQ_INT(vlmn_gguf_set_str(w, "general.alignment", "x"), VLMN_E_ARG);
     vlmn_gguf_writer_free(w);
     vlmn_gguf_writer_free(NULL);
+}
+
+TEST(allocation_failures)
+{
+    const char *p = tmpfile_path("rt_alloc.gguf");
+    int ok = 0, nomem = 0, other = 0;
+    for (long k = 1; k < 40; k++) {
+        vlmn_gguf_writer *w = NULL;
+        float v[64] = {1.0f};
+        uint64_t ne[1] = {64};
+        const char *strs[2] = {"a", "b"};
+        vlmn_alloc_fail_after(k);
+        vlmn_status st = vlmn_gguf_writer_create(&w);
+        if (!st) st = vlmn_gguf_set_str(w, "general.architecture", "llama");
+        if (!st) st = vlmn_gguf_set_arr_str(w, "t.s", strs, 2);
+        if (!st) st = vlmn_gguf_set_arr(w, "t.f", VLMN_GGUF_F32, v, 64);
+        if (!st) st = vlmn_gguf_add_tensor_f32(w, "a", VLMN_TYPE_Q8_0, 1, ne, v);
+        if (!st) st = vlmn_gguf_add_tensor_f32(w, "b", VLMN_TYPE_F16, 1, ne, v);
+        if (!st) st = vlmn_gguf_write(w, p);
+        vlmn_alloc_fail_after(0);
+        if (st == VLMN_OK) ok++;
+        else if (st == VLMN_E_NOMEM) nomem++;
+        else {
+            other++;
+            fprintf(stderr, "  k=%ld: %s\n", k, vlmn_errmsg());
+        }
+        vlmn_gguf_writer_free(w);
+    }
+    CHECK(nomem > 5);
+    CHECK(ok > 0);
+    CHECK_EQ_INT(other, 0);
+    CHECK_EQ_INT(count_tmp_leftovers("rt_alloc.gguf"), 0);
+    unlink(p);
 }
 
 TEST_MAIN()

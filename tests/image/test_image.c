@@ -273,6 +273,60 @@ TEST(hostile_inputs)
     CHECK_EQ_INT(vlmn_img_load(test_tmp_dir(), &im), VLMN_E_IO);
 }
 
+/* A progressive JPEG whose last scan is repeated 600 times: libjpeg only warns about the
+ * bogus progression, so without the scan cap this would decode (slowly) like PIL does. */
+TEST(progressive_scan_flood)
+{
+    size_t n = 0;
+    unsigned char *b = slurp(ipath("j_prog.jpg"), &n);
+    CHECK(b != NULL && n > 4);
+    if (!b) return;
+    size_t sos = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (b[i] == 0xFF && b[i + 1] == 0xDA) sos = i;
+    CHECK(sos > 0 && b[n - 2] == 0xFF && b[n - 1] == 0xD9);
+    size_t seg = n - 2 - sos, reps = 600;
+    unsigned char *f = malloc(n + seg * reps);
+    memcpy(f, b, n - 2);
+    for (size_t r = 0; r < reps; r++) memcpy(f + n - 2 + r * seg, b + sos, seg);
+    memcpy(f + n - 2 + reps * seg, "\xFF\xD9", 2);
+    expect_fail(f, n + seg * reps, "flood.jpg", VLMN_E_FORMAT, "progressive scans");
+    /* 100 repeats stay under the cap and decode. */
+    memcpy(f + n - 2 + 100 * seg, "\xFF\xD9", 2);
+    vlmn_image *im = NULL;
+    CHECK_EQ_INT(vlmn_img_decode_memory(f, n + seg * 100, "some.jpg", &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(f);
+    free(b);
+}
+
+/* j_corrupt.jpg decodes like PIL by default (golden test) but fails in strict mode. */
+TEST(strict_mode)
+{
+    size_t n = 0;
+    unsigned char *b = slurp(ipath("j_corrupt.jpg"), &n);
+    CHECK(b != NULL);
+    if (!b) return;
+    vlmn_img_decode_opts o = {0, true};
+    vlmn_image *im = NULL;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "c.jpg", &o, &im), VLMN_E_FORMAT);
+    CHECK(im == NULL && strstr(vlmn_errmsg(), "c.jpg: JPEG: corrupt data: ") == vlmn_errmsg());
+    o.strict = false;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "c.jpg", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+    /* Clean files decode in strict mode too. */
+    b = slurp(ipath("j_prog.jpg"), &n);
+    o.strict = true;
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "p.jpg", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+    b = slurp(ipath("h_interlaced_rgba16.png"), &n);
+    CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "i.png", &o, &im), VLMN_OK);
+    vlmn_img_free(im);
+    free(b);
+}
+
 TEST(decode_limit_and_alloc_failure)
 {
     size_t n = 0;

@@ -4,8 +4,9 @@
  * threads. Error is normwise: ||C - C64||_F / ||C64||_F. Bounds (observed values are
  * printed and recorded in docs/kernels.md):
  *   exact f32 paths (EXACT, or FAST for F32/F16/Q4_K, or AVX2/ref)  <= 2e-6
- *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 1e-2
- *   FAST Q8_0 on AVX-512 (activations int8 per 32-block)            <= 2e-2 */
+ *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 4e-3 (2 x 2^-9)
+ *   FAST Q8_0 on AVX-512 (activations int8 per 32-block)            <= 8e-3
+ * (observed: 1.8e-3 and 4.1e-3; an off-by-one in the Q8_0 bias correction gives 1.5e-2). */
 #include "test.h"
 #include "vlmn/kernels.h"
 
@@ -114,8 +115,8 @@ static struct result run_one(vlmn_pool *p, vlmn_precision prec, const vlmn_matri
 static double bound_for(vlmn_isa isa, vlmn_precision prec, uint32_t type)
 {
     if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST) {
-        if (type == VLMN_TYPE_BF16) return 1e-2;
-        if (type == VLMN_TYPE_Q8_0) return 2e-2;
+        if (type == VLMN_TYPE_BF16) return 4e-3;
+        if (type == VLMN_TYPE_Q8_0) return 8e-3;
     }
     return 2e-6;
 }
@@ -193,18 +194,18 @@ static void check_type(uint32_t type, const int64_t *Ks, int nk)
             for (int c = 0; c < nk; c++) check_shape(type, Ms[a], Ns[b], Ks[c]);
 }
 
-TEST(gemm_f32) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_F32, K, 2); }
-TEST(gemm_f16) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_F16, K, 2); }
-TEST(gemm_bf16) { static const int64_t K[] = {37, 300}; check_type(VLMN_TYPE_BF16, K, 2); }
+TEST(gemm_f32) { static const int64_t K[] = {37, 130}; check_type(VLMN_TYPE_F32, K, 2); }
+TEST(gemm_f16) { static const int64_t K[] = {37, 130}; check_type(VLMN_TYPE_F16, K, 2); }
+TEST(gemm_bf16) { static const int64_t K[] = {37, 130}; check_type(VLMN_TYPE_BF16, K, 2); }
 TEST(gemm_q8_0) { static const int64_t K[] = {96, 320}; check_type(VLMN_TYPE_Q8_0, K, 2); }
 TEST(gemm_q4_k) { static const int64_t K[] = {256, 512}; check_type(VLMN_TYPE_Q4_K, K, 2); }
 
 /* A shape that crosses every block boundary of the fast kernels more than once. */
 TEST(gemm_larger)
 {
-    check_shape(VLMN_TYPE_BF16, 77, 70, 2101); /* two K blocks, odd K */
-    check_shape(VLMN_TYPE_Q8_0, 77, 70, 1024);
-    check_shape(VLMN_TYPE_F32, 77, 70, 1030);
+    check_shape(VLMN_TYPE_BF16, 101, 20, 2101); /* two K blocks, odd K */
+    check_shape(VLMN_TYPE_Q8_0, 101, 20, 4160); /* two K blocks */
+    check_shape(VLMN_TYPE_F32, 101, 20, 1030);
 }
 
 TEST(gemm_matrix_init_errors)

@@ -30,7 +30,7 @@ static void check_pool(int n)
     CHECK_EQ_INT(vlmn_pool_create(n, &p), VLMN_OK);
     if (!p) return;
     CHECK_EQ_INT(vlmn_pool_size(p), n);
-    for (int rep = 0; rep < 500; rep++) {
+    for (int rep = 0; rep < 100; rep++) {
         struct job j;
         memset(&j, 0, sizeof j);
         j.want_nth = n;

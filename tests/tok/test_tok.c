@@ -240,7 +240,7 @@ static vlmn_status tok_from_built(int mode, vlmn_tok **t)
         gb_u64(&kv, 3);
         for (int i = 0; i < 3; i++) {
             if (mode == 4) gb_u32(&kv, (uint32_t)i);
-            else gb_str(&kv, (const char *[]){"<unk>", "a", "\xe2\x96\x81" "a"}[i]);
+            else gb_str(&kv, (const char *[]){"<unk>", "a", "\xe2\x96\x81\x61"}[i]);
         }
         n_kv++;
     }
@@ -323,7 +323,7 @@ static int enc_eq(vlmn_tok *t, const char *text, int flags, const int32_t *want,
 TEST(unused_pieces_resegmented)
 {
     static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "c",
-                                       "ab", "abc", "\xe2\x96\x81" "a"};
+                                       "ab", "abc", "\xe2\x96\x81\x61"};
     static const float sc[] = {0, 0, 0, -1, -2, -3, -4, 10, 5, -100};
     static const int32_t ty[] = {2, 3, 3, 1, 1, 1, 1, 5, 1, 5};
     vlmn_tok *t = tiny(toks, sc, ty, 10, true);
