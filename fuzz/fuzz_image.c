@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define FUZZ_MAX_PIXELS (1u << 20)
+#define FUZZ_MAX_PIXELS (1u << 18)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
