@@ -169,7 +169,8 @@ int bench_gemm(int argc, char **argv)
     const char *pkname = "f32 FMA";
     if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST && type == VLMN_TYPE_BF16)
         pk = VLMN_PEAK_BF16_DOT, pkname = "bf16 vdpbf16ps";
-    if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST && type == VLMN_TYPE_Q8_0)
+    if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST &&
+        (type == VLMN_TYPE_Q8_0 || type == VLMN_TYPE_Q4_K))
         pk = VLMN_PEAK_INT8_DOT, pkname = "int8 vpdpbusd";
     vlmn_isa peak_isa = isa == VLMN_ISA_REF ? (vlmn_isa_supported(VLMN_ISA_AVX512) ? VLMN_ISA_AVX512 : VLMN_ISA_AVX2) : isa;
     double peak = vlmn_peak_measure(pool, pk, peak_isa, 0.05, 3);

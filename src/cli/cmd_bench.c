@@ -12,6 +12,7 @@ static const struct {
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
     {"record", bench_record, "recorder cost per sample, alone and as overhead over the forward pass"},
+    {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
 };
 
@@ -34,7 +35,10 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  model: one LLaVA sample (random image, W-word answer) forwarded with the capture\n"
     "  off and on, alternating R times; prints the recording overhead in percent.\n"
     "vlmn bench peak [-t|--threads T] [--json]\n"
-    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n",
+    "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n"
+    "vlmn bench attention [--tokens T] [--heads H] [--kv-heads H] [--head-dim D]\n"
+    "                     [--causal|--full] [--isa ...] [-t T] [--reps R] [--json]\n"
+    "  Times vlmn_attention (default T=680, 32 heads of 128, causal).\n",
     run,
 };
 

@@ -1,7 +1,7 @@
 /* f32 GEMM with AVX2 FMA, for every weight type and precision when AVX-512 is not
- * there (activations stay f32: no rounding): rows of W are dequantised to f32 per block of
- * rows (no repacked copy), A is packed once per call into panels of 16 tokens, and the
- * micro-kernel keeps a 6 (weights) x 16 (tokens) tile of C in registers over all of K,
+ * there (activations stay f32: no rounding): rows of W are dequantised to f32 per block
+ * of rows (F32 rows used in place; no repacked copy), A is packed once per call into
+ * panels of 16 tokens, and the micro-kernel keeps a 6 (weights) x 16 (tokens) tile of C in registers over all of K,
  * so every C value is one f32 sum in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
@@ -74,18 +74,43 @@ static void run_tile(int nr, int nv, const float *w, int64_t K, const float *ap,
     }
 }
 
+/* Rows [n0, n0+nr) of W as f32 with row stride K: F32 weights are used in place, F16
+ * and BF16 are widened with vector instructions (exact), other types go through
+ * vlmn_dequant. */
+static const float *load_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *buf)
+{
+    const int64_t K = W->cols, n = nr * K;
+    const uint8_t *base = (const uint8_t *)W->data + (uint64_t)n0 * W->row_bytes;
+    if (W->type == VLMN_TYPE_F32) return (const float *)base;
+    if (W->type == VLMN_TYPE_F16 || W->type == VLMN_TYPE_BF16) {
+        const uint16_t *src = (const uint16_t *)base; /* rows are contiguous */
+        const bool f16 = W->type == VLMN_TYPE_F16;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
+            __m256 f = f16 ? _mm256_cvtph_ps(h)
+                           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            _mm256_storeu_ps(buf + i, f);
+        }
+        for (; i < n; i++) buf[i] = f16 ? vlmn_f16_to_f32(src[i]) : vlmn_bf16_to_f32(src[i]);
+        return buf;
+    }
+    gemm_dequant_rows(W, n0, nr, buf, K);
+    return buf;
+}
+
 static void compute(void *ctx, int ith, int nth)
 {
     const f32_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t N = g->W->rows, K = g->W->cols, np = (g->M + MP - 1) / MP;
-    float *w = j->wbuf + ith * j->wstride;
+    float *wbuf = j->wbuf + ith * j->wstride;
     float out[NRW * MP] __attribute__((aligned(64)));
     int64_t c0, c1;
     while (gemm_sched_next(j->sched, &c0, &c1))
     for (int64_t b = c0; b < c1; b++) {
         int64_t n0 = b * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
-        gemm_dequant_rows(g->W, n0, nr, w, K);
+        const float *w = load_rows(g->W, n0, nr, wbuf);
         for (int64_t p = 0; p < np; p++) {
             int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
             run_tile((int)nr, mr > 8 ? 2 : 1, w, K, j->apack + p * K * MP, out);

@@ -19,7 +19,7 @@ static inline void gemm_sched_init(gemm_sched *s, int64_t n, int nth)
 {
     atomic_store(&s->next, 0);
     s->n = n;
-    s->chunk = n / (16 * (int64_t)nth);
+    s->chunk = n / (64 * (int64_t)nth); /* small: the last chunks end close together */
     if (s->chunk < 1) s->chunk = 1;
 }
 

@@ -143,14 +143,43 @@ void vlmn_pool_run(vlmn_pool *p, void (*fn)(void *ctx, int ith, int nth), void *
 }
 
 /* Workspace shared by the threads of one job (the caller sizes it before
- * vlmn_pool_run). Without a pool, a per-thread buffer. NULL when out of memory. */
-static _Thread_local void *tl_scratch;
-static _Thread_local size_t tl_scratch_bytes;
+ * vlmn_pool_run). Without a pool, a per-thread buffer, freed when the thread exits
+ * (pthread key destructor). NULL when out of memory. */
+struct tl_buf { void *p; size_t cap; };
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_key_ok;
+
+static void tl_destroy(void *v)
+{
+    struct tl_buf *b = v;
+    vlmn_free_aligned(b->p);
+    vlmn_free(b);
+}
+
+static void tl_init(void) { tl_key_ok = pthread_key_create(&tl_key, tl_destroy) == 0; }
 
 void *vlmn_pool_scratch(vlmn_pool *p, size_t bytes)
 {
-    void **buf = p ? &p->scratch : &tl_scratch;
-    size_t *cap = p ? &p->scratch_bytes : &tl_scratch_bytes;
+    void **buf;
+    size_t *cap;
+    if (p) {
+        buf = &p->scratch;
+        cap = &p->scratch_bytes;
+    } else {
+        pthread_once(&tl_once, tl_init);
+        if (!tl_key_ok) return NULL;
+        struct tl_buf *b = pthread_getspecific(tl_key);
+        if (!b) {
+            b = vlmn_calloc(1, sizeof *b);
+            if (!b || pthread_setspecific(tl_key, b) != 0) {
+                vlmn_free(b);
+                return NULL;
+            }
+        }
+        buf = &b->p;
+        cap = &b->cap;
+    }
     if (bytes <= *cap) return *buf;
     vlmn_free_aligned(*buf);
     *cap = 0;

@@ -14,4 +14,9 @@ check "text output" grep -q "GFLOP/s" <<<"$out"
 "$VLMN_BIN" bench gemm --m 0 2>/dev/null; check "bad M exits 2" test $? -eq 2
 "$VLMN_BIN" bench nope 2>/dev/null; check "bad subcommand exits 2" test $? -eq 2
 "$VLMN_BIN" bench gemm --type q8_0 --k 33 2>/dev/null; check "K not a block multiple fails" test $? -eq 1
+out=$("$VLMN_BIN" bench attention --tokens 9 --heads 4 --kv-heads 2 --head-dim 32 --reps 1 --json)
+check "bench attention json" grep -q '"gflops":' <<<"$out"
+"$VLMN_BIN" bench attention --heads 3 --kv-heads 2 2>/dev/null; check "bad head grouping exits 2" test $? -eq 2
+out=$("$VLMN_BIN" bench peak -t 1 --json)
+check "bench peak json" grep -q '"f32_fma_gflops":' <<<"$out"
 finish
