@@ -70,6 +70,7 @@ RANDOM=$$
 kill_resume 4 --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 -q -o "$D/killed" --checkpoint-every 4
 check "resume after kill -9 exit" test $? -eq 0
 check "kill -9 + resume == single" same_run "$D/single" "$D/killed"
+check "the killed run was resumed" bash -c "'$V' export '$D/killed' run | grep -q '^resume_times,'"
 
 # SIGINT stops at a sample boundary with a checkpoint
 recbg -o "$D/int" --checkpoint-every 1000
