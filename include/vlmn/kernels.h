@@ -34,9 +34,16 @@ vlmn_status vlmn_isa_force(vlmn_isa isa);
 
 /* ---- precision ----
  * EXACT: weights dequantised to f32, activations f32, f32 accumulation.
- * FAST: the kernels may round activations (e.g. to bf16, or to int8 per 32-block for
- * Q8_0 weights); bounded error, see docs. */
-typedef enum vlmn_precision { VLMN_PREC_FAST = 0, VLMN_PREC_EXACT = 1 } vlmn_precision;
+ * FAST: the kernels may round activations (to bf16 for BF16 weights; for Q8_0/Q4_K
+ * weights to int8 per 32-block plus an int8 residual, error ~1e-5 relative to the
+ * block maximum); bounded error, see docs/kernels.md.
+ * FASTEST: as FAST, but Q8_0/Q4_K activations are rounded to int8 once per 32-block
+ * (ggml's q8_0 x q8_0 dot): about twice as fast for those types, normwise error ~1e-2. */
+typedef enum vlmn_precision {
+    VLMN_PREC_FAST = 0,
+    VLMN_PREC_EXACT = 1,
+    VLMN_PREC_FASTEST = 2
+} vlmn_precision;
 
 /* ---- weight matrix ----
  * W has `rows` (N, output features) rows of `cols` (K, input features) values of

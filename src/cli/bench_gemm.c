@@ -135,7 +135,8 @@ int bench_gemm(int argc, char **argv)
     vlmn_precision prec;
     if (!strcmp(precname, "fast")) prec = VLMN_PREC_FAST;
     else if (!strcmp(precname, "exact")) prec = VLMN_PREC_EXACT;
-    else return cli_errorf("bench gemm", 2, "unknown precision '%s' (fast|exact)", precname);
+    else if (!strcmp(precname, "fastest")) prec = VLMN_PREC_FASTEST;
+    else return cli_errorf("bench gemm", 2, "unknown precision '%s' (fast|fastest|exact)", precname);
     if (isaname) {
         vlmn_isa want;
         if (!strcmp(isaname, "ref")) want = VLMN_ISA_REF;
@@ -167,9 +168,9 @@ int bench_gemm(int argc, char **argv)
     /* Which peak bounds the kernel that will run (see vlmn_gemm's dispatch). */
     vlmn_peak_kind pk = VLMN_PEAK_F32_FMA;
     const char *pkname = "f32 FMA";
-    if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST && type == VLMN_TYPE_BF16)
+    if (isa == VLMN_ISA_AVX512 && prec != VLMN_PREC_EXACT && type == VLMN_TYPE_BF16)
         pk = VLMN_PEAK_BF16_DOT, pkname = "bf16 vdpbf16ps";
-    if (isa == VLMN_ISA_AVX512 && prec == VLMN_PREC_FAST &&
+    if (isa == VLMN_ISA_AVX512 && prec != VLMN_PREC_EXACT &&
         (type == VLMN_TYPE_Q8_0 || type == VLMN_TYPE_Q4_K))
         pk = VLMN_PEAK_INT8_DOT, pkname = "int8 vpdpbusd";
     vlmn_isa peak_isa = isa == VLMN_ISA_REF ? (vlmn_isa_supported(VLMN_ISA_AVX512) ? VLMN_ISA_AVX512 : VLMN_ISA_AVX2) : isa;

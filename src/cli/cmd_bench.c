@@ -21,7 +21,7 @@ static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_bench = {
     "bench", "measure kernel speed against the machine's peak",
     "vlmn bench gemm [--type bf16|f16|q8_0|q4_k|f32] [--m M --n N --k K]\n"
-    "                [--prec fast|exact] [--isa ref|avx2|avx512] [-t|--threads T]\n"
+    "                [--prec fast|fastest|exact] [--isa ref|avx2|avx512] [-t|--threads T]\n"
     "                [--reps R] [--json]\n"
     "  Times C[M x N] = A[M x K] W^T with random weights of the given type (default\n"
     "  bf16, M=680 N=11008 K=4096, fast precision, all CPUs, 5 reps; the best rep counts)\n"
