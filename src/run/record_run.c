@@ -402,7 +402,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     }
     /* finish: arrays, neurons table, summary, status */
     if ((st = vlmn_store_write_arrays(o->out, rec, true))) goto done;
-    if ((st = vlmn_db_write_neurons(db, rec))) goto done;
+    if ((st = vlmn_db_write_neurons(db, rec)) || (st = vlmn_db_write_top(db, rec))) goto done;
     if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
     in_tx = true;
     utc_now(timebuf, sizeof timebuf);
