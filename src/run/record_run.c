@@ -250,6 +250,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     vlmn_dataset *ds = NULL;
     bool in_tx = false;
     int lock_fd = -1;
+    bool setup_done = false;
     char path[PATHMAX], ckpt[PATHMAX], timebuf[64], why[1024];
     progress_state ps = {0};
     if (o->top_n < 1 || o->top_n > VLMN_REC_MAX_TOP_N)
@@ -268,20 +269,21 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         return vlmn_error(VLMN_E_ARG, "%s: in use by another vlmn record", o->out);
     }
     snprintf(path, sizeof path, "%s/run.sqlite", o->out);
-    bool exists = access(path, F_OK) == 0;
-    if (exists && !o->resume) {
-        close(lock_fd);
-        return vlmn_error(VLMN_E_ARG, "%s: already holds a run (use --resume to continue it, or another -o)", o->out);
-    }
     if ((st = vlmn_db_open(path, true, &db))) {
         close(lock_fd);
         return st;
     }
+    /* a database without a status is a run that never got past its setup */
+    char status[64] = "";
+    vlmn_db_get_meta(db, "status", status, sizeof status);
+    bool exists = status[0] != 0;
+    if (exists && !o->resume) {
+        st = vlmn_error(VLMN_E_ARG, "%s: already holds a run (use --resume to continue it, or another -o)", o->out);
+        goto done;
+    }
     vlmn_rec_params rp = {be->n_layers, be->n_ff, o->top_n, o->threads};
     if ((st = vlmn_rec_create(&rp, &rec))) goto done;
 
-    char status[64] = "";
-    if (exists) vlmn_db_get_meta(db, "status", status, sizeof status);
     /* one transaction for the setup (each autocommit statement would fsync) */
     if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
     in_tx = true;
@@ -291,7 +293,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         if (!o->quiet) fprintf(stderr, "vlmn record: %s is already complete\n", o->out);
         goto done;
     }
-    if (exists && status[0]) {
+    if (exists) {
         if ((st = check_resume_options(db, o, be))) goto done;
         snprintf(ckpt, sizeof ckpt, "%s/ckpt", o->out);
         if (!dir_exists(ckpt)) snprintf(ckpt, sizeof ckpt, "%s/ckpt.old", o->out);
@@ -312,7 +314,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
             fprintf(stderr, "vlmn record: resuming %s at dataset index %" PRId64 " (%" PRId64 " samples done)\n", o->out,
                     ps.next_index, ps.n_ok + ps.n_failed);
     } else {
-        /* fresh run (or one that died before writing its options) */
+        /* fresh run (or one that failed during its setup: nothing was kept) */
         if ((st = vlmn_db_exec(db, "DELETE FROM samples; DELETE FROM neurons; DELETE FROM run;"))) goto done;
         if ((st = set_options(db, o, be))) goto done;
         utc_now(timebuf, sizeof timebuf);
@@ -322,6 +324,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
 
     if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
     in_tx = false;
+    setup_done = true;
     /* dataset: count for progress, then skip to the resume point */
     int64_t n_elems = 0;
     if ((st = vlmn_ds_count(o->data, VLMN_DS_AUTO, &n_elems))) goto done;
@@ -424,9 +427,9 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     vlmn_store_remove_dir(ckpt);
 done:
     if (in_tx) {
-        /* keep the rows of a failed run up to here (they are re-done after the
-         * checkpoint on resume anyway) */
-        vlmn_db_exec(db, "COMMIT");
+        /* setup: keep nothing (bad dataset/model path...). Later: keep the rows of a
+         * failed run up to here (they are re-done after the checkpoint on resume). */
+        vlmn_db_exec(db, setup_done ? "COMMIT" : "ROLLBACK");
     }
     sum->n_ok = ps.n_ok;
     sum->n_failed = ps.n_failed;

@@ -95,6 +95,7 @@ check "names the option" grep -q "top_n" "$D/err"
 rec -o "$D/strict" --strict 2>/dev/null; check "--strict stops at a failed sample" test $? -eq 1
 rec -o "$D/lim" --limit 10 --shard 1/2; check "limit + shard" test "$("$V" export "$D/lim" samples | tail -n +2 | cut -d, -f6 | tr '\n' ' ')" = "1 3 5 7 9 "
 "$V" record --synthetic 2x8 --data /nonexistent.json -o "$D/nodata" -q 2>/dev/null; check "missing dataset fails" test $? -eq 1
+"$V" record --synthetic 2x8 --data "$D/data.json" --images "$D/img" -o "$D/nodata" -q; check "a failed setup leaves no run behind" test $? -eq 0
 "$V" record --data "$D/data.json" -o "$D/x" 2>/dev/null; check "usage error exit 2" test $? -eq 2
 "$V" export "$D/single" bogus 2>/dev/null; check "export bad table exit 2" test $? -eq 2
 "$V" export "$D/int/ckpt" top 2>/dev/null; check "export of a non-run fails" test $? -eq 1
