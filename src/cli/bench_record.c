@@ -156,6 +156,11 @@ static int bench_model(const char *text, const char *mmproj, int topn, int threa
         bare_sum += t1 - t0;
         rec_sum += t2 - t1;
         cap_sum += tr.t;
+        /* the same sample every rep: once the top-N lists are full (rep >= N) it no
+         * longer enters them, so later reps show the steady-state one-pass cost */
+        if (!json)
+            printf("  rep %d (%s): bare %.4f s, with recorder %.4f s, inside the capture %.4f s (%.2f%%)\n", r + 1,
+                    r < topn ? "lists filling" : "steady state", t1 - t0, t2 - t1, tr.t, 100.0 * tr.t / (t1 - t0));
         bare_best = t1 - t0 < bare_best ? t1 - t0 : bare_best;
         rec_best = t2 - t1 < rec_best ? t2 - t1 : rec_best;
     }
