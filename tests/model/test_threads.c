@@ -150,6 +150,33 @@ TEST(fused_vs_separate_gemms)
     }
 }
 
+/* Text-only load (no mmproj): token-only samples run, image inputs are refused. */
+TEST(text_only_model)
+{
+    vlmn_llava_params p = {.n_threads = 2, .precision = VLMN_PREC_FAST};
+    vlmn_llava *m = NULL;
+    vlmn_status st = vlmn_llava_load(test_path(test_data_dir(), "engine/bf16.text.gguf"), NULL, &p, &m);
+    CHECK_MSG(st == VLMN_OK, "%s", vlmn_errmsg());
+    if (st) return;
+    const vlmn_llava_info *in = vlmn_llava_get_info(m);
+    CHECK_EQ_INT(in->n_image_tokens, 0);
+    int32_t ids[12];
+    for (int i = 0; i < 12; i++) ids[i] = (i * 5 + 1) % in->n_vocab;
+    grab g = {calloc((size_t)(in->n_layer * 12 * in->n_ff), sizeof(float)), 12, in->n_ff, 0};
+    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &g};
+    CHECK_EQ_INT(vlmn_llava_forward(m, ids, 12, NULL, &o), VLMN_OK);
+    CHECK_EQ_INT(g.calls, in->n_layer);
+    static const float px[3] = {0};
+    CHECK_EQ_INT(vlmn_llava_forward(m, ids, 12, px, &o), VLMN_E_ARG);
+    ids[3] = -1;
+    CHECK(vlmn_llava_forward(m, ids, 12, NULL, &o) != VLMN_OK);
+    vlmn_llava_times t;
+    vlmn_llava_last_times(m, &t);
+    CHECK(t.total >= 0);
+    free(g.acts);
+    vlmn_llava_free(m);
+}
+
 /* The FAST path's AVX-512 element-wise ops against the scalar ones (EXACT path). */
 TEST(avx512_ops_match_scalar)
 {
