@@ -644,6 +644,46 @@ static void gemm(vlmn_llava *m, const vlmn_matrix *W, const float *A, int64_t M,
     vlmn_gemm(m->pool, m->prec, W, A, M, lda, C, ldc, acc);
 }
 
+/* Row-parallel activation / bias / LayerNorm of the vision tower (each row computed as
+ * by the serial op: results independent of the thread count). */
+enum { VOP_QUICK_GELU, VOP_GELU_ERF, VOP_BIAS, VOP_LAYERNORM };
+
+typedef struct vrows {
+    int op;
+    const float *x;
+    float *y;
+    int64_t rows, n;
+    const float *w, *b;
+    float eps;
+    bool vec;
+} vrows;
+
+static void vrows_run(void *ctx, int ith, int nth)
+{
+    const vrows *o = ctx;
+    int64_t r0 = o->rows * ith / nth, r1 = o->rows * (ith + 1) / nth;
+    float *y = o->y + r0 * o->n;
+    switch (o->op) {
+    case VOP_QUICK_GELU:
+        if (o->vec)
+            op_quick_gelu_avx512(y, (r1 - r0) * o->n);
+        else
+            op_quick_gelu(y, (r1 - r0) * o->n);
+        break;
+    case VOP_GELU_ERF: op_gelu_erf(y, (r1 - r0) * o->n); break;
+    case VOP_BIAS: op_add_bias(y, r1 - r0, o->n, o->n, o->b); break;
+    default: op_layernorm(o->x + r0 * o->n, y, r1 - r0, o->n, o->n, o->w, o->b, o->eps); break;
+    }
+}
+
+static void vrows_do(vlmn_llava *m, int op, const float *x, float *y, int64_t rows, int64_t n,
+                     const float *w, const float *b)
+{
+    vrows o = {op, x, y, rows, n, w, b, m->v_eps,
+               m->prec != VLMN_PREC_EXACT && vlmn_isa_active() == VLMN_ISA_AVX512};
+    vlmn_pool_run(m->pool, vrows_run, &o);
+}
+
 /* CLIPVisionModel (HF CLIPVisionEmbeddings/CLIPEncoder semantics) + LlavaMultiModalProjector:
  * pixels [3 x S x S] -> m->img [n_patches x n_embd]. */
 static void vision_forward(vlmn_llava *m, const float *px)
@@ -667,34 +707,31 @@ static void vision_forward(vlmn_llava *m, const float *px)
 
     for (int l = 0; l < m->v_run; l++) {
         const vis_layer *L = &m->vl[l];
-        op_layernorm(m->vx, m->vxn, NP, W, W, L->ln1_w, L->ln1_b, m->v_eps);
+        vrows_do(m, VOP_LAYERNORM, m->vx, m->vxn, NP, W, L->ln1_w, L->ln1_b);
         gemm(m, &L->q, m->vxn, NP, W, m->vq, W, false);
         gemm(m, &L->k, m->vxn, NP, W, m->vk, W, false);
         gemm(m, &L->v, m->vxn, NP, W, m->vv, W, false);
-        op_add_bias(m->vq, NP, W, W, L->q_b);
-        op_add_bias(m->vk, NP, W, W, L->k_b);
-        op_add_bias(m->vv, NP, W, W, L->v_b);
+        vrows_do(m, VOP_BIAS, NULL, m->vq, NP, W, NULL, L->q_b);
+        vrows_do(m, VOP_BIAS, NULL, m->vk, NP, W, NULL, L->k_b);
+        vrows_do(m, VOP_BIAS, NULL, m->vv, NP, W, NULL, L->v_b);
         vlmn_attention(m->pool, m->vq, W, m->vk, W, m->vv, W, m->vatt, W, NP, m->v_head, m->v_head,
                        (int)hd, 1.0f / sqrtf((float)hd), false);
         gemm(m, &L->o, m->vatt, NP, W, m->vx, W, true);
-        op_add_bias(m->vx, NP, W, W, L->o_b);
-        op_layernorm(m->vx, m->vxn, NP, W, W, L->ln2_w, L->ln2_b, m->v_eps);
+        vrows_do(m, VOP_BIAS, NULL, m->vx, NP, W, NULL, L->o_b);
+        vrows_do(m, VOP_LAYERNORM, m->vx, m->vxn, NP, W, L->ln2_w, L->ln2_b);
         gemm(m, &L->fc1, m->vxn, NP, W, m->vff, m->v_ff, false);
-        op_add_bias(m->vff, NP, m->v_ff, m->v_ff, L->fc1_b);
-        if (m->v_gelu)
-            op_gelu_erf(m->vff, NP * m->v_ff);
-        else
-            op_quick_gelu(m->vff, NP * m->v_ff);
+        vrows_do(m, VOP_BIAS, NULL, m->vff, NP, m->v_ff, NULL, L->fc1_b);
+        vrows_do(m, m->v_gelu ? VOP_GELU_ERF : VOP_QUICK_GELU, NULL, m->vff, NP, m->v_ff, NULL, NULL);
         gemm(m, &L->fc2, m->vff, NP, m->v_ff, m->vx, W, true);
-        op_add_bias(m->vx, NP, W, W, L->fc2_b);
+        vrows_do(m, VOP_BIAS, NULL, m->vx, NP, W, NULL, L->fc2_b);
     }
     /* drop CLS; no post-LN (LLaVA reads hidden_states[select_layer]) */
     const int64_t H = m->mm_hidden, E = m->info.n_embd;
     gemm(m, &m->mm0, m->vx + W, NI, W, m->mmh, H, false);
-    op_add_bias(m->mmh, NI, H, H, m->mm0_b);
-    op_gelu_erf(m->mmh, NI * H);
+    vrows_do(m, VOP_BIAS, NULL, m->mmh, NI, H, NULL, m->mm0_b);
+    vrows_do(m, VOP_GELU_ERF, NULL, m->mmh, NI, H, NULL, NULL);
     gemm(m, &m->mm2, m->mmh, NI, H, m->img, E, false);
-    op_add_bias(m->img, NI, E, E, m->mm2_b);
+    vrows_do(m, VOP_BIAS, NULL, m->img, NI, E, NULL, m->mm2_b);
 }
 
 /* The FFN activation over rows, split by rows over the pool. gu holds gate | up side

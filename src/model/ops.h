@@ -38,6 +38,8 @@ void op_silu_mul_avx512(const float *g, const float *u, float *out, const uint8_
 /* op_rmsnorm, vectorised (double lanes; the sum order differs from op_rmsnorm). */
 void op_rmsnorm_avx512(const float *x, float *y, int64_t rows, int64_t n, int64_t ld,
                        const float *w, float eps);
+/* op_quick_gelu with the vector exp, in place. */
+void op_quick_gelu_avx512(float *x, int64_t n);
 /* out = x * y */
 void op_mul_avx512(const float *x, const float *y, float *out, int64_t n);
 

@@ -98,3 +98,19 @@ void op_rmsnorm_avx512(const float *x, float *y, int64_t rows, int64_t n, int64_
         for (; i < n; i++) yr[i] = (float)(xr[i] * s * w[i]);
     }
 }
+
+/* x * sigmoid(1.702 x) (OpenAI CLIP's quick_gelu), as op_quick_gelu with the vector exp. */
+void op_quick_gelu_avx512(float *x, int64_t n)
+{
+    const __m512 c = _mm512_set1_ps(-1.702f), one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(x + i, _mm512_div_ps(v, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(c, v)))));
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_div_ps(v, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(c, v)))));
+    }
+}

@@ -210,6 +210,18 @@ TEST(avx512_ops_match_scalar)
             }
         }
     }
+    /* quick_gelu */
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 97) {
+        memcpy(ref, g, sizeof ref);
+        memcpy(o, g, sizeof o);
+        op_quick_gelu(ref, n);
+        op_quick_gelu_avx512(o, n);
+        for (int i = 0; i < n; i++) {
+            double d = fabs((double)o[i] - ref[i]), tol = 4e-7 * fabs((double)ref[i]) + 1e-37;
+            CHECK_MSG(d <= tol, "quick_gelu n=%d i=%d x=%g: %.9g vs %.9g", n, i, (double)g[i], (double)o[i], (double)ref[i]);
+            if (d > tol) return;
+        }
+    }
     /* x * y */
     op_mul_avx512(g + 6, u, o, N - 6);
     for (int i = 0; i < N - 6; i++) CHECK(o[i] == g[i + 6] * u[i]);
