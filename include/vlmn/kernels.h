@@ -19,7 +19,8 @@ vlmn_status vlmn_pool_create(int n_threads, vlmn_pool **out);
 void vlmn_pool_free(vlmn_pool *p);
 int vlmn_pool_size(const vlmn_pool *p);
 /* Run fn(ctx, ith, nth) on every thread (ith = 0..nth-1) and wait. The calling thread
- * takes part as ith 0. p == NULL runs fn(ctx, 0, 1) inline. */
+ * takes part as ith 0. p == NULL runs fn(ctx, 0, 1) inline. One run at a time per pool
+ * (vlmn_gemm / vlmn_attention on a pool count as runs; do not call them from fn). */
 void vlmn_pool_run(vlmn_pool *p, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 
 /* ---- ISA selection ---- */
@@ -35,8 +36,8 @@ vlmn_status vlmn_isa_force(vlmn_isa isa);
 /* ---- precision ----
  * EXACT: weights dequantised to f32, activations f32, f32 accumulation.
  * FAST: the kernels may round activations (to bf16 for BF16 weights; for Q8_0/Q4_K
- * weights to int8 per 32-block plus an int8 residual, error ~1e-5 relative to the
- * block maximum); bounded error, see docs/kernels.md.
+ * weights to int16 per 32-block, error ~1e-5 relative to the block maximum); bounded
+ * error, see docs/kernels.md.
  * FASTEST: as FAST, but Q8_0/Q4_K activations are rounded to int8 once per 32-block
  * (ggml's q8_0 x q8_0 dot): about twice as fast for those types, normwise error ~1e-2. */
 typedef enum vlmn_precision {

@@ -8,5 +8,6 @@ int bench_gemm(int argc, char **argv);
 int bench_record(int argc, char **argv);
 int bench_peak(int argc, char **argv);
 int bench_attention(int argc, char **argv);
+int bench_classify(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
     {"record", bench_record, "recorder cost per sample, alone and as overhead over the forward pass"},
     {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
+    {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
 };
 
 static int run(int argc, char **argv);
@@ -38,7 +39,11 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n"
     "vlmn bench attention [--tokens T] [--heads H] [--kv-heads H] [--head-dim D]\n"
     "                     [--causal|--full] [--isa ...] [-t T] [--reps R] [--json]\n"
-    "  Times vlmn_attention (default T=680, 32 heads of 128, causal).\n",
+    "  Times vlmn_attention (default T=680, 32 heads of 128, causal).\n"
+    "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
+    "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
+    "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"
+    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n",
     run,
 };
 

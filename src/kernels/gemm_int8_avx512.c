@@ -1,14 +1,16 @@
-/* GEMM by int8 dot products (AVX512_VNNI vpdpbusd) for Q8_0 and Q4_K weights, FAST
- * precision. Activations are quantised per 32-block to int8 with an f32 scale
- * (d = max|x|/127, q = round(x/d), as ggml's q8_0 x q8_0 dot) and packed into panels of
- * 32 tokens with 128 added (vpdpbusd multiplies unsigned by signed bytes). For each block
- * of 6 weight rows the weights' int8 values (Q8_0 bytes, or Q4_K nibbles widened to
- * bytes) are copied to a small per-thread buffer with their per-32 scale (and Q4_K
- * min) and -128 * (sum of the 32 weights), the start value of the int32 sums that undoes
- * the +128. Then per 32-block: isum = sum (qa + 128) * qw - 128 * sum qw (exact), and
- * acc += float(isum) * (d_act * d_w) [- min_w * sum(a) for Q4_K, with the f32 sum of the
- * activations]. A 6 (weights) x 32 (tokens) tile is kept over a K block; each C value is
- * one f32 sum over blocks in k order, whatever the thread count. */
+/* GEMM by integer dot products (AVX512_VNNI) for Q8_0 and Q4_K weights.
+ * FASTEST: activations quantised per 32-block to int8 (d = max|x|/127, q = round(x/d), as
+ * ggml's q8_0 x q8_0 dot), packed into panels of 32 tokens with 128 added, since
+ * vpdpbusd multiplies unsigned by signed bytes; the int32 sums of each block start at
+ * -128 * (sum of its weights), which undoes the +128 exactly.
+ * FAST: activations quantised per 32-block to int16 (d = max|x|/32767) and multiplied by
+ * the weights widened to int16 with vpdpwssd (signed x signed, half the rate of vpdpbusd
+ * but one pass; error ~1e-5 of the block maximum).
+ * For each block of 6 weight rows the weights' integer values (Q8_0 bytes, or Q4_K
+ * nibbles) are copied to a per-thread buffer with their per-32 scale (and Q4_K min), then
+ * per 32-block acc += float(isum) * (d_act * d_w) [- min_w * sum(a) for Q4_K, with the
+ * f32 sum of the activations]. A 6 (weights) x 32 (tokens) tile is kept over a K block;
+ * each C value is one f32 sum over blocks in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
 
@@ -24,12 +26,12 @@ typedef struct {
     const gemm_args *g;
     gemm_sched *sched;
     bool q4k;
-    int npass;        /* 1: activations int8 once; 2: plus an int8 residual (see pack_a) */
-    uint32_t *apack;  /* [panels][KB][npass][8][MP] 4 unsigned bytes each */
-    float *adscale;   /* [panels][KB][npass][MP] activation scales */
+    bool wide;        /* int16 activations and weights (FAST) instead of int8 */
+    uint32_t *apack;  /* [panels][KB][QS][MP]: 4 unsigned bytes / 2 int16 each */
+    float *adscale;   /* [panels][KB][MP] activation scales */
     float *asum;      /* [panels][KB][MP] f32 sums of the activations (Q4_K only) */
     float *ctile;     /* per thread: [panels][NRW * MP] partial sums */
-    int8_t *wq;       /* per thread: [NRW][KBB * 32] weight values */
+    uint8_t *wq;      /* per thread: [NRW][KBB][32] weight values (int8, or int16 if wide) */
     float *wd;        /* per thread: [NRW][KBB] weight scales */
     float *wm;        /* per thread: [NRW][KBB] weight mins (Q4_K) */
     int32_t *wcorr;   /* per thread: [NRW][KBB] -128 * sum of the block's weights */
@@ -42,21 +44,19 @@ static void pack_a(void *ctx, int ith, int nth)
     const gemm_args *g = j->g;
     const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-    const int npass = j->npass;
+    const bool wide = j->wide;
+    const int QS = wide ? 16 : 8; /* u32 per token per block */
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
-        uint32_t *dst = j->apack + p * KB * npass * 8 * MP;
-        float *ds = j->adscale + p * KB * npass * MP;
+        uint32_t *dst = j->apack + p * KB * QS * MP;
+        float *ds = j->adscale + p * KB * MP;
         float *as = j->q4k ? j->asum + p * KB * MP : NULL;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
         for (int64_t i = 0; i < MP; i++) {
             if (i >= mr) {
                 for (int64_t b = 0; b < KB; b++) {
                     if (as) as[b * MP + i] = 0.0f;
-                    for (int ps = 0; ps < npass; ps++) {
-                        ds[(b * npass + ps) * MP + i] = 0.0f;
-                        for (int q = 0; q < 8; q++)
-                            dst[((b * npass + ps) * 8 + q) * MP + i] = 0x80808080u;
-                    }
+                    ds[b * MP + i] = 0.0f;
+                    for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = wide ? 0 : 0x80808080u;
                 }
                 continue;
             }
@@ -65,28 +65,24 @@ static void pack_a(void *ctx, int ith, int nth)
                 __m512 x0 = _mm512_loadu_ps(a + 32 * b), x1 = _mm512_loadu_ps(a + 32 * b + 16);
                 __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
                 float amax = _mm512_reduce_max_ps(mx);
-                float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+                const float qmax = wide ? 32767.0f : 127.0f;
+                float d = amax / qmax, id = amax > 0 ? qmax / amax : 0.0f;
+                ds[b * MP + i] = d;
                 if (as) as[b * MP + i] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
                 __m512 vid = _mm512_set1_ps(id);
-                __m512 y0 = _mm512_mul_ps(x0, vid), y1 = _mm512_mul_ps(x1, vid);
-                for (int ps = 0; ps < npass; ps++) {
-                    /* q = round(y) (to nearest even), |q| <= 127; pass 2 quantises the
-                     * remainder y - q (|.| <= 1/2) with scale d/254, so that
-                     * x = d * (q1 + q2 / 254) to within d/508. */
-                    __m512 r0 = _mm512_roundscale_ps(y0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    __m512 r1 = _mm512_roundscale_ps(y1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r0));
-                    __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r1));
+                /* round to nearest (even on ties), |q| <= qmax */
+                __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+                __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+                uint32_t t[16];
+                if (wide) {
+                    _mm256_storeu_si256((__m256i *)t, _mm512_cvtepi32_epi16(i0));
+                    _mm256_storeu_si256((__m256i *)(t + 8), _mm512_cvtepi32_epi16(i1));
+                } else {
                     const __m128i bias = _mm_set1_epi8((char)0x80);
-                    uint32_t t[8];
-                    _mm_storeu_si128((__m128i *)t, _mm_xor_si128(q0, bias));
-                    _mm_storeu_si128((__m128i *)(t + 4), _mm_xor_si128(q1, bias));
-                    for (int q = 0; q < 8; q++) dst[((b * npass + ps) * 8 + q) * MP + i] = t[q];
-                    ds[(b * npass + ps) * MP + i] = ps ? d / 254.0f : d;
-                    const __m512 s254 = _mm512_set1_ps(254.0f);
-                    y0 = _mm512_mul_ps(_mm512_sub_ps(y0, r0), s254);
-                    y1 = _mm512_mul_ps(_mm512_sub_ps(y1, r1), s254);
+                    _mm_storeu_si128((__m128i *)t, _mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias));
+                    _mm_storeu_si128((__m128i *)(t + 4), _mm_xor_si128(_mm512_cvtepi32_epi8(i1), bias));
                 }
+                for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = t[q];
             }
         }
     }
@@ -103,8 +99,23 @@ static inline int32_t corr32(__m256i q)
 }
 
 /* Weight tables of rows wrow[0..nr) for 32-blocks [b0, b1), at index b - b0. */
+/* Store a block's 32 weight values at entry t: as bytes, or widened to int16 with a
+ * zero bias correction (vpdpwssd is signed x signed). */
+static inline void put_w(const int8_job *j, uint8_t *wq, int32_t *wcorr, int64_t t, __m256i q,
+                         bool is_unsigned)
+{
+    if (j->wide) {
+        __m512i w = is_unsigned ? _mm512_cvtepu8_epi16(q) : _mm512_cvtepi8_epi16(q);
+        _mm512_storeu_si512((__m512i *)(wq + t * 64), w);
+        wcorr[t] = 0;
+    } else {
+        _mm256_storeu_si256((__m256i *)(wq + t * 32), q);
+        wcorr[t] = corr32(q);
+    }
+}
+
 static void weights_q8_0(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, int8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
 {
     for (int r = 0; r < nr; r++)
         for (int64_t b = b0; b < b1; b++) {
@@ -113,11 +124,8 @@ static void weights_q8_0(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
             memcpy(&h, blk, 2);
             const int64_t t = r * KBB + (b - b0);
             wd[t] = _cvtsh_ss(h);
-            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            _mm256_storeu_si256((__m256i *)(wq + t * 32), q);
-            wcorr[t] = corr32(q);
+            put_w(j, wq, wcorr, t, _mm256_loadu_si256((const __m256i *)(blk + 2)), false);
         }
-    (void)j;
 }
 
 /* Q4_K super-block (256 values, 144 bytes): f16 d, f16 dmin, 12 bytes of 6-bit
@@ -135,7 +143,7 @@ static inline void q4k_scale_min(int s, const uint8_t *q, int *sc, int *mn)
 }
 
 static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, int8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
 {
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int r = 0; r < nr; r++)
@@ -152,65 +160,63 @@ static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
                 __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (s / 2)));
                 __m256i q = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4)
                                     : _mm256_and_si256(x, lo4);
-                _mm256_storeu_si256((__m256i *)(wq + t * 32), q);
+                put_w(j, wq, wcorr, t, q, true);
                 wd[t] = d * (float)sc;
                 j->wm[(wd - j->wd) + t] = dmin * (float)mn;
-                wcorr[t] = corr32(q);
             }
         }
 }
 
 static inline __attribute__((always_inline)) void
-tile(const int nr, const int nv, const bool q4k, const int npass, const int8_t *wq,
+tile(const int nr, const int nv, const bool q4k, const bool wide, const uint8_t *wq,
      int64_t b0, int64_t b1,
      const uint32_t *ap, const float *ads, const float *asum, const float *wd,
      const float *wm, const int32_t *wcorr, float *ct, bool first)
 {
+    const int QS = wide ? 16 : 8, WB = wide ? 64 : 32;
     __m512 acc[NRW][NVMAX];
 #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
             acc[j][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + j * MP + v * 16);
-    /* One loop over (block, pass): a second pass is the residual plane of the same block,
-     * with its own scale, so the loop body (and register use) is the single-pass one. */
-    for (int64_t vb = b0 * npass; vb < b1 * npass; vb++) {
-        const int64_t b = vb / npass, t = b - b0;
-        {
-            __m512i ia[NRW][NVMAX];
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t t = b - b0;
+        __m512i ia[NRW][NVMAX];
 #pragma GCC unroll 16
-            for (int j = 0; j < nr; j++)
+        for (int j = 0; j < nr; j++)
 #pragma GCC unroll 16
-                for (int v = 0; v < nv; v++) ia[j][v] = _mm512_set1_epi32(wcorr[j * KBB + t]);
-            const uint32_t *a = ap + vb * 8 * MP;
-#pragma GCC unroll 8
-            for (int q = 0; q < 8; q++) {
-                __m512i av[NVMAX];
+            for (int v = 0; v < nv; v++)
+                ia[j][v] = wide ? _mm512_setzero_si512() : _mm512_set1_epi32(wcorr[j * KBB + t]);
+        const uint32_t *a = ap + b * QS * MP;
 #pragma GCC unroll 16
-                for (int v = 0; v < nv; v++)
-                    av[v] = _mm512_load_si512((const __m512i *)(a + q * MP + 16 * v));
+        for (int q = 0; q < QS; q++) {
+            __m512i av[NVMAX];
 #pragma GCC unroll 16
-                for (int j = 0; j < nr; j++) {
-                    int32_t w4;
-                    memcpy(&w4, wq + (j * KBB + t) * 32 + 4 * q, 4);
-                    __m512i wb = _mm512_set1_epi32(w4);
-#pragma GCC unroll 16
-                    for (int v = 0; v < nv; v++) ia[j][v] = _mm512_dpbusd_epi32(ia[j][v], av[v], wb);
-                }
-            }
-            __m512 da[NVMAX];
-#pragma GCC unroll 16
-            for (int v = 0; v < nv; v++) da[v] = _mm512_load_ps(ads + vb * MP + 16 * v);
+            for (int v = 0; v < nv; v++)
+                av[v] = _mm512_load_si512((const __m512i *)(a + q * MP + 16 * v));
 #pragma GCC unroll 16
             for (int j = 0; j < nr; j++) {
-                __m512 dw = _mm512_set1_ps(wd[j * KBB + t]);
+                int32_t w4;
+                memcpy(&w4, wq + (j * KBB + t) * WB + 4 * q, 4);
+                __m512i wb = _mm512_set1_epi32(w4);
 #pragma GCC unroll 16
                 for (int v = 0; v < nv; v++)
-                    acc[j][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[j][v]),
-                                                _mm512_mul_ps(da[v], dw), acc[j][v]);
+                    ia[j][v] = wide ? _mm512_dpwssd_epi32(ia[j][v], av[v], wb)
+                                    : _mm512_dpbusd_epi32(ia[j][v], av[v], wb);
             }
         }
-        if (vb % npass != npass - 1) continue;
+        __m512 da[NVMAX];
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) da[v] = _mm512_load_ps(ads + b * MP + 16 * v);
+#pragma GCC unroll 16
+        for (int j = 0; j < nr; j++) {
+            __m512 dw = _mm512_set1_ps(wd[j * KBB + t]);
+#pragma GCC unroll 16
+            for (int v = 0; v < nv; v++)
+                acc[j][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[j][v]), _mm512_mul_ps(da[v], dw),
+                                            acc[j][v]);
+        }
         if (q4k) {
             __m512 sa[NVMAX];
 #pragma GCC unroll 16
@@ -231,17 +237,17 @@ tile(const int nr, const int nv, const bool q4k, const int npass, const int8_t *
 
 #define NV_CASE(NR, NV)                                                                \
     case NV:                                                                           \
-        if (q4k && npass == 2) tile(NR, NV, true, 2, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else if (q4k) tile(NR, NV, true, 1, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else if (npass == 2) tile(NR, NV, false, 2, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else tile(NR, NV, false, 1, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        if (q4k && wide) tile(NR, NV, true, true, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        else if (q4k) tile(NR, NV, true, false, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        else if (wide) tile(NR, NV, false, true, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        else tile(NR, NV, false, false, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
         break;
 #define TILE_CASE(NR)                                                                  \
     case NR:                                                                           \
         switch (nv) { NV_CASE(NR, 1) NV_CASE(NR, 2) }                                  \
         break;
 
-static void run_tile(int nr, int nv, bool q4k, int npass, const int8_t *wq, int64_t b0, int64_t b1,
+static void run_tile(int nr, int nv, bool q4k, bool wide, const uint8_t *wq, int64_t b0, int64_t b1,
                      const uint32_t *ap, const float *ads, const float *asum, const float *wd,
                      const float *wm, const int32_t *wcorr, float *ct, bool first)
 {
@@ -257,7 +263,7 @@ static void compute(void *ctx, int ith, int nth)
     const int64_t N = g->W->rows, KB = j->KB, np = (g->M + MP - 1) / MP;
     const int64_t ts = NRW * KBB; /* per-thread table entries */
     float *ctile = j->ctile + ith * j->cstride;
-    int8_t *wq = j->wq + ith * ts * 32;
+    uint8_t *wq = j->wq + ith * ts * 64;
     float *wd = j->wd + ith * ts, *wm = j->wm ? j->wm + ith * ts : NULL;
     int32_t *wcorr = j->wcorr + ith * ts;
     const uint8_t *wrow[NRW];
@@ -275,9 +281,9 @@ static void compute(void *ctx, int ith, int nth)
                 for (int64_t p = 0; p < np; p++) {
                     int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
                     float *ct = ctile + p * NRW * MP;
-                    run_tile((int)nr, (int)((mr + 15) / 16), j->q4k, j->npass, wq, b0, b1,
-                             j->apack + p * KB * j->npass * 8 * MP,
-                             j->adscale + p * KB * j->npass * MP,
+                    run_tile((int)nr, (int)((mr + 15) / 16), j->q4k, j->wide, wq, b0, b1,
+                             j->apack + p * KB * (j->wide ? 16 : 8) * MP,
+                             j->adscale + p * KB * MP,
                              j->q4k ? j->asum + p * KB * MP : NULL, wd, wm, wcorr, ct, b0 == 0);
                     if (last) gemm_store_tile(g, ct, MP, m0, mr, n0, nr);
                 }
@@ -286,7 +292,7 @@ static void compute(void *ctx, int ith, int nth)
     }
 }
 
-static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, int npass)
+static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool wide)
 {
     const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
     const int nth = vlmn_pool_size(p);
@@ -295,28 +301,28 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, int npass)
     memset(&j, 0, sizeof j);
     j.g = g;
     j.q4k = q4k;
-    j.npass = npass;
+    j.wide = wide;
     j.KB = K / 32;
     j.cstride = np * NRW * MP;
     const size_t ts = (size_t)NRW * KBB * (size_t)nth;
-    size_t abytes = (size_t)(np * j.KB * npass * 8 * MP) * 4;
+    size_t abytes = (size_t)(np * j.KB * (wide ? 16 : 8) * MP) * 4;
     size_t sbytes = (size_t)(np * j.KB * MP) * 4; /* one plane of per-block floats */
     size_t cbytes = sizeof(float) * (size_t)(j.cstride * nth);
-    size_t total = abytes + sbytes * (size_t)(npass + (q4k ? 1 : 0)) + cbytes + ts * (32 + 4 + 4 + 4);
+    size_t total = abytes + sbytes * (size_t)(q4k ? 2 : 1) + cbytes + ts * (64 + 4 + 4 + 4);
     char *ws = vlmn_pool_scratch(p, total);
     if (!ws) return false;
     j.apack = (uint32_t *)ws;
     ws += abytes;
     j.adscale = (float *)ws;
-    ws += sbytes * (size_t)npass;
+    ws += sbytes;
     if (q4k) {
         j.asum = (float *)ws;
         ws += sbytes;
     }
     j.ctile = (float *)ws;
     ws += cbytes;
-    j.wq = (int8_t *)ws;
-    ws += ts * 32;
+    j.wq = (uint8_t *)ws;
+    ws += ts * 64;
     j.wd = (float *)ws;
     ws += ts * 4;
     j.wm = (float *)ws;
@@ -330,13 +336,13 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, int npass)
     return true;
 }
 
-/* FAST: two int8 passes (error ~1e-5 of the activations' block maximum); FASTEST: one
- * (ggml's q8_0 x q8_0 rounding, ~2x faster). */
+/* FAST: int16 activations (error ~1e-5 of the block maximum); FASTEST: int8 (ggml's
+ * q8_0 x q8_0 rounding, ~2x faster). */
 bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, false, g->prec == VLMN_PREC_FASTEST ? 1 : 2);
+    return run(p, g, false, g->prec != VLMN_PREC_FASTEST);
 }
 bool gemm_q4_k_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, true, g->prec == VLMN_PREC_FASTEST ? 1 : 2);
+    return run(p, g, true, g->prec != VLMN_PREC_FASTEST);
 }

@@ -586,15 +586,10 @@ struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m) { return m->tok; }
 /* ------------------------------------------------------------------------------ */
 /* Forward                                                                        */
 
-/* FAST mode uses the kernels' fast paths, except the Q8_0 one: it rounds activations to
- * int8 per 32-block (as ggml does), and on the reference fixtures that alone gives
- * normwise errors of 1.3-3.0e-2 per layer, over the engine's 1e-2 bound for FAST mode
- * (docs/engine.md). Q8_0 weights therefore go through the f32 path in both modes. */
 static void gemm(vlmn_llava *m, const vlmn_matrix *W, const float *A, int64_t M, int64_t lda,
                  float *C, int64_t ldc, bool acc)
 {
-    vlmn_precision prec = W->type == VLMN_TYPE_Q8_0 ? VLMN_PREC_EXACT : m->prec;
-    vlmn_gemm(m->pool, prec, W, A, M, lda, C, ldc, acc);
+    vlmn_gemm(m->pool, m->prec, W, A, M, lda, C, ldc, acc);
 }
 
 /* CLIPVisionModel (HF CLIPVisionEmbeddings/CLIPEncoder semantics) + LlavaMultiModalProjector:

@@ -5,7 +5,7 @@
  * printed and recorded in docs/kernels.md):
  *   exact f32 paths (EXACT, or FAST for F32/F16/Q4_K, or AVX2/ref)  <= 2e-6
  *   FAST BF16 on AVX-512 (activations rounded to bf16)             <= 4e-3 (2 x 2^-9)
- *   FAST Q8_0/Q4_K on AVX-512 (activations int8 + int8 residual)    <= 1e-4
+ *   FAST Q8_0/Q4_K on AVX-512 (activations int16 per 32-block)      <= 1e-4
  *   FASTEST Q8_0 on AVX-512 (activations int8 per 32-block)         <= 8e-3
  *   FASTEST Q4_K on AVX-512 (activations int8 per 32-block)         <= 1.5e-2
  * (observed: 1.8e-3, 4.1e-3 and 9.4e-3 — Q4_K's offset weights (min terms) make the dot

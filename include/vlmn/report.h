@@ -1,0 +1,55 @@
+/* The HTML report of a classified run: one self-contained DIR/index.html (inline SVG and
+ * CSS, nothing fetched from the network) with the paper's Figures 5-7, Table 3, the
+ * run's provenance and the most confident neurons of each type. Flow: analysis ->
+ * [report]. Everything that comes from data is HTML-escaped. */
+#ifndef VLMN_REPORT_H
+#define VLMN_REPORT_H
+
+#include <stdio.h>
+
+#include "vlmn/analysis.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VLMN_REPORT_MAX_SAMPLES 5      /* top samples shown per neuron */
+
+typedef struct vlmn_report_kv {
+    const char *key;
+    const char *value;
+} vlmn_report_kv;
+
+/* One top sample of a neuron, as the report shows it. */
+typedef struct vlmn_report_sample {
+    int64_t sample;                    /* dataset index */
+    float max_act;                     /* the neuron's max activation on it */
+    char id[64];                       /* dataset id ("" if unknown) */
+    char image[1024];                  /* readable image path ("" if unknown) */
+} vlmn_report_sample;
+
+typedef struct vlmn_report_input {
+    const char *title;                 /* e.g. the run directory */
+    const vlmn_classification *cls;
+    const vlmn_stats *stats;
+    const vlmn_report_kv *provenance;  /* run metadata, shown in order */
+    int n_provenance;
+    int n_confident;                   /* neurons listed per type (default 10 when 0) */
+    /* Fills up to `max` top samples of a neuron (rank order); returns how many (0 when
+     * unknown). May be NULL. */
+    int (*samples)(void *ctx, int layer, int neuron, vlmn_report_sample *out, int max);
+    void *ctx;
+} vlmn_report_input;
+
+/* Write dir/index.html (created through a temporary file and a rename; dir is created
+ * when missing). Images of the listed samples that can be read are copied into
+ * dir/img/ and shown as thumbnails. */
+vlmn_status vlmn_report_write(const char *dir, const vlmn_report_input *in);
+
+/* HTML-escape s (& < > " ') onto f. */
+void vlmn_report_escape(FILE *f, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,178 @@
+/* vlmn report: write a self-contained HTML report (inline SVG figures, no network) of a
+ * classified run: Figures 5-7, Table 3, most confident neurons, provenance. */
+#include "cli.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "vlmn/analysis.h"
+#include "vlmn/report.h"
+#include "vlmn/run.h"
+
+static int run(int argc, char **argv);
+
+const struct vlmn_cmd vlmn_cmd_report = {
+    "report",
+    "write an HTML report of a classified run (figures, neurons, provenance)",
+    "vlmn report RUN -o DIR [--top-frac 0.03] [--neurons 10]\n"
+    "  Needs `vlmn classify RUN` first. Writes DIR/index.html (self-contained: inline SVG\n"
+    "  and CSS) and copies the images of the listed top samples into DIR/img/ when their\n"
+    "  paths are known (absolute, or relative to the run's `images` directory; a relative\n"
+    "  `images` is tried from the current directory, next to RUN, then inside RUN).\n"
+    "  -o DIR        output directory (created when missing)\n"
+    "  --top-frac F  fraction of neurons per type for Figure 7, in (0, 1] (0.03)\n"
+    "  --neurons K   most confident neurons listed per type (10)\n",
+    run,
+};
+
+#define MAX_PROV 256
+
+struct ctx {
+    vlmn_run *run;
+    sqlite3 *db;
+    sqlite3_stmt *sample;
+    char images[2048]; /* image root from the run table, "" if none */
+};
+
+/* Run keys that may name the folder image paths are relative to. */
+static const char *const image_root_keys[] = {"images", "images_dir", "image_dir", "image_root"};
+
+/* An image path from the samples table: absolute as is; otherwise relative to the run's
+ * image root, which itself may be relative to where `vlmn record` ran: tried as given,
+ * then next to the run directory, then inside it. "" when none is readable. */
+static void resolve_image(const struct ctx *x, const char *img, char *out, size_t n)
+{
+    const char *run = vlmn_run_dir(x->run), *slash = strrchr(run, '/');
+    int plen = slash ? (int)(slash - run) : 1;
+    const char *parent = slash ? run : ".";
+    int w[3] = {-1, -1, -1};
+    char cand[3][4096];
+    if (img[0] == '/' || !x->images[0]) {
+        w[0] = snprintf(cand[0], sizeof cand[0], "%s", img);
+    } else {
+        w[0] = snprintf(cand[0], sizeof cand[0], "%s/%s", x->images, img);
+        if (x->images[0] != '/') {
+            w[1] = snprintf(cand[1], sizeof cand[1], "%.*s/%s/%s", plen, parent, x->images, img);
+            w[2] = snprintf(cand[2], sizeof cand[2], "%s/%s/%s", run, x->images, img);
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        if (w[k] >= 0 && (size_t)w[k] < n && (size_t)w[k] < sizeof cand[k] && access(cand[k], R_OK) == 0) {
+            memcpy(out, cand[k], (size_t)w[k] + 1);
+            return;
+        }
+    out[0] = 0;
+}
+
+static int samples_cb(void *vctx, int layer, int neuron, vlmn_report_sample *out, int max)
+{
+    struct ctx *x = vctx;
+    int n = 0;
+    const vlmn_top_entry *top = vlmn_run_top(x->run, layer, neuron, &n);
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++) {
+        vlmn_report_sample *s = &out[i];
+        memset(s, 0, sizeof *s);
+        s->sample = top[i].sample;
+        s->max_act = top[i].max_act;
+        if (!x->sample) continue;
+        sqlite3_reset(x->sample);
+        sqlite3_bind_int64(x->sample, 1, top[i].sample);
+        if (sqlite3_step(x->sample) != SQLITE_ROW) continue;
+        const char *id = (const char *)sqlite3_column_text(x->sample, 0);
+        const char *img = (const char *)sqlite3_column_text(x->sample, 1);
+        if (id) snprintf(s->id, sizeof s->id, "%s", id);
+        if (img && img[0]) resolve_image(x, img, s->image, sizeof s->image);
+    }
+    return n;
+}
+
+static int run(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL, *v;
+    double frac = 0.03;
+    long n_conf = 10;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "output", 'o', &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_report);
+            out = v;
+        } else if ((r = cli_opt(argc, argv, &i, "top-frac", 0, &v))) {
+            if (r < 0 || cli_parse_double(v, &frac)) return cli_usage(&vlmn_cmd_report);
+        } else if ((r = cli_opt(argc, argv, &i, "neurons", 0, &v))) {
+            if (r < 0 || cli_parse_long(v, 1, 1000, &n_conf)) return cli_errorf("report", 2, "--neurons: 1..1000");
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_errorf("report", 2, "unknown option %s (see vlmn help report)", argv[i]);
+        } else if (!dir) {
+            dir = argv[i];
+        } else {
+            return cli_usage(&vlmn_cmd_report);
+        }
+    }
+    if (!dir || !out) return cli_usage(&vlmn_cmd_report);
+    if (!(frac > 0 && frac <= 1)) return cli_errorf("report", 2, "--top-frac %g: must be in (0, 1]", frac);
+
+    struct ctx x = {0};
+    vlmn_classification *c = NULL;
+    vlmn_stats *s = NULL;
+    vlmn_report_kv prov[MAX_PROV];
+    int n_prov = 0;
+    sqlite3_stmt *q = NULL;
+    vlmn_status st;
+    if ((st = vlmn_run_open(dir, &x.run))) goto done;
+    x.db = vlmn_run_db(x.run);
+    if ((st = vlmn_classification_load(x.db, &c))) goto done;
+    if (c->n_layers != vlmn_run_n_layers(x.run) || c->n_ff != vlmn_run_n_ff(x.run)) {
+        st = vlmn_error(VLMN_E_MISMATCH, "%s: classification shape differs from the run: classify it again", dir);
+        goto done;
+    }
+    if ((st = vlmn_stats_compute(c, frac, &s))) goto done;
+    /* Provenance: the run table (key, value) in insertion order. */
+    if (sqlite3_prepare_v2(x.db, "SELECT key, value FROM run ORDER BY rowid", -1, &q, NULL) == SQLITE_OK) {
+        while (n_prov < MAX_PROV && sqlite3_step(q) == SQLITE_ROW) {
+            const char *k = (const char *)sqlite3_column_text(q, 0), *val = (const char *)sqlite3_column_text(q, 1);
+            prov[n_prov].key = vlmn_strdup(k ? k : "");
+            prov[n_prov].value = vlmn_strdup(val ? val : "");
+            if (!prov[n_prov].key || !prov[n_prov].value) {
+                vlmn_free((char *)prov[n_prov].key);
+                vlmn_free((char *)prov[n_prov].value);
+                st = vlmn_error(VLMN_E_NOMEM, "report: out of memory");
+                goto done;
+            }
+            for (size_t j = 0; j < VLMN_ARRAY_LEN(image_root_keys); j++)
+                if (!x.images[0] && !strcmp(prov[n_prov].key, image_root_keys[j]))
+                    snprintf(x.images, sizeof x.images, "%s", prov[n_prov].value);
+            n_prov++;
+        }
+    }
+    /* Sample ids and image paths, when the run has a samples table. */
+    if (sqlite3_prepare_v2(x.db, "SELECT sample_id, image FROM samples WHERE sample_index = ?", -1, &x.sample, NULL) !=
+        SQLITE_OK)
+        x.sample = NULL;
+    vlmn_report_input in = {
+        .title = dir,
+        .cls = c,
+        .stats = s,
+        .provenance = prov,
+        .n_provenance = n_prov,
+        .n_confident = (int)n_conf,
+        .samples = samples_cb,
+        .ctx = &x,
+    };
+    if ((st = vlmn_report_write(out, &in))) goto done;
+    printf("%s/index.html\n", out);
+done:
+    sqlite3_finalize(q);
+    sqlite3_finalize(x.sample);
+    for (int i = 0; i < n_prov; i++) {
+        vlmn_free((char *)prov[i].key);
+        vlmn_free((char *)prov[i].value);
+    }
+    vlmn_stats_free(s);
+    vlmn_classification_free(c);
+    vlmn_run_close(x.run);
+    return st ? cli_fail("report", st) : 0;
+}
