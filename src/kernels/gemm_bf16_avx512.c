@@ -1,4 +1,4 @@
-/* BF16-weight GEMM with AVX512_BF16 (vdpbf16ps), FAST precision: activations are
+/* BF16-weight GEMM with AVX512_BF16 (vdpbf16ps), FAST/FASTEST precision: activations are
  * rounded to bf16 (round to nearest even) while being packed into panels of 48 tokens
  * x 2 k; weights are read in place from their GGUF rows (no repacked copy), each
  * k-pair broadcast against the token panel. An 8 (weights) x 48 (tokens) tile of C
@@ -6,6 +6,7 @@
  * buffer between K blocks, so each C value is one f32 sum in k order. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -31,33 +32,38 @@ typedef struct {
     int64_t KP;
 } bf16_job;
 
+/* Packing: 16 tokens x 32 k at a time are rounded to bf16 pairs (16 u32 per token) and
+ * transposed in registers into 16 k-pair vectors of 16 tokens. */
 static void pack_a(void *ctx, int ith, int nth)
 {
     const bf16_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t K = g->W->cols, KP = j->KP, np = (g->M + MP - 1) / MP;
-    uint32_t tmp[16] __attribute__((aligned(64)));
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KP * MP;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-        for (int64_t i = 0; i < MP; i++) {
-            if (i >= mr) {
-                for (int64_t kp = 0; kp < KP; kp++) dst[kp * MP + i] = 0;
-                continue;
-            }
-            const float *a = g->A + (m0 + i) * g->lda;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
             for (int64_t k = 0; k < K; k += 32) {
                 int64_t n = K - k < 32 ? K - k : 32;
                 __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
                 __mmask16 hi = (__mmask16)(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
-                __m512 x0 = _mm512_maskz_loadu_ps(lo, a + k);
-                __m512 x1 = _mm512_maskz_loadu_ps(hi, a + k + 16);
-                __m512bh b = _mm512_cvtne2ps_pbh(x1, x0);
-                _mm512_store_si512((__m512i *)tmp, (__m512i)b);
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) {
+                    int64_t t = grp * 16 + i;
+                    if (t >= mr) {
+                        r[i] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const float *a = g->A + (m0 + t) * g->lda + k;
+                    __m512 x0 = _mm512_maskz_loadu_ps(lo, a);
+                    __m512 x1 = _mm512_maskz_loadu_ps(hi, a + 16);
+                    r[i] = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+                }
+                transpose16_avx512(r);
                 int64_t npair = (n + 1) / 2;
-                for (int64_t q = 0; q < npair; q++) dst[(k / 2 + q) * MP + i] = tmp[q];
+                for (int64_t q = 0; q < npair; q++)
+                    _mm512_store_si512((__m512i *)(dst + (k / 2 + q) * MP + grp * 16), r[q]);
             }
-        }
     }
 }
 

@@ -1,8 +1,9 @@
 /* f32 GEMM with AVX2 FMA, for every weight type and precision when AVX-512 is not
  * there (activations stay f32: no rounding): rows of W are dequantised to f32 per block
  * of rows (F32 rows used in place; no repacked copy), A is packed once per call into
- * panels of 16 tokens, and the micro-kernel keeps a 6 (weights) x 16 (tokens) tile of C in registers over all of K,
- * so every C value is one f32 sum in k order, whatever the thread count. */
+ * panels of 16 tokens, and the micro-kernel keeps a 6 (weights) x 16 (tokens) tile of
+ * C in registers over all of K, so every C value is one f32 sum in k order, whatever the
+ * thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
 
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #define MP 16  /* tokens per A panel (2 ymm) */
-#define NRW 6 /* weight rows per micro-tile */
+#define NRW 6  /* weight rows per micro-tile */
 
 typedef struct {
     const gemm_args *g;

@@ -5,6 +5,7 @@
  * so every C value is one f32 sum in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -21,6 +22,7 @@ typedef struct {
     int64_t wstride; /* floats per thread in wbuf */
 } f32_job;
 
+/* Packing: 16 tokens x 16 k at a time, transposed in registers. */
 static void pack_a(void *ctx, int ith, int nth)
 {
     const f32_job *j = ctx;
@@ -29,12 +31,20 @@ static void pack_a(void *ctx, int ith, int nth)
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         float *dst = j->apack + p * K * MP;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-        for (int64_t i = 0; i < mr; i++) {
-            const float *a = g->A + (m0 + i) * g->lda;
-            for (int64_t k = 0; k < K; k++) dst[k * MP + i] = a[k];
-        }
-        for (int64_t i = mr; i < MP; i++)
-            for (int64_t k = 0; k < K; k++) dst[k * MP + i] = 0.0f;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
+            for (int64_t k = 0; k < K; k += 16) {
+                int64_t n = K - k < 16 ? K - k : 16;
+                __mmask16 mk = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) {
+                    int64_t t = grp * 16 + i;
+                    r[i] = t < mr ? _mm512_maskz_loadu_epi32(mk, g->A + (m0 + t) * g->lda + k)
+                                  : _mm512_setzero_si512();
+                }
+                transpose16_avx512(r);
+                for (int64_t q = 0; q < n; q++)
+                    _mm512_store_si512((__m512i *)(dst + (k + q) * MP + grp * 16), r[q]);
+            }
     }
 }
 

@@ -13,6 +13,7 @@
  * each C value is one f32 sum over blocks in k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -38,53 +39,74 @@ typedef struct {
     int64_t cstride, KB;
 } int8_job;
 
+/* Quantise one 32-block of one token: returns its QS u32 (int8 + 128, or int16 pairs)
+ * in the low 8 (narrow) or all 16 (wide) lanes; sets the scale and the f32 sum. */
+static inline __m512i quant_block(const float *a, bool wide, float *d_out, float *sum_out)
+{
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
+    __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
+    float amax = _mm512_reduce_max_ps(mx);
+    const float qmax = wide ? 32767.0f : 127.0f;
+    *d_out = amax / qmax;
+    if (sum_out) *sum_out = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
+    __m512 vid = _mm512_set1_ps(amax > 0 ? qmax / amax : 0.0f);
+    /* round to nearest (even on ties), |q| <= qmax */
+    __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+    __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+    if (wide)
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
+                                  _mm512_cvtepi32_epi16(i1), 1);
+    const __m128i bias = _mm_set1_epi8((char)0x80);
+    __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias)),
+        _mm_xor_si128(_mm512_cvtepi32_epi8(i1), bias), 1);
+    return _mm512_castsi256_si512(q);
+}
+
+/* Packing: for 16 tokens at a time, each token's next 16 u32 (two int8 blocks or one
+ * int16 block) are built in a register, then the 16 x 16 u32 tile is transposed so that
+ * each store writes one u32 index for 16 tokens. */
 static void pack_a(void *ctx, int ith, int nth)
 {
     const int8_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const bool wide = j->wide;
     const int QS = wide ? 16 : 8; /* u32 per token per block */
+    const int BPC = wide ? 1 : 2; /* blocks per 16 u32 */
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KB * QS * MP;
         float *ds = j->adscale + p * KB * MP;
         float *as = j->q4k ? j->asum + p * KB * MP : NULL;
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-        for (int64_t i = 0; i < MP; i++) {
-            if (i >= mr) {
-                for (int64_t b = 0; b < KB; b++) {
-                    if (as) as[b * MP + i] = 0.0f;
-                    ds[b * MP + i] = 0.0f;
-                    for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = wide ? 0 : 0x80808080u;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
+            for (int64_t b = 0; b < KB; b += BPC) {
+                const int nb = KB - b < BPC ? (int)(KB - b) : BPC;
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) {
+                    const int64_t t = grp * 16 + i;
+                    if (t >= mr) {
+                        for (int c = 0; c < nb; c++) {
+                            ds[(b + c) * MP + t] = 0.0f;
+                            if (as) as[(b + c) * MP + t] = 0.0f;
+                        }
+                        r[i] = wide ? _mm512_setzero_si512() : _mm512_set1_epi8((char)0x80);
+                        continue;
+                    }
+                    const float *a = g->A + (m0 + t) * g->lda + 32 * b;
+                    float *sp = as ? &as[b * MP + t] : NULL;
+                    r[i] = quant_block(a, wide, &ds[b * MP + t], sp);
+                    if (nb == 2) {
+                        __m512i hi = quant_block(a + 32, wide, &ds[(b + 1) * MP + t],
+                                                 as ? &as[(b + 1) * MP + t] : NULL);
+                        r[i] = _mm512_inserti64x4(r[i], _mm512_castsi512_si256(hi), 1);
+                    }
                 }
-                continue;
+                transpose16_avx512(r);
+                for (int q = 0; q < nb * QS; q++)
+                    _mm512_store_si512((__m512i *)(dst + (b * QS + q) * MP + grp * 16), r[q]);
             }
-            const float *a = g->A + (m0 + i) * g->lda;
-            for (int64_t b = 0; b < KB; b++) {
-                __m512 x0 = _mm512_loadu_ps(a + 32 * b), x1 = _mm512_loadu_ps(a + 32 * b + 16);
-                __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
-                float amax = _mm512_reduce_max_ps(mx);
-                const float qmax = wide ? 32767.0f : 127.0f;
-                float d = amax / qmax, id = amax > 0 ? qmax / amax : 0.0f;
-                ds[b * MP + i] = d;
-                if (as) as[b * MP + i] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
-                __m512 vid = _mm512_set1_ps(id);
-                /* round to nearest (even on ties), |q| <= qmax */
-                __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
-                __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-                uint32_t t[16];
-                if (wide) {
-                    _mm256_storeu_si256((__m256i *)t, _mm512_cvtepi32_epi16(i0));
-                    _mm256_storeu_si256((__m256i *)(t + 8), _mm512_cvtepi32_epi16(i1));
-                } else {
-                    const __m128i bias = _mm_set1_epi8((char)0x80);
-                    _mm_storeu_si128((__m128i *)t, _mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias));
-                    _mm_storeu_si128((__m128i *)(t + 4), _mm_xor_si128(_mm512_cvtepi32_epi8(i1), bias));
-                }
-                for (int q = 0; q < QS; q++) dst[(b * QS + q) * MP + i] = t[q];
-            }
-        }
     }
 }
 
@@ -115,7 +137,7 @@ static inline void put_w(const int8_job *j, uint8_t *wq, int32_t *wcorr, int64_t
 }
 
 static void weights_q8_0(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
 {
     for (int r = 0; r < nr; r++)
         for (int64_t b = b0; b < b1; b++) {
@@ -143,7 +165,7 @@ static inline void q4k_scale_min(int s, const uint8_t *q, int *sc, int *mn)
 }
 
 static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
-                         const int8_job *j, uint8_t *wq, float *wd, int32_t *wcorr)
+                         const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
 {
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int r = 0; r < nr; r++)
@@ -162,7 +184,7 @@ static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
                                     : _mm256_and_si256(x, lo4);
                 put_w(j, wq, wcorr, t, q, true);
                 wd[t] = d * (float)sc;
-                j->wm[(wd - j->wd) + t] = dmin * (float)mn;
+                wm[t] = dmin * (float)mn;
             }
         }
 }
@@ -264,7 +286,7 @@ static void compute(void *ctx, int ith, int nth)
     const int64_t ts = NRW * KBB; /* per-thread table entries */
     float *ctile = j->ctile + ith * j->cstride;
     uint8_t *wq = j->wq + ith * ts * 64;
-    float *wd = j->wd + ith * ts, *wm = j->wm ? j->wm + ith * ts : NULL;
+    float *wd = j->wd + ith * ts, *wm = j->wm + ith * ts;
     int32_t *wcorr = j->wcorr + ith * ts;
     const uint8_t *wrow[NRW];
     int64_t c0, c1;
@@ -276,8 +298,8 @@ static void compute(void *ctx, int ith, int nth)
             for (int64_t b0 = 0; b0 < KB; b0 += KBB) {
                 int64_t b1 = KB - b0 < KBB ? KB : b0 + KBB;
                 bool last = b1 == KB;
-                if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wcorr);
-                else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wcorr);
+                if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
+                else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
                 for (int64_t p = 0; p < np; p++) {
                     int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
                     float *ct = ctile + p * NRW * MP;
