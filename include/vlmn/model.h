@@ -26,6 +26,7 @@ typedef enum vlmn_modality {
 } vlmn_modality;
 
 typedef struct vlmn_llava vlmn_llava;
+struct vlmn_gguf;
 
 typedef struct vlmn_llava_params {
     int n_threads;             /* <= 0: all CPUs */
@@ -41,6 +42,10 @@ typedef struct vlmn_llava_info {
 
 vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
                             const vlmn_llava_params *params, vlmn_llava **out);
+/* The same from GGUF files already open (e.g. vlmn_gguf_open_memory); takes ownership
+ * of both handles: they are closed by vlmn_llava_free, or at once on failure. */
+vlmn_status vlmn_llava_load_gguf(struct vlmn_gguf *text, struct vlmn_gguf *mmproj,
+                                 const vlmn_llava_params *params, vlmn_llava **out);
 void vlmn_llava_free(vlmn_llava *m);
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
 /* The tokenizer built from the text model's vocabulary (owned by the model). */
@@ -58,7 +63,8 @@ typedef struct vlmn_forward_opts {
     vlmn_hook hook;
     const uint8_t *capture_layers; /* [n_layer] 1 = capture; NULL = all */
     /* Pruning: neuron_mask[l] is NULL or [n_ff] bytes, 1 = zero this neuron before
-     * down_proj in layer l (changes everything downstream). NULL = no mask. */
+     * down_proj in layer l (changes everything downstream). NULL = no mask.
+     * The activation is zeroed right after SiLU, so both hooks read 0 for it. */
     const uint8_t *const *neuron_mask;
     /* Logits: NULL = skip the final norm and vocabulary projection. Otherwise
      * [n_logits x n_vocab] for the last n_logits positions. */

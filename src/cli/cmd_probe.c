@@ -7,6 +7,7 @@
 #include "vlmn/image.h"
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
+#include "vlmn/prompt.h"
 #include "vlmn/tokenizer.h"
 
 #include "core/alloc.h"
@@ -22,7 +23,7 @@ extern const struct vlmn_cmd vlmn_cmd_probe;
 
 static const char USAGE[] =
     "vlmn probe -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG\n"
-    "                  (--question Q --answer A [--template llava-v1|plain] | --prompt RAW)\n"
+    "                  (--question Q --answer A [--template llava-v1|vicuna-v1|plain] | --prompt RAW)\n"
     "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop] [--exact]\n"
     "                  [-t N] -o DIR\n"
     "\n"
@@ -36,8 +37,9 @@ static const char USAGE[] =
     "  --image FILE         JPEG or PNG\n"
     "  --question Q         question (llava-v1 template)\n"
     "  --answer A           answer / description: the positions labelled \"text\"\n"
-    "  --template T         llava-v1 (default: LLaVA-1.5's vicuna_v1 with its system\n"
-    "                       prompt) or plain (<image> followed by the answer)\n"
+    "  --template T         llava-v1 (default: LLaVA's conv_llava_v1 with its system\n"
+    "                       prompt), vicuna-v1 (the same with \"user\" for \"human\") or\n"
+    "                       plain (<image> followed by the answer)\n"
     "  --prompt RAW         raw prompt containing <image> once, tokenized as LLaVA's\n"
     "                       tokenizer_image_token (BOS, chunks tokenized separately)\n"
     "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
@@ -47,75 +49,12 @@ static const char USAGE[] =
     "  -t, --threads N      threads (default: all CPUs)\n"
     "  -o, --output DIR     output folder (created if missing)\n";
 
-static const char SYSTEM_V1[] =
-    "A chat between a curious human and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the human's questions.";
-
-/* A sample's positions: ids (-1 = image) and modality labels. */
+/* A sample's positions: ids (-1 = image) and modality labels (vlmn_modality). */
 typedef struct seq {
     int32_t *ids;
     uint8_t *mod;
-    int64_t n, cap;
+    int64_t n;
 } seq;
-
-static vlmn_status seq_push(seq *s, int32_t id, vlmn_modality mod)
-{
-    if (s->n == s->cap) {
-        int64_t nc = s->cap ? s->cap * 2 : 256;
-        int32_t *ni = vlmn_realloc(s->ids, (size_t)nc * sizeof *ni);
-        if (!ni) return vlmn_error(VLMN_E_NOMEM, "out of memory");
-        s->ids = ni;
-        uint8_t *nm = vlmn_realloc(s->mod, (size_t)nc);
-        if (!nm) return vlmn_error(VLMN_E_NOMEM, "out of memory");
-        s->mod = nm;
-        s->cap = nc;
-    }
-    s->ids[s->n] = id;
-    s->mod[s->n++] = (uint8_t)mod;
-    return VLMN_OK;
-}
-
-/* Tokenize text[0..len) (a chunk: gets its own dummy prefix, no BOS) and label each
- * token `text` when its source bytes start inside [ans_lo, ans_hi), else `prompt`. */
-static vlmn_status push_chunk(seq *s, const vlmn_tok *tok, const char *text, size_t len, size_t ans_lo,
-                              size_t ans_hi)
-{
-    int32_t *ids = NULL;
-    int64_t *spans = NULL, n = 0;
-    vlmn_status st = vlmn_tok_encode_spans(tok, text, len, 0, &ids, &spans, &n);
-    for (int64_t i = 0; !st && i < n; i++) {
-        size_t b = (size_t)spans[2 * i], e = (size_t)spans[2 * i + 1];
-        bool ans = e > b && b >= ans_lo && b < ans_hi;
-        st = seq_push(s, ids[i], ans ? VLMN_MOD_TEXT : VLMN_MOD_PROMPT);
-    }
-    vlmn_free(ids);
-    vlmn_free(spans);
-    return st;
-}
-
-/* LLaVA's tokenizer_image_token over `prompt` (one <image>): BOS, the chunk before,
- * n_img image positions, the chunk after (tokenized on its own). The answer, if any,
- * is prompt[ans_lo..ans_hi). `eos` appends EOS (vicuna_v1's "</s>" separator). */
-static vlmn_status build_seq(seq *s, const vlmn_tok *tok, const char *prompt, size_t ans_lo, size_t ans_hi,
-                             int64_t n_img, bool eos, bool raw_text_label)
-{
-    const char *img = strstr(prompt, "<image>");
-    if (!img) return vlmn_error(VLMN_E_ARG, "the prompt has no <image> but an image is given");
-    if (strstr(img + 7, "<image>")) return vlmn_error(VLMN_E_ARG, "the prompt has more than one <image>");
-    vlmn_status st;
-    int32_t bos = vlmn_tok_bos(tok);
-    if (bos >= 0 && (st = seq_push(s, bos, VLMN_MOD_PROMPT))) return st;
-    size_t cut = (size_t)(img - prompt), rest = cut + 7, len = strlen(prompt);
-    if (raw_text_label) ans_lo = 0, ans_hi = len;
-    if ((st = push_chunk(s, tok, prompt, cut, ans_lo, ans_hi))) return st;
-    for (int64_t i = 0; i < n_img; i++)
-        if ((st = seq_push(s, -1, VLMN_MOD_IMAGE))) return st;
-    /* offsets of the second chunk are relative to its start */
-    size_t lo = ans_lo > rest ? ans_lo - rest : 0, hi = ans_hi > rest ? ans_hi - rest : 0;
-    if ((st = push_chunk(s, tok, prompt + rest, len - rest, lo, hi))) return st;
-    if (eos && vlmn_tok_eos(tok) >= 0 && (st = seq_push(s, vlmn_tok_eos(tok), VLMN_MOD_PROMPT))) return st;
-    return VLMN_OK;
-}
 
 /* "0-3,7" -> sel[n_layer]; returns the count, -1 on a bad spec. */
 static int parse_layers(const char *spec, int n_layer, uint8_t *sel)
@@ -244,9 +183,10 @@ static int run(int argc, char **argv)
     }
     if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");
     if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
-    bool plain = !strcmp(tmpl, "plain");
-    if (!plain && strcmp(tmpl, "llava-v1")) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, plain)", tmpl);
-    if (!raw && !plain && !question) return cli_errorf(cmd, 2, "the llava-v1 template needs --question");
+    bool known = false;
+    for (const char *const *t = vlmn_prompt_templates(); *t; t++) known |= !strcmp(*t, tmpl);
+    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain)", tmpl);
+    if (!raw && strcmp(tmpl, "plain") && !question) return cli_errorf(cmd, 2, "the %s template needs --question", tmpl);
     vlmn_hook hook;
     if (!strcmp(hook_s, "silu_gate"))
         hook = VLMN_HOOK_SILU_GATE;
@@ -273,27 +213,32 @@ static int run(int argc, char **argv)
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);
 
-    /* the prompt as LLaVA builds it, with the answer's byte range */
+    /* the prompt as LLaVA builds it (prompt.h: conv templates + tokenizer_image_token);
+     * a raw prompt's text is all labelled `text` */
     size_t ans_lo = 0, ans_hi = 0;
     if (raw) {
         prompt = vlmn_strdup(raw);
-    } else {
-        size_t need = strlen(SYSTEM_V1) + strlen(answer) + (question ? strlen(question) : 0) + 64;
-        prompt = vlmn_malloc(need);
-        if (prompt) {
-            int k = plain ? snprintf(prompt, need, "<image>") : snprintf(prompt, need, "%s USER: <image>\n%s ASSISTANT: ", SYSTEM_V1, question);
-            /* the space before the answer becomes the U+2581 of its first piece */
-            ans_lo = plain ? (size_t)k : (size_t)k - 1;
-            ans_hi = (size_t)k + strlen(answer);
-            /* plain: LLaVA's preprocess_plain appends the "\n" separator */
-            snprintf(prompt + k, need - (size_t)k, "%s%s", answer, plain ? "\n" : "");
+        if (!prompt) {
+            st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+            goto fail;
         }
-    }
-    if (!prompt) {
-        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+        ans_hi = strlen(prompt);
+    } else if ((st = vlmn_prompt_format(tmpl, question, answer, &prompt, &ans_lo, &ans_hi))) {
         goto fail;
     }
-    if ((st = build_seq(&s, tok, prompt, ans_lo, ans_hi, in->n_image_tokens, !raw && !plain, raw != NULL))) goto fail;
+    /* one image per sample: exactly one <image> */
+    const char *at = strstr(prompt, VLMN_PROMPT_IMAGE);
+    if (!at) {
+        st = vlmn_error(VLMN_E_ARG, "the prompt has no %s but an image is given", VLMN_PROMPT_IMAGE);
+        goto fail;
+    }
+    if (strstr(at + strlen(VLMN_PROMPT_IMAGE), VLMN_PROMPT_IMAGE)) {
+        st = vlmn_error(VLMN_E_ARG, "the prompt has more than one %s (one image per sample)", VLMN_PROMPT_IMAGE);
+        goto fail;
+    }
+    if ((st = vlmn_prompt_tokenize(tok, prompt, strlen(prompt), ans_lo, ans_hi, in->n_image_tokens, &s.ids, &s.mod,
+                                   &s.n)))
+        goto fail;
 
     sel = vlmn_calloc((size_t)in->n_layer, 1);
     if (!sel) {

@@ -128,6 +128,10 @@ static vlmn_status put_kv(vlmn_gguf_writer *w, const char *key, struct bbuf *enc
             w->kv[i].n = enc->n;
             return VLMN_OK;
         }
+    if (w->n_kv >= VLMN_GGUF_MAX_KV) {
+        vlmn_free(enc->b);
+        return vlmn_error(VLMN_E_RANGE, "gguf writer: key %s: more than %u keys", key, VLMN_GGUF_MAX_KV);
+    }
     if (w->n_kv == w->cap_kv) {
         size_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
         struct wkv *nk = vlmn_realloc(w->kv, cap * sizeof *nk);
@@ -300,6 +304,8 @@ static vlmn_status new_tensor(vlmn_gguf_writer *w, const char *name, uint32_t ty
     if (st) return vlmn_error_prefix(st, "gguf writer: tensor %s", nm);
     if (!vlmn_mul_ok(row, nel / t.ne[0], &t.nbytes) || t.nbytes > (uint64_t)INT64_MAX)
         return vlmn_error(VLMN_E_RANGE, "gguf writer: tensor %s: byte size overflows", nm);
+    if (w->n_t >= VLMN_GGUF_MAX_TENSORS)
+        return vlmn_error(VLMN_E_RANGE, "gguf writer: tensor %s: more than %u tensors", nm, VLMN_GGUF_MAX_TENSORS);
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? w->cap_t * 2 : 16;
         struct wtensor *nt = vlmn_realloc(w->t, cap * sizeof *nt);

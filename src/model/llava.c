@@ -534,27 +534,50 @@ static vlmn_status ensure_text_scratch(vlmn_llava *m, int64_t T)
     return VLMN_OK;
 }
 
-vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
-                            const vlmn_llava_params *params, vlmn_llava **out)
+vlmn_status vlmn_llava_load_gguf(vlmn_gguf *text, vlmn_gguf *mmproj, const vlmn_llava_params *params,
+                                 vlmn_llava **out)
 {
     vlmn_status st;
     *out = NULL;
-    if (!text_path || !mmproj_path) return vlmn_error(VLMN_E_ARG, "llava: a text model and an mmproj file are both needed");
     vlmn_llava *m = vlmn_calloc(1, sizeof *m);
-    if (!m) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory");
+    if (!m) {
+        vlmn_gguf_close(text);
+        vlmn_gguf_close(mmproj);
+        return vlmn_error(VLMN_E_NOMEM, "llava: out of memory");
+    }
+    m->gt = text;
+    m->gv = mmproj;
     m->prec = params ? params->precision : VLMN_PREC_FAST;
-    if ((st = vlmn_gguf_open(text_path, &m->gt))) goto fail;
-    if ((st = vlmn_gguf_open(mmproj_path, &m->gv))) goto fail;
     if ((st = load_text(m))) goto fail;
     if ((st = load_vision(m))) goto fail;
     if ((st = alloc_vision_scratch(m))) goto fail;
     if ((st = vlmn_tok_from_gguf(m->gt, &m->tok))) goto fail;
+    if (vlmn_tok_n_vocab(m->tok) > m->info.n_vocab) {
+        st = vlmn_error(VLMN_E_MISMATCH, "%s: the tokenizer has %d pieces but token_embd.weight only %d rows",
+                        vlmn_gguf_path(m->gt), (int)vlmn_tok_n_vocab(m->tok), m->info.n_vocab);
+        goto fail;
+    }
     if ((st = vlmn_pool_create(params ? params->n_threads : 0, &m->pool))) goto fail;
     *out = m;
     return VLMN_OK;
 fail:
     vlmn_llava_free(m);
     return st;
+}
+
+vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
+                            const vlmn_llava_params *params, vlmn_llava **out)
+{
+    vlmn_status st;
+    vlmn_gguf *gt = NULL, *gv = NULL;
+    *out = NULL;
+    if (!text_path || !mmproj_path) return vlmn_error(VLMN_E_ARG, "llava: a text model and an mmproj file are both needed");
+    if ((st = vlmn_gguf_open(text_path, &gt))) return st;
+    if ((st = vlmn_gguf_open(mmproj_path, &gv))) {
+        vlmn_gguf_close(gt);
+        return st;
+    }
+    return vlmn_llava_load_gguf(gt, gv, params, out);
 }
 
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m) { return &m->info; }

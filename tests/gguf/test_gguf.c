@@ -591,6 +591,26 @@ TEST(alignment_values)
     gb_free(&o);
 }
 
+TEST(string_with_nul_byte)
+{
+    gb_buf kv = {0}, o = {0};
+    gb_str(&kv, "k.s");
+    gb_u32(&kv, VLMN_GGUF_STRING);
+    gb_u64(&kv, 3);
+    gb_put(&kv, "a\0b", 3);
+    gb_file(&o, 3, 0, 1, &kv, NULL, 0, 0, 0);
+    vlmn_gguf *g = NULL;
+    CHECK(vlmn_gguf_open_memory(o.b, o.n, NAME, &g) == VLMN_OK); /* legal in GGUF */
+    const char *s;
+    CHECK(g && vlmn_gguf_get_str(g, "k.s", &s) == VLMN_E_FORMAT);
+    CHECK_EQ_STR(vlmn_errmsg(), NAME ": key k.s: string contains a NUL byte");
+    vlmn_gguf_value v;
+    CHECK(g && vlmn_gguf_kv_value(g, 0, &v) == VLMN_OK && v.len == 3 && v.data[1] == 0);
+    vlmn_gguf_close(g);
+    gb_free(&kv);
+    gb_free(&o);
+}
+
 TEST(duplicate_keys)
 {
     gb_buf kv = {0}, o = {0};

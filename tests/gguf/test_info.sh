@@ -67,6 +67,13 @@ check "mixed files: good ones printed" test "$(wc -l <"$T/mix")" -eq 2
 check "missing file exits 1" test $? -eq 1
 check "missing file named" grep -q "^vlmn info: $T/does-not-exist.gguf: " "$T/err"
 
+# bytes that are not UTF-8 (key "k\xff", string "v\0w\xfe") still give valid JSON:
+# U+FFFD for bad bytes, \u0000 for NUL; "architecture" is null when absent
+printf 'GGUF\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00k\xff\x08\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00v\x00w\xfe' >"$T/u.gguf"
+(cd "$T" && "$VLMN_BIN" info --json u.gguf) >"$T/u.json"
+printf '{"file":"u.gguf","version":3,"alignment":32,"architecture":null,"metadata":{"k\xef\xbf\xbd":"v\\u0000w\xef\xbf\xbd"},"tensors":[]}\n' >"$T/u.want"
+check "non-UTF-8 bytes are sanitised in JSON" cmp -s "$T/u.json" "$T/u.want"
+
 # usage
 "$VLMN_BIN" info >/dev/null 2>&1
 check "no file exits 2" test $? -eq 2

@@ -6,6 +6,7 @@
 
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
+#include "vlmn/gguf.h"
 #include "model/ops.h"
 #include "core/alloc.h"
 
@@ -148,9 +149,11 @@ static void all_cases(vlmn_precision prec)
         run_case(mo, prec, "engine/ids_plain.npy", "engine/pixels_tall.npy", g, VLMN_HOOK_SILU_GATE, false, NULL);
         snprintf(g, sizeof g, "engine/%s_plain_swiglu.npy", mo);
         run_case(mo, prec, "engine/ids_plain.npy", "engine/pixels_tall.npy", g, VLMN_HOOK_SWIGLU, false, NULL);
-        bool silu = !strcmp(mo, "f16");
-        snprintf(g, sizeof g, "engine/%s_v1mask_%s.npy", mo, silu ? "silu" : "swiglu");
-        run_case(mo, prec, "engine/ids_v1.npy", "engine/pixels_wide.npy", g,
+        /* the neuron mask: v1 for f16 (silu_gate) and bf16 (swiglu), plain for the others */
+        bool v1 = !strcmp(mo, "f16") || !strcmp(mo, "bf16"), silu = !strcmp(mo, "f16");
+        snprintf(g, sizeof g, "engine/%s_%smask_%s.npy", mo, v1 ? "v1" : "plain", silu ? "silu" : "swiglu");
+        run_case(mo, prec, v1 ? "engine/ids_v1.npy" : "engine/ids_plain.npy",
+                 v1 ? "engine/pixels_wide.npy" : "engine/pixels_tall.npy", g,
                  silu ? VLMN_HOOK_SILU_GATE : VLMN_HOOK_SWIGLU, true, NULL);
     }
 }
@@ -402,6 +405,45 @@ TEST(ops)
     CHECK_NEAR(v[13], 2 * cos(a0) + sin(a0), 1e-6);
     CHECK_NEAR(v[14], 3 * cos(a1) + sin(a1), 1e-6);
     CHECK_NEAR(v[15], -cos(a1) + 3 * sin(a1), 1e-6);
+}
+
+/* Loading from GGUF handles opened over memory gives the same logits. */
+TEST(load_from_memory)
+{
+    size_t nt = 0, nm = 0;
+    char tp[512], mp[512];
+    snprintf(tp, sizeof tp, "%s/engine/q8_0.text.gguf", test_data_dir());
+    snprintf(mp, sizeof mp, "%s/engine/q8_0.mmproj.gguf", test_data_dir());
+    unsigned char *bt = slurp(tp, &nt), *bm = slurp(mp, &nm);
+    vlmn_npy *ids = load_npy("engine/ids_v1.npy"), *pix = load_npy("engine/pixels_wide.npy");
+    vlmn_npy *lg = load_npy("engine/q8_0_v1_logits.npy");
+    vlmn_gguf *gt = NULL, *gv = NULL;
+    CHECK(bt && bm && ids && pix && lg);
+    CHECK_EQ_INT(vlmn_gguf_open_memory(bt, nt, "t.gguf", &gt), VLMN_OK);
+    CHECK_EQ_INT(vlmn_gguf_open_memory(bm, nm, "m.gguf", &gv), VLMN_OK);
+    vlmn_llava *m = NULL;
+    vlmn_llava_params p = {.n_threads = 2, .precision = VLMN_PREC_EXACT};
+    CHECK_EQ_INT(vlmn_llava_load_gguf(gt, gv, &p, &m), VLMN_OK);
+    if (m && ids && pix && lg) {
+        float *out = calloc(lg->count, sizeof(float));
+        vlmn_forward_opts o = {.logits = out, .n_logits = lg->shape[0]};
+        CHECK_EQ_INT(vlmn_llava_forward(m, ids->data, (int64_t)ids->count, pix->data, &o), VLMN_OK);
+        CHECK(rel_err(out, lg->data, (int64_t)lg->count) <= EXACT_TOL);
+        free(out);
+    }
+    vlmn_llava_free(m);
+    /* swapped handles: one-line error, both closed */
+    gt = gv = NULL;
+    CHECK_EQ_INT(vlmn_gguf_open_memory(bt, nt, "t.gguf", &gt), VLMN_OK);
+    CHECK_EQ_INT(vlmn_gguf_open_memory(bm, nm, "m.gguf", &gv), VLMN_OK);
+    m = NULL;
+    CHECK(vlmn_llava_load_gguf(gv, gt, &p, &m) != VLMN_OK);
+    CHECK(m == NULL && one_line());
+    vlmn_npy_free(ids);
+    vlmn_npy_free(pix);
+    vlmn_npy_free(lg);
+    free(bt);
+    free(bm);
 }
 
 /* Every allocation of the loader and of a forward pass failing in turn: a clean

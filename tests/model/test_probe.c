@@ -28,7 +28,7 @@ static char *slurp_text(const char *path)
 }
 
 /* Run the CLI with `args` into a fresh folder and compare with golden `name`. */
-static void probe_case(const char *name, const char *args, double tol)
+static void probe_case(const char *name, const char *golden, const char *args, double tol)
 {
     const char *bin = getenv("VLMN_BIN");
     CHECK(bin != NULL);
@@ -46,7 +46,7 @@ static void probe_case(const char *name, const char *args, double tol)
     char p[PATH_MAX + 4096];
     snprintf(p, sizeof p, "%s/activations.npy", out);
     CHECK_EQ_INT(vlmn_npy_read(p, &a), VLMN_OK);
-    snprintf(p, sizeof p, "%s/engine/%s.npy", test_data_dir(), name);
+    snprintf(p, sizeof p, "%s/engine/%s.npy", test_data_dir(), golden);
     CHECK_EQ_INT(vlmn_npy_read(p, &g), VLMN_OK);
     if (a && g) {
         CHECK_EQ_INT(a->dtype, VLMN_NPY_F32);
@@ -105,7 +105,8 @@ static void probe_case(const char *name, const char *args, double tol)
 
 TEST(probe_llava_v1_exact)
 {
-    probe_case("probe_v1",
+    /* same model, image, prompt and hook as the engine test's f32_v1_silu golden */
+    probe_case("probe_v1", "f32_v1_silu",
                "-m f32.text.gguf --mmproj f32.mmproj.gguf --image img_wide.png --question 'What is in the image?' "
                "--answer 'A red square on a blue background.' --exact",
                1e-4);
@@ -113,7 +114,7 @@ TEST(probe_llava_v1_exact)
 
 TEST(probe_plain_swiglu_layers_fast)
 {
-    probe_case("probe_plain",
+    probe_case("probe_plain", "probe_plain",
                "-m bf16.text.gguf --mmproj bf16.mmproj.gguf --image img_tall.png --template plain "
                "--answer 'Two cats sleep on a sofa.' --hook swiglu --layers 0,2",
                1e-2);
@@ -121,9 +122,17 @@ TEST(probe_plain_swiglu_layers_fast)
 
 TEST(probe_raw_prompt_crop_exact)
 {
-    probe_case("probe_raw",
+    probe_case("probe_raw", "probe_raw",
                "-m f16.text.gguf --mmproj f16.mmproj.gguf --image img_wide.png --mode crop "
                "--prompt \"$(printf 'USER: <image>\\nDescribe the image. ASSISTANT:')\" --layers 1 --exact",
+               1e-4);
+}
+
+TEST(probe_jpeg_q8_0_exact)
+{
+    probe_case("probe_jpeg", "probe_jpeg",
+               "-m q8_0.text.gguf --mmproj q8_0.mmproj.gguf --image img_tall.jpg --template plain "
+               "--answer 'A dog runs in the park.' --layers 2 --exact",
                1e-4);
 }
 

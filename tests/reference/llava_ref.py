@@ -95,14 +95,7 @@ def llava_ids(sp, template, question, answer, n_image, raw=None):
         a = sp.encode(pre) if pre else []
         b = sp.encode(post) if post else []
         ids += a + [-1] * n_image + b
-        # a dummy-prefix piece standing alone (chunk not starting with a space) has no
-        # source characters: `prompt`
-        def lab(chunk, toks):
-            m = ["text"] * len(toks)
-            if toks and not chunk.startswith(" ") and sp.id_to_piece(toks[0]) == "\u2581":
-                m[0] = "prompt"
-            return m
-        mod += lab(pre, a) + ["image"] * n_image + lab(post, b)
+        mod += ["text"] * len(a) + ["image"] * n_image + ["text"] * len(b)
         return ids, mod
     if template == "llava-v1":
         pre = SYSTEM + " USER: "
@@ -418,13 +411,14 @@ CONFIGS = {
                 tie_output=True, rope_base=None, v_width=32, v_head=2, v_ff=72, v_blocks=4,
                 image_size=42, legacy=False, feature_layer=-2, use_gelu=True,
                 v_pos_type=G.GGML_F16),
-    # BF16: GQA 5->1, head_dim 16, n_ff 45, untied output, rope base 500000.
+    # BF16: GQA 5->1, head_dim 16, n_ff 45, tied output, rope base 500000.
     "bf16": dict(wtype=G.GGML_BF16, n_embd=80, n_head=5, n_head_kv=1, n_ff=45, n_layer=3,
-                 rope_base=500000.0, v_width=40, v_head=4, v_ff=72, v_blocks=3, image_size=42),
+                 tie_output=True, rope_base=500000.0, v_width=40, v_head=4, v_ff=72, v_blocks=3, image_size=42),
     # Q8_0: every K a multiple of 32: n_embd 64 (4 heads of 16, GQA 4->2), n_ff 96,
-    # n_ff 64, vision width 32 (2 heads), ff 64; norms/biases f32, conv kernel f16.
+    # n_ff 64, vision width 32 (2 heads), ff 64; norms/biases f32, conv kernel f16;
+    # untied output.
     "q8_0": dict(wtype=G.GGML_Q8_0, n_embd=64, n_head=4, n_head_kv=2, n_ff=64, n_layer=3,
-                 tie_output=True, rope_base=10000.0, v_width=32, v_head=2, v_ff=64, v_blocks=3,
+                 rope_base=10000.0, v_width=32, v_head=2, v_ff=64, v_blocks=3,
                  image_size=42),
 }
 MASK = {0: [0, 7, 44], 1: [3, 4, 5, 30]}          # neurons zeroed before down_proj
@@ -451,6 +445,8 @@ def main():
     imgs = {"wide": synth_image(60, 40, 1), "tall": synth_image(30, 50, 2)}
     for k, im in imgs.items():
         im.save(os.path.join(out, f"img_{k}.png"))
+    # a baseline JPEG (4:2:0) for the probe test: decoded here by PIL (libjpeg-turbo)
+    synth_image(50, 70, 3).save(os.path.join(out, "img_tall.jpg"), quality=90)
     pix = {k: preprocess_pad(Image.open(os.path.join(out, f"img_{k}.png")), 42) for k in imgs}
     for k, a in pix.items():
         save(os.path.join(out, f"pixels_{k}.npy"), a)
@@ -473,12 +469,15 @@ def main():
         s, w, _ = reference(tp, mp, ids["plain"], pix32["tall"])
         save(os.path.join(out, f"{name}_plain_silu.npy"), s)
         save(os.path.join(out, f"{name}_plain_swiglu.npy"), w)
-        # v1 + wide with the neuron mask (silu_gate for f16, swiglu for the others)
-        s, w, _ = reference(tp, mp, ids["v1"], pix32["wide"], MASK)
-        if name == "f16":
-            save(os.path.join(out, f"{name}_v1mask_silu.npy"), s)
+        # with the neuron mask: v1 + wide for f16 (silu_gate) and bf16 (swiglu),
+        # plain + tall for f32 and q8_0 (swiglu)
+        if name in ("f16", "bf16"):
+            s, w, _ = reference(tp, mp, ids["v1"], pix32["wide"], MASK)
+            save(os.path.join(out, f"{name}_v1mask_{'silu' if name == 'f16' else 'swiglu'}.npy"),
+                 s if name == "f16" else w)
         else:
-            save(os.path.join(out, f"{name}_v1mask_swiglu.npy"), w)
+            s, w, _ = reference(tp, mp, ids["plain"], pix32["tall"], MASK)
+            save(os.path.join(out, f"{name}_plainmask_swiglu.npy"), w)
         manifest["models"][name] = {"text": os.path.basename(tp), "mmproj": os.path.basename(mp)}
     # `vlmn probe` end to end: the PNG files, LLaVA's prompt building and preprocessing
     # done here with sentencepiece + PIL; goldens for the selected layers only.
@@ -490,8 +489,12 @@ def main():
              answer="Two cats sleep on a sofa.", hook="swiglu", layers=[0, 2]),
         dict(name="probe_raw", model="f16", image="img_wide.png", mode="crop",
              raw="USER: <image>\nDescribe the image. ASSISTANT:", hook="silu", layers=[1]),
+        dict(name="probe_jpeg", model="q8_0", image="img_tall.jpg", mode="pad", template="plain",
+             answer="A dog runs in the park.", hook="silu", layers=[2]),
     ]
     for pr in probes:
+        if pr["name"] == "probe_v1":   # same model, image, prompt and hook as f32_v1_silu.npy
+            pr["golden"] = "f32_v1_silu.npy"
         tp = os.path.join(out, pr["model"] + ".text.gguf")
         mp = os.path.join(out, pr["model"] + ".mmproj.gguf")
         im = Image.open(os.path.join(out, pr["image"]))
@@ -499,7 +502,12 @@ def main():
         pids, pmod = llava_ids(sp, pr.get("template"), pr.get("question"), pr.get("answer"), 9, pr.get("raw"))
         s, w, _ = reference(tp, mp, pids, px)
         acts = (s if pr["hook"] == "silu" else w)[pr["layers"]]
-        save(os.path.join(out, pr["name"] + ".npy"), acts)
+        if "golden" in pr:
+            # (it differs only by the f32 rounding of the pixels)
+            g = np.load(os.path.join(out, pr["golden"])).astype(np.float64)
+            assert np.linalg.norm(g - acts.numpy()) <= 1e-6 * np.linalg.norm(g)
+        else:
+            save(os.path.join(out, pr["name"] + ".npy"), acts)
         toks = [{"pos": i, "id": t, "piece": "<image>" if t < 0 else sp.id_to_piece(t), "modality": md}
                 for i, (t, md) in enumerate(zip(pids, pmod))]
         with open(os.path.join(out, pr["name"] + ".tokens.json"), "w") as f:

@@ -239,6 +239,19 @@ def main():
     G.write_gguf(os.path.join(SEEDS, "small_v2.gguf"), {"general.architecture": "clip"}, small_t[:2], version=2)
     G.write_gguf(os.path.join(SEEDS, "meta_only.gguf"), small_md, [])
     G.write_gguf(os.path.join(SEEDS, "one_tensor.gguf"), {}, small_t[1:2])
+    # every dequantisable type (raw random blocks), two rows each, hand-assembled
+    types = [(0, 1, 4), (1, 1, 2), (30, 1, 2), (8, 32, 34), (2, 32, 18), (3, 32, 20), (6, 32, 22),
+             (7, 32, 24), (12, 256, 144), (13, 256, 176), (14, 256, 210)]
+    infos, blobs, off = b"", b"", 0
+    for t, bv, bb in types:
+        off = (off + 31) // 32 * 32
+        infos += tinfo("t%d" % t, [bv, 2], t, off)
+        blob = rng.integers(0, 256, 2 * bb, dtype=np.uint8).tobytes()
+        blobs += b"\0" * (off - len(blobs)) + blob
+        off += len(blob)
+    with open(os.path.join(SEEDS, "all_types.gguf"), "wb") as fh:
+        fh.write(pad(header(len(types), 1) + s("general.architecture") + struct.pack("<I", G.T_STR) +
+                     s("llama") + infos) + blobs)
 
 
 if __name__ == "__main__":

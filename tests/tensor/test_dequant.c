@@ -101,6 +101,63 @@ TEST(q4_0_by_hand)
     CHECK(y[0] == 14.0f && y[16] == 2.0f && y[15] == 0.0f && y[31] == -16.0f && y[1] == -16.0f);
 }
 
+/* One block of each other type, values worked out by hand from the layouts in
+ * docs/gguf.md (f16: 1.0 = 0x3c00, 0.5 = 0x3800, 2.0 = 0x4000, -1.0 = 0xbc00, 0.25 = 0x3400). */
+TEST(other_blocks_by_hand)
+{
+    float y[256];
+    uint8_t q8[34] = {0x00, 0x34};
+    q8[2 + 3] = (uint8_t)-100;
+    CHECK(vlmn_dequant(VLMN_TYPE_Q8_0, q8, y, 32) == VLMN_OK && y[3] == -25.0f && y[0] == 0.0f);
+
+    uint8_t q41[20] = {0x00, 0x40, 0x00, 0xbc};
+    q41[4] = 0x3f;
+    CHECK(vlmn_dequant(VLMN_TYPE_Q4_1, q41, y, 32) == VLMN_OK && y[0] == 29.0f && y[16] == 5.0f && y[1] == -1.0f);
+
+    uint8_t q50[22] = {0x00, 0x3c, 0x01, 0x00, 0x01, 0x80}; /* qh bits 0, 16, 31 */
+    q50[6 + 0] = 0x21;
+    q50[6 + 15] = 0xf0;
+    CHECK(vlmn_dequant(VLMN_TYPE_Q5_0, q50, y, 32) == VLMN_OK);
+    CHECK(y[0] == 1.0f && y[16] == 2.0f && y[15] == -16.0f && y[31] == 15.0f && y[1] == -16.0f);
+
+    uint8_t q51[24] = {0x00, 0x3c, 0x00, 0x38, 0x02, 0x00, 0x00, 0x00}; /* qh bit 1 */
+    q51[8 + 1] = 0x04;
+    CHECK(vlmn_dequant(VLMN_TYPE_Q5_1, q51, y, 32) == VLMN_OK && y[1] == 20.5f && y[0] == 0.5f);
+
+    /* Q4_K: d = 1, dmin = 0.5; scales bytes: [0]=3 (sc0), [4]=2 (m0), [1]=0xc1 (sc1 = 1,
+     * top bits -> sc5 += 48), [5]=0x40 (m1 = 0, top bits -> m5 += 16), [9]=0x25
+     * (sc5 low = 5, m5 low = 2): sc5 = 53, m5 = 18. */
+    uint8_t q4k[144] = {0x00, 0x3c, 0x00, 0x38};
+    uint8_t *sc = q4k + 4, *qs = q4k + 16;
+    sc[0] = 3, sc[4] = 2, sc[1] = 0xc1, sc[5] = 0x40, sc[9] = 0x25;
+    qs[0] = 0x07;        /* sub-block 0 value 0: 7 -> 1*3*7 - 0.5*2 = 20; sub-block 1 value 0: 0 -> 0 */
+    qs[64 + 3] = 0xa0;   /* sub-block 5 (high nibbles of group 2) value 3: 10 -> 530 - 9 = 521 */
+    CHECK(vlmn_dequant(VLMN_TYPE_Q4_K, q4k, y, 256) == VLMN_OK);
+    CHECK(y[0] == 20.0f && y[32] == 0.0f && y[5 * 32 + 3] == 521.0f && y[5 * 32] == -9.0f);
+
+    /* Q5_K: d = 1, dmin = 0; sc0 = sc1 = 1; sc7 = (byte 11 & 15) | (byte 3 >> 6) << 4 = 2;
+     * 5th bit of sub-block k is bit k of qh[l]. */
+    uint8_t q5k[176] = {0x00, 0x3c, 0x00, 0x00};
+    uint8_t *sc5 = q5k + 4, *qh5 = q5k + 16, *qs5 = q5k + 48;
+    sc5[0] = 1, sc5[1] = 1, sc5[11] = 0x02;
+    qh5[2] = 0x02, qs5[2] = 0x30;   /* sub-block 1 value 2: (3 + 16) * 1 = 19; sub-block 0 value 2: 0 */
+    qh5[5] = 0x80, qs5[96 + 5] = 0x10; /* sub-block 7 value 5: (1 + 16) * 2 = 34 */
+    CHECK(vlmn_dequant(VLMN_TYPE_Q5_K, q5k, y, 256) == VLMN_OK);
+    CHECK(y[34] == 19.0f && y[2] == 0.0f && y[7 * 32 + 5] == 34.0f);
+
+    /* Q6_K: ql[128] qh[64] sc[16] d; d = 0.5. */
+    uint8_t q6k[210] = {0};
+    uint8_t *ql = q6k, *qh = q6k + 128;
+    int8_t *s6 = (int8_t *)(q6k + 192);
+    q6k[208] = 0x00, q6k[209] = 0x38;
+    s6[0] = 2, s6[6] = -3, s6[11] = 4;
+    ql[0] = 0x5a, qh[0] = 0x81;  /* value 0: (10 | 1<<4) - 32 = -6 -> 0.5*2*-6 = -6 */
+    ql[32] = 0xf0;               /* value 96: (15 | 2<<4) - 32 = 15 -> 0.5*-3*15 = -22.5 */
+    ql[112] = 0x03, qh[48] = 0x0c; /* value 176 (half 1, k 1, l 16): (3 | 3<<4) - 32 = 19 -> 0.5*4*19 = 38 */
+    CHECK(vlmn_dequant(VLMN_TYPE_Q6_K, q6k, y, 256) == VLMN_OK);
+    CHECK(y[0] == -6.0f && y[96] == -22.5f && y[176] == 38.0f);
+}
+
 TEST(dequant_arguments)
 {
     float y[64];
