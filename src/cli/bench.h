@@ -5,6 +5,7 @@
 #define VLMN_CLI_BENCH_H
 
 int bench_gemm(int argc, char **argv);
+int bench_record(int argc, char **argv);
 int bench_peak(int argc, char **argv);
 int bench_attention(int argc, char **argv);
 int bench_classify(int argc, char **argv);

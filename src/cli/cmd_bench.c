@@ -11,6 +11,7 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"gemm", bench_gemm, "GEMM GFLOP/s and fraction of the measured machine peak"},
+    {"record", bench_record, "recorder cost per sample, alone and as overhead over the forward pass"},
     {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
@@ -28,6 +29,12 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  and, in the same run, the machine's peak with register-resident loops (f32 FMA,\n"
     "  bf16 vdpbf16ps, int8 vpdpbusd on all threads). Prints GFLOP/s and the fraction of\n"
     "  the peak that bounds the kernel used; --json prints one JSON object.\n"
+    "vlmn bench record [-m TEXT.gguf --mmproj MMPROJ.gguf] [--layers L --tokens T --n-ff F]\n"
+    "                  [--top-n N] [-t T] [--samples S] [--reps R] [--answer-words W] [--json]\n"
+    "  Without a model: the recorder alone on random blocks (default LLaVA-1.5-7B shapes:\n"
+    "  32 x [680 x 11008], top-50), warm-up and steady-state seconds per sample. With a\n"
+    "  model: one LLaVA sample (random image, W-word answer) forwarded with the capture\n"
+    "  off and on, alternating R times; prints the recording overhead in percent.\n"
     "vlmn bench peak [-t|--threads T] [--json]\n"
     "  Only the peaks (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), best of 5 runs.\n"
     "vlmn bench attention [--tokens T] [--heads H] [--kv-heads H] [--head-dim D]\n"

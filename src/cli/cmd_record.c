@@ -139,7 +139,7 @@ static int mpi_world_size(void)
     return e ? atoi(e) : 0;
 }
 
-static int record_one(vlmn_record_opts *o)
+static int record_one(vlmn_record_opts *o, bool summary)
 {
     vlmn_rec_backend be = {0};
     vlmn_status st = o->synthetic ? vlmn_backend_synth_create(o->synthetic, o->images, &be)
@@ -153,7 +153,7 @@ static int record_one(vlmn_record_opts *o)
         return 130;
     }
     if (st) return cli_fail("record", st);
-    if (!o->quiet && !sum.already_complete)
+    if (summary && !o->quiet && !sum.already_complete)
         printf("recorded %s: %" PRId64 " samples (%" PRId64 " ok, %" PRId64 " failed), %" PRId64
                " image tokens, %" PRId64 " text tokens\n",
                o->out, sum.n_done, sum.n_ok, sum.n_failed, sum.n_tokens_image, sum.n_tokens_text);
@@ -175,7 +175,7 @@ static int run_record(int argc, char **argv)
     o.stop = &stop_flag;
 
     int world = mpi_world_size();
-    if (world <= 1) return record_one(&o);
+    if (world <= 1) return record_one(&o, true);
 #ifndef VLMN_HAVE_MPI
     return cli_errorf("record", 1, "launched under mpirun (OMPI_COMM_WORLD_SIZE=%d) but this vlmn was built without MPI",
                       world);
@@ -198,7 +198,7 @@ static int run_record(int argc, char **argv)
     o.shard_i = rank;
     o.shard_n = size;
     if (rank != 0) o.quiet = true; /* one progress display */
-    rc = record_one(&o);
+    rc = record_one(&o, false);
     int ok = rc == 0, all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (rank == 0 && all_ok) {
@@ -225,8 +225,17 @@ static int run_record(int argc, char **argv)
                     snprintf(names[r], sizeof names[r], "%s/%d-of-%d", shards, r, size);
                     in[r] = names[r];
                 }
-                vlmn_status st = vlmn_record_merge(in, size, final_out, o.quiet);
+                vlmn_status st = vlmn_record_merge(in, size, final_out, true);
                 if (st) rc = cli_fail("record", st);
+                sqlite3 *h;
+                if (!st && !o.quiet && !vlmn_db_open(db, false, &h)) {
+                    char k[5][64];
+                    const char *keys[5] = {"n_samples", "n_ok", "n_failed", "n_image_tokens", "n_text_tokens"};
+                    for (int q = 0; q < 5; q++) vlmn_db_get_meta(h, keys[q], k[q], sizeof k[q]);
+                    vlmn_db_close(h);
+                    printf("recorded %s (%d ranks, merged): %s samples (%s ok, %s failed), %s image tokens, %s text tokens\n",
+                           final_out, size, k[0], k[1], k[2], k[3], k[4]);
+                }
             }
             free(in);
             free(names);

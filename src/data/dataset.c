@@ -28,6 +28,7 @@ struct vlmn_dataset {
     cJSON *json;
     char *question;
     char idbuf[64];
+    void *mem;         /* vlmn_ds_open_mem: the bytes behind f */
 };
 
 static int ds_getc(vlmn_dataset *ds)
@@ -334,10 +335,20 @@ vlmn_status vlmn_ds_open_mem(const void *data, size_t n, const char *name, vlmn_
         st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
         goto fail;
     }
-    /* tmpfile + copy: fmemopen cannot open an empty buffer portably. */
-    ds->f = tmpfile();
-    if (!ds->f || (n && fwrite(data, 1, n, ds->f) != n) || fseek(ds->f, 0, SEEK_SET)) {
-        st = vlmn_error(VLMN_E_IO, "%s: cannot make a temporary copy", name);
+    if (n == 0) {
+        st = vlmn_error(VLMN_E_FORMAT, "%s: byte offset 0: not a dataset (empty)", name);
+        goto fail;
+    }
+    /* a private copy read through fmemopen (the caller's buffer may go away) */
+    ds->mem = vlmn_malloc(n);
+    if (!ds->mem) {
+        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
+        goto fail;
+    }
+    memcpy(ds->mem, data, n);
+    ds->f = fmemopen(ds->mem, n, "rb");
+    if (!ds->f) {
+        st = vlmn_error(VLMN_E_IO, "%s: fmemopen: %s", name, strerror(errno));
         goto fail;
     }
     if ((st = ds_init(ds, fmt))) goto fail;
@@ -355,6 +366,7 @@ void vlmn_ds_close(vlmn_dataset *ds)
     if (ds->f) fclose(ds->f);
     vlmn_free(ds->elem);
     vlmn_free(ds->name);
+    vlmn_free(ds->mem);
     vlmn_free(ds);
 }
 

@@ -170,7 +170,7 @@ vlmn_status vlmn_record_merge(const char *const *in, int n_in, const char *out, 
         (st = vlmn_db_set_meta(odb, "start_time", "%s", tbuf)) || (st = vlmn_db_set_meta(odb, "end_time", "%s", tbuf)))
         goto done;
     if ((st = vlmn_store_write_arrays(out, acc, true))) goto done;
-    if ((st = vlmn_db_write_neurons(odb, acc))) goto done;
+    if ((st = vlmn_db_write_neurons(odb, acc)) || (st = vlmn_db_write_top(odb, acc))) goto done;
     if ((st = vlmn_db_set_meta(odb, "status", "complete"))) goto done;
     if (!quiet)
         fprintf(stderr, "vlmn merge: %d shards -> %s (%" PRId64 " samples, %" PRId64 " failed)\n", n_in, out, tot[0],

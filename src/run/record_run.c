@@ -8,7 +8,11 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -114,13 +118,22 @@ static vlmn_status write_checkpoint(const char *out, vlmn_rec *rec, const progre
 }
 
 /* ---- provenance ---- */
+/* Provenance stores absolute paths, so a report or export run from another folder
+ * still finds the files (the path as given when it cannot be resolved). Returns a
+ * thread-local buffer valid until the next call. */
+static const char *abs_path(const char *p)
+{
+    static _Thread_local char buf[PATH_MAX];
+    return realpath(p, buf) ? buf : p;
+}
+
 static vlmn_status put_file_meta(sqlite3 *db, const char *key, const char *path)
 {
     char hex[65], k[128];
     uint64_t size;
     vlmn_status st = vlmn_sha256_file(path, hex, &size);
     if (st) return st;
-    if ((st = vlmn_db_set_meta(db, key, "%s", path))) return st;
+    if ((st = vlmn_db_set_meta(db, key, "%s", abs_path(path)))) return st;
     snprintf(k, sizeof k, "%s_size", key);
     if ((st = vlmn_db_set_meta(db, k, "%" PRIu64, size))) return st;
     snprintf(k, sizeof k, "%s_sha256", key);
@@ -147,7 +160,7 @@ static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlm
     SET("mode", "%s", o->mode);
     SET("limit", "%" PRId64, o->limit > 0 ? o->limit : (int64_t)0);
     SET("shard", "%d/%d", o->shard_i, o->shard_n);
-    SET("images", "%s", o->images ? o->images : "");
+    SET("images", "%s", o->images ? abs_path(o->images) : "");
     SET("n_layers", "%d", be->n_layers);
     SET("n_ff", "%d", be->n_ff);
     SET("hist_edges", "%s", "signed log2: -inf,-2^7..-2^-7,0,2^-7..2^7,+inf (32 bins)");
@@ -247,6 +260,8 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     vlmn_rec *rec = NULL;
     vlmn_dataset *ds = NULL;
     bool in_tx = false;
+    int lock_fd = -1;
+    bool setup_done = false;
     char path[PATHMAX], ckpt[PATHMAX], timebuf[64], why[1024];
     progress_state ps = {0};
     if (o->top_n < 1 || o->top_n > VLMN_REC_MAX_TOP_N)
@@ -256,16 +271,30 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
 
     /* run directory */
     if (mkdir(o->out, 0755) && errno != EEXIST) return vlmn_error(VLMN_E_IO, "%s: %s", o->out, strerror(errno));
+    /* one writer per run directory (released by the kernel if we are killed) */
+    snprintf(path, sizeof path, "%s/lock", o->out);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+    if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
+        close(lock_fd);
+        return vlmn_error(VLMN_E_ARG, "%s: in use by another vlmn record", o->out);
+    }
     snprintf(path, sizeof path, "%s/run.sqlite", o->out);
-    bool exists = access(path, F_OK) == 0;
-    if (exists && !o->resume)
-        return vlmn_error(VLMN_E_ARG, "%s: already holds a run (use --resume to continue it, or another -o)", o->out);
-    if ((st = vlmn_db_open(path, true, &db))) return st;
+    if ((st = vlmn_db_open(path, true, &db))) {
+        close(lock_fd);
+        return st;
+    }
+    /* a database without a status is a run that never got past its setup */
+    char status[64] = "";
+    vlmn_db_get_meta(db, "status", status, sizeof status);
+    bool exists = status[0] != 0;
+    if (exists && !o->resume) {
+        st = vlmn_error(VLMN_E_ARG, "%s: already holds a run (use --resume to continue it, or another -o)", o->out);
+        goto done;
+    }
     vlmn_rec_params rp = {be->n_layers, be->n_ff, o->top_n, o->threads};
     if ((st = vlmn_rec_create(&rp, &rec))) goto done;
 
-    char status[64] = "";
-    if (exists) vlmn_db_get_meta(db, "status", status, sizeof status);
     /* one transaction for the setup (each autocommit statement would fsync) */
     if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
     in_tx = true;
@@ -275,7 +304,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         if (!o->quiet) fprintf(stderr, "vlmn record: %s is already complete\n", o->out);
         goto done;
     }
-    if (exists && status[0]) {
+    if (exists) {
         if ((st = check_resume_options(db, o, be))) goto done;
         snprintf(ckpt, sizeof ckpt, "%s/ckpt", o->out);
         if (!dir_exists(ckpt)) snprintf(ckpt, sizeof ckpt, "%s/ckpt.old", o->out);
@@ -296,7 +325,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
             fprintf(stderr, "vlmn record: resuming %s at dataset index %" PRId64 " (%" PRId64 " samples done)\n", o->out,
                     ps.next_index, ps.n_ok + ps.n_failed);
     } else {
-        /* fresh run (or one that died before writing its options) */
+        /* fresh run (or one that failed during its setup: nothing was kept) */
         if ((st = vlmn_db_exec(db, "DELETE FROM samples; DELETE FROM neurons; DELETE FROM run;"))) goto done;
         if ((st = set_options(db, o, be))) goto done;
         utc_now(timebuf, sizeof timebuf);
@@ -306,6 +335,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
 
     if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
     in_tx = false;
+    setup_done = true;
     /* dataset: count for progress, then skip to the resume point */
     int64_t n_elems = 0;
     if ((st = vlmn_ds_count(o->data, VLMN_DS_AUTO, &n_elems))) goto done;
@@ -386,7 +416,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     }
     /* finish: arrays, neurons table, summary, status */
     if ((st = vlmn_store_write_arrays(o->out, rec, true))) goto done;
-    if ((st = vlmn_db_write_neurons(db, rec))) goto done;
+    if ((st = vlmn_db_write_neurons(db, rec)) || (st = vlmn_db_write_top(db, rec))) goto done;
     if ((st = vlmn_db_exec(db, "BEGIN"))) goto done;
     in_tx = true;
     utc_now(timebuf, sizeof timebuf);
@@ -408,9 +438,9 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     vlmn_store_remove_dir(ckpt);
 done:
     if (in_tx) {
-        /* keep the rows of a failed run up to here (they are re-done after the
-         * checkpoint on resume anyway) */
-        vlmn_db_exec(db, "COMMIT");
+        /* setup: keep nothing (bad dataset/model path...). Later: keep the rows of a
+         * failed run up to here (they are re-done after the checkpoint on resume). */
+        vlmn_db_exec(db, setup_done ? "COMMIT" : "ROLLBACK");
     }
     sum->n_ok = ps.n_ok;
     sum->n_failed = ps.n_failed;
@@ -421,5 +451,6 @@ done:
     vlmn_ds_close(ds);
     vlmn_rec_free(rec);
     if (db) vlmn_db_close(db);
+    if (lock_fd >= 0) close(lock_fd);
     return st;
 }

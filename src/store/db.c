@@ -21,7 +21,11 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS neurons ("
     "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL,"
     "  max_act REAL, min_act REAL, mean REAL, count INTEGER NOT NULL,"
-    "  PRIMARY KEY (layer, neuron)) WITHOUT ROWID;";
+    "  PRIMARY KEY (layer, neuron)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS top ("
+    "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL, rank INTEGER NOT NULL,"
+    "  sample_index INTEGER NOT NULL, max_act REAL NOT NULL,"
+    "  PRIMARY KEY (layer, neuron, rank)) WITHOUT ROWID;";
 
 static vlmn_status db_err(sqlite3 *db, const char *what)
 {
@@ -155,6 +159,42 @@ vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec)
                 goto fail;
             }
             sqlite3_reset(s);
+        }
+    sqlite3_finalize(s);
+    return vlmn_db_exec(db, "COMMIT");
+fail:
+    vlmn_db_exec(db, "ROLLBACK");
+    return st;
+}
+
+vlmn_status vlmn_db_write_top(sqlite3 *db, vlmn_rec *rec)
+{
+    const vlmn_rec_params *p = vlmn_rec_get_params(rec);
+    const vlmn_top_entry *top = vlmn_rec_top(rec);
+    vlmn_status st;
+    if ((st = vlmn_db_exec(db, "BEGIN; DELETE FROM top;"))) return st;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, "INSERT INTO top(layer, neuron, rank, sample_index, max_act) VALUES (?,?,?,?,?)", -1,
+                           &s, NULL) != SQLITE_OK) {
+        st = db_err(db, "top");
+        goto fail;
+    }
+    for (int l = 0; l < p->n_layers; l++)
+        for (int j = 0; j < p->n_ff; j++) {
+            const vlmn_top_entry *e = &top[((int64_t)l * p->n_ff + j) * p->top_n];
+            for (int k = 0; k < p->top_n && e[k].sample != VLMN_REC_EMPTY; k++) {
+                sqlite3_bind_int(s, 1, l);
+                sqlite3_bind_int(s, 2, j);
+                sqlite3_bind_int(s, 3, k + 1);
+                sqlite3_bind_int64(s, 4, e[k].sample);
+                sqlite3_bind_double(s, 5, e[k].max_act);
+                if (sqlite3_step(s) != SQLITE_DONE) {
+                    st = db_err(db, "top");
+                    sqlite3_finalize(s);
+                    goto fail;
+                }
+                sqlite3_reset(s);
+            }
         }
     sqlite3_finalize(s);
     return vlmn_db_exec(db, "COMMIT");

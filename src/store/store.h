@@ -48,5 +48,8 @@ vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n);
 vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *s);
 /* Replace the neurons table from the recorder state (one transaction). */
 vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec);
+/* Replace the top table (layer, neuron, rank, sample_index, max_act) from the
+ * recorder's lists (one transaction; the top-8 values stay in top.bin). */
+vlmn_status vlmn_db_write_top(sqlite3 *db, vlmn_rec *rec);
 
 #endif

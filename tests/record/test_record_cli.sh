@@ -70,6 +70,7 @@ RANDOM=$$
 kill_resume 4 --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 -q -o "$D/killed" --checkpoint-every 4
 check "resume after kill -9 exit" test $? -eq 0
 check "kill -9 + resume == single" same_run "$D/single" "$D/killed"
+check "the killed run was resumed" bash -c "'$V' export '$D/killed' run | grep -q '^resume_times,'"
 
 # SIGINT stops at a sample boundary with a checkpoint
 recbg -o "$D/int" --checkpoint-every 1000
@@ -82,12 +83,19 @@ check "still identical" same_run "$D/single" "$D/int"
 SYN=4x96:7:12
 
 # errors
+SYN=4x96:7:12:5 recbg -o "$D/busy" --checkpoint-every 1000
+sleep 0.05
+rec -o "$D/busy" --resume 2>"$D/err"; rc=$?
+wait $pid
+check "a second writer is refused" test $rc -eq 1
+check "says in use" grep -q "in use" "$D/err"
 rec -o "$D/single" 2>/dev/null; check "existing run needs --resume" test $? -eq 1
 rec -o "$D/single" --resume --top-n 6 2>"$D/err"; check "resume with other options fails" test $? -eq 1
 check "names the option" grep -q "top_n" "$D/err"
 rec -o "$D/strict" --strict 2>/dev/null; check "--strict stops at a failed sample" test $? -eq 1
 rec -o "$D/lim" --limit 10 --shard 1/2; check "limit + shard" test "$("$V" export "$D/lim" samples | tail -n +2 | cut -d, -f6 | tr '\n' ' ')" = "1 3 5 7 9 "
 "$V" record --synthetic 2x8 --data /nonexistent.json -o "$D/nodata" -q 2>/dev/null; check "missing dataset fails" test $? -eq 1
+"$V" record --synthetic 2x8 --data "$D/data.json" --images "$D/img" -o "$D/nodata" -q; check "a failed setup leaves no run behind" test $? -eq 0
 "$V" record --data "$D/data.json" -o "$D/x" 2>/dev/null; check "usage error exit 2" test $? -eq 2
 "$V" export "$D/single" bogus 2>/dev/null; check "export bad table exit 2" test $? -eq 2
 "$V" export "$D/int/ckpt" top 2>/dev/null; check "export of a non-run fails" test $? -eq 1

@@ -130,6 +130,25 @@ TEST(run_reader)
         CHECK(vlmn_db_put_sample(h, &s) == VLMN_OK);
     }
     CHECK(vlmn_db_write_neurons(h, r) == VLMN_OK);
+    CHECK(vlmn_db_write_top(h, r) == VLMN_OK);
+    CHECK(vlmn_db_write_top(h, r) == VLMN_OK); /* replaces, no duplicates */
+    {
+        sqlite3_stmt *q;
+        CHECK(sqlite3_prepare_v2(h, "SELECT count(*), sum(rank = 1) FROM top", -1, &q, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(q) == SQLITE_ROW);
+        uint32_t want = 0;
+        for (int k = 0; k < 10; k++) want += vlmn_rec_top_count(r)[k];
+        CHECK_EQ_INT(sqlite3_column_int64(q, 0), want);
+        CHECK_EQ_INT(sqlite3_column_int64(q, 1), 10);
+        sqlite3_finalize(q);
+        CHECK(sqlite3_prepare_v2(h, "SELECT sample_index, max_act FROM top WHERE layer=1 AND neuron=3 AND rank=2", -1, &q,
+                                 NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(q) == SQLITE_ROW);
+        const vlmn_top_entry *e = vlmn_rec_top(r) + (5 + 3) * 3 + 1;
+        CHECK_EQ_INT(sqlite3_column_int64(q, 0), e->sample);
+        CHECK(sqlite3_column_double(q, 1) == e->max_act);
+        sqlite3_finalize(q);
+    }
     CHECK(vlmn_db_set_meta(h, "status", "%s", "running") == VLMN_OK);
     CHECK(vlmn_store_write_arrays(dir, r, true) == VLMN_OK);
     vlmn_db_close(h);

@@ -114,6 +114,7 @@ TEST(malformed_input)
     expect_error("{\"id\":1}\n{\"id\":\n", 1, "invalid JSON");
     expect_error("hello", 0, "not a dataset");
     expect_error("", 0, "not a dataset");
+    expect_error("   \n", 0, "not a dataset");
 }
 
 TEST(count_and_skip)
