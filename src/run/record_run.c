@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -116,13 +118,22 @@ static vlmn_status write_checkpoint(const char *out, vlmn_rec *rec, const progre
 }
 
 /* ---- provenance ---- */
+/* Provenance stores absolute paths, so a report or export run from another folder
+ * still finds the files (the path as given when it cannot be resolved). Returns a
+ * thread-local buffer valid until the next call. */
+static const char *abs_path(const char *p)
+{
+    static _Thread_local char buf[PATH_MAX];
+    return realpath(p, buf) ? buf : p;
+}
+
 static vlmn_status put_file_meta(sqlite3 *db, const char *key, const char *path)
 {
     char hex[65], k[128];
     uint64_t size;
     vlmn_status st = vlmn_sha256_file(path, hex, &size);
     if (st) return st;
-    if ((st = vlmn_db_set_meta(db, key, "%s", path))) return st;
+    if ((st = vlmn_db_set_meta(db, key, "%s", abs_path(path)))) return st;
     snprintf(k, sizeof k, "%s_size", key);
     if ((st = vlmn_db_set_meta(db, k, "%" PRIu64, size))) return st;
     snprintf(k, sizeof k, "%s_sha256", key);
@@ -149,7 +160,7 @@ static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlm
     SET("mode", "%s", o->mode);
     SET("limit", "%" PRId64, o->limit > 0 ? o->limit : (int64_t)0);
     SET("shard", "%d/%d", o->shard_i, o->shard_n);
-    SET("images", "%s", o->images ? o->images : "");
+    SET("images", "%s", o->images ? abs_path(o->images) : "");
     SET("n_layers", "%d", be->n_layers);
     SET("n_ff", "%d", be->n_ff);
     SET("hist_edges", "%s", "signed log2: -inf,-2^7..-2^-7,0,2^-7..2^7,+inf (32 bins)");

@@ -12,13 +12,17 @@ same_run() {
     { echo "  run keys differ: $a $b" >&2; return 1; }
 }
 
-# kill -9 `vlmn record ARGS` at random moments (after 10..90 ms) NKILL times, each
-# time continuing with --resume, then let it finish with --resume. Prints the hits.
+# kill -9 `vlmn record ARGS` at random moments NKILL times, each time continuing with
+# --resume, then let it finish with --resume. Prints the hits. Each kill comes 10..90 ms
+# after the run exists (RUN/run.sqlite, RUN taken from "-o RUN" in ARGS), so the first
+# kill never lands before the run was created, even in slow (sanitizer) builds.
 kill_resume() {
   local nkill=$1; shift
-  local hits=0 k pid
+  local hits=0 k pid run="" prev="" a i
+  for a in "$@"; do [ "$prev" = "-o" ] && run=$a; prev=$a; done
   for k in $(seq 1 "$nkill"); do
     if [ "$k" -eq 1 ]; then "$V" record "$@" & pid=$!; else "$V" record "$@" --resume & pid=$!; fi
+    for i in $(seq 1 500); do [ -e "$run/run.sqlite" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
     sleep 0.0$((RANDOM % 9 + 1))
     kill -9 "$pid" 2>/dev/null && hits=$((hits + 1))
     wait "$pid" 2>/dev/null
