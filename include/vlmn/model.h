@@ -44,7 +44,8 @@ typedef struct vlmn_llava_info {
 vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
                             const vlmn_llava_params *params, vlmn_llava **out);
 /* The same from GGUF files already open (e.g. vlmn_gguf_open_memory); takes ownership
- * of both handles: they are closed by vlmn_llava_free, or at once on failure. */
+ * of both handles: they are closed by vlmn_llava_free, or at once on failure. mmproj
+ * may be NULL (text-only). */
 vlmn_status vlmn_llava_load_gguf(struct vlmn_gguf *text, struct vlmn_gguf *mmproj,
                                  const vlmn_llava_params *params, vlmn_llava **out);
 void vlmn_llava_free(vlmn_llava *m);
@@ -85,7 +86,8 @@ typedef struct vlmn_llava_times {
     double total;      /* the whole call */
     double vision;     /* vision tower + projector */
     double capture;    /* inside the capture callback */
-    double qkv, rope, attention, wo;   /* text attention block */
+    double qkv, rope, attention, wo;   /* text attention block (rope includes the input
+                                        * embedding lookup and the RoPE table) */
     double norm, ffn_up, act, down;    /* norms, gate+up GEMMs, SiLU*up, down GEMM */
     double logits;     /* final norm + vocabulary projection */
 } vlmn_llava_times;
