@@ -4,6 +4,7 @@
  * sizes are bounded before allocation. First step of the flow: file -> RGB pixels. */
 #include "vlmn/image.h"
 #include "core/alloc.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -429,33 +430,11 @@ vlmn_status vlmn_img_decode_memory(const void *buf, size_t len, const char *name
 vlmn_status vlmn_img_load(const char *path, vlmn_image **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return vlmn_error(VLMN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    vlmn_status st;
-    unsigned char *buf = NULL;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = vlmn_error(VLMN_E_IO, "%s: not a regular file", path);
-        goto out;
-    }
-    if ((uint64_t)sb.st_size > VLMN_IMG_MAX_FILE_BYTES) {
-        st = vlmn_error(VLMN_E_RANGE, "%s: file too large (%lld bytes)", path,
-                        (long long)sb.st_size);
-        goto out;
-    }
-    size_t len = (size_t)sb.st_size;
-    buf = vlmn_malloc(len ? len : 1);
-    if (!buf) {
-        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    if (len && fread(buf, 1, len, f) != len) {
-        st = vlmn_error(VLMN_E_IO, "%s: read failed", path);
-        goto out;
-    }
+    unsigned char *buf;
+    size_t len;
+    vlmn_status st = vlmn_file_read(path, VLMN_IMG_MAX_FILE_BYTES, "image", &buf, &len);
+    if (st) return st;
     st = vlmn_img_decode_memory(buf, len, path, out);
-out:
     vlmn_free(buf);
-    fclose(f);
     return st;
 }

@@ -3,6 +3,7 @@
  * Format: numpy.lib.format, version 1.0 on write. */
 #include "vlmn/npy.h"
 #include "core/alloc.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -336,33 +337,12 @@ vlmn_status vlmn_npy_parse(const void *buf, size_t len, const char *name, vlmn_n
 vlmn_status vlmn_npy_read(const char *path, vlmn_npy **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return vlmn_error(VLMN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    vlmn_status st = VLMN_OK;
-    unsigned char *buf = NULL;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = vlmn_error(VLMN_E_IO, "%s: not a regular file", path);
-        goto out;
-    }
-    if ((uint64_t)sb.st_size > VLMN_NPY_MAX_BYTES + 65536 + 12) {
-        st = vlmn_error(VLMN_E_RANGE, "%s: npy file too large", path);
-        goto out;
-    }
-    size_t len = (size_t)sb.st_size;
-    buf = vlmn_malloc(len ? len : 1);
-    if (!buf) {
-        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    if (len && fread(buf, 1, len, f) != len) {
-        st = vlmn_error(VLMN_E_IO, "%s: read failed", path);
-        goto out;
-    }
+    unsigned char *buf;
+    size_t len;
+    vlmn_status st = vlmn_file_read(path, VLMN_NPY_MAX_BYTES + 65536 + 12, "npy", &buf, &len);
+    if (st) return st;
     st = vlmn_npy_parse(buf, len, path, out);
-out:
     vlmn_free(buf);
-    fclose(f);
     return st;
 }
 
