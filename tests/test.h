@@ -95,6 +95,33 @@ static inline const char *test_path(const char *dir, const char *name)
     return b;
 }
 
+/* Read a whole file into a new NUL-terminated buffer (free with free()); *len (if not
+ * NULL) gets its size. Returns NULL, with a message, when it cannot be read. */
+static inline void *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "  cannot open %s\n", path);
+        return NULL;
+    }
+    char *b = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (!b) {
+        fprintf(stderr, "  cannot read %s\n", path);
+        return NULL;
+    }
+    b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
 #define TEST_MAIN()                                                                 \
     int main(int argc, char **argv)                                                 \
     {                                                                               \

@@ -138,19 +138,6 @@ TEST(golden_decode_and_preprocess)
 
 /* ---- hostile input ------------------------------------------------------------- */
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    return b;
-}
-
 static void put32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
@@ -202,7 +189,7 @@ static void expect_fail(const void *buf, size_t len, const char *name, vlmn_stat
 TEST(hostile_inputs)
 {
     size_t n = 0;
-    unsigned char *jpg = slurp(ipath("j_base420.jpg"), &n);
+    unsigned char *jpg = test_read_file(ipath("j_base420.jpg"), &n);
     CHECK(jpg != NULL && n > 100);
     if (!jpg) return;
     /* Truncated JPEG at many points: clean error each time (PIL: "image file is truncated"). */
@@ -243,7 +230,7 @@ TEST(hostile_inputs)
     pn = make_png_header(png, 10, 10);
     expect_fail(png, pn, "nodata.png", VLMN_E_FORMAT, "PNG");
     expect_fail(png, 20, "cutpng.png", VLMN_E_FORMAT, "PNG");
-    unsigned char *pp = slurp(ipath("p_rgb.png"), &n);
+    unsigned char *pp = test_read_file(ipath("p_rgb.png"), &n);
     CHECK(pp != NULL);
     if (pp) {
         for (size_t cut = 8; cut < n - 16; cut += 23) {
@@ -278,7 +265,7 @@ TEST(hostile_inputs)
 TEST(progressive_scan_flood)
 {
     size_t n = 0;
-    unsigned char *b = slurp(ipath("j_prog.jpg"), &n);
+    unsigned char *b = test_read_file(ipath("j_prog.jpg"), &n);
     CHECK(b != NULL && n > 4);
     if (!b) return;
     size_t sos = 0;
@@ -304,7 +291,7 @@ TEST(progressive_scan_flood)
 TEST(strict_mode)
 {
     size_t n = 0;
-    unsigned char *b = slurp(ipath("j_corrupt.jpg"), &n);
+    unsigned char *b = test_read_file(ipath("j_corrupt.jpg"), &n);
     CHECK(b != NULL);
     if (!b) return;
     vlmn_img_decode_opts o = {0, true};
@@ -316,12 +303,12 @@ TEST(strict_mode)
     vlmn_img_free(im);
     free(b);
     /* Clean files decode in strict mode too. */
-    b = slurp(ipath("j_prog.jpg"), &n);
+    b = test_read_file(ipath("j_prog.jpg"), &n);
     o.strict = true;
     CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "p.jpg", &o, &im), VLMN_OK);
     vlmn_img_free(im);
     free(b);
-    b = slurp(ipath("h_interlaced_rgba16.png"), &n);
+    b = test_read_file(ipath("h_interlaced_rgba16.png"), &n);
     CHECK_EQ_INT(vlmn_img_decode_memory_opts(b, n, "i.png", &o, &im), VLMN_OK);
     vlmn_img_free(im);
     free(b);
@@ -330,7 +317,7 @@ TEST(strict_mode)
 TEST(decode_limit_and_alloc_failure)
 {
     size_t n = 0;
-    unsigned char *b = slurp(ipath("j_big.jpg"), &n);
+    unsigned char *b = test_read_file(ipath("j_big.jpg"), &n);
     CHECK(b != NULL);
     if (!b) return;
     vlmn_image *im = NULL;

@@ -17,28 +17,10 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static bool same_bytes(const char *a, const char *b)
 {
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    size_t la = 0, lb = 0;
+    char *x = test_read_file(a, &la), *y = test_read_file(b, &lb);
     bool same = x && y && la == lb && !memcmp(x, y, la);
     free(x);
     free(y);
@@ -518,7 +500,7 @@ TEST(planted_files)
     check_pair(prefix, VLMN_TYPE_F32, 64, 4, 4, 64, 4, 1000, 224, 14, 32, 2, 64, 2);
     char path[1100];
     snprintf(path, sizeof path, "%s-planted.json", prefix);
-    char *text = slurp(path, NULL);
+    char *text = test_read_file(path, NULL);
     CHECK(text != NULL);
     cJSON *arr = text ? cJSON_Parse(text) : NULL;
     CHECK(cJSON_IsArray(arr));
@@ -566,9 +548,9 @@ TEST(dataset_json_layout)
     CHECK_EQ_INT(vlmn_mm_make_dataset(dir, 24, 5, VLMN_MM_JSON), VLMN_OK);
     char path[1200];
     snprintf(path, sizeof path, "%s/data.json", dir);
-    char *text = slurp(path, NULL);
+    char *text = test_read_file(path, NULL);
     snprintf(path, sizeof path, "%s/shapes.json", dir);
-    char *shapes_text = slurp(path, NULL);
+    char *shapes_text = test_read_file(path, NULL);
     cJSON *data = text ? cJSON_Parse(text) : NULL, *shapes = shapes_text ? cJSON_Parse(shapes_text) : NULL;
     CHECK(cJSON_IsArray(data) && cJSON_GetArraySize(data) == 24);
     CHECK(cJSON_IsArray(shapes) && cJSON_GetArraySize(shapes) == 24);
@@ -622,7 +604,7 @@ TEST(dataset_json_layout)
     snprintf(dir2, sizeof dir2, "%s", tmp_prefix("ds2"));
     CHECK_EQ_INT(vlmn_mm_make_dataset(dir2, 24, 5, VLMN_MM_JSONL), VLMN_OK);
     snprintf(path, sizeof path, "%s/data.jsonl", dir2);
-    char *jl = slurp(path, NULL);
+    char *jl = test_read_file(path, NULL);
     CHECK(jl != NULL);
     int lines = 0;
     for (char *p = jl, *nl; p && *p; p = nl + 1) {

@@ -13,26 +13,9 @@
 #define FIRE 3.0f     /* a planted neuron's peak is ~7.8; "fires" means above this */
 #define QUIET 0.05f   /* and "does not fire" means at most this */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static cJSON *load_json(const char *path)
 {
-    char *t = slurp(path);
+    char *t = test_read_file(path, NULL);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
     free(t);
     CHECK_MSG(j != NULL, "cannot read %s", path);

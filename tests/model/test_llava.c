@@ -237,23 +237,6 @@ TEST(bad_forward_inputs)
 
 /* ---- bad files: made by editing the fixture's bytes ---- */
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static const char *write_tmp(const char *name, const unsigned char *b, size_t n)
 {
     const char *p = test_path(test_tmp_dir(), name);
@@ -304,7 +287,7 @@ TEST(bad_files)
     CHECK(one_line() && strstr(vlmn_errmsg(), "architecture"));
 
     size_t n;
-    unsigned char *b = slurp(tp, &n);
+    unsigned char *b = test_read_file(tp, &n);
     CHECK(b != NULL);
     if (!b) return;
     /* missing tensor: rename blk.1.ffn_up.weight */
@@ -335,7 +318,7 @@ TEST(bad_files)
     free(b);
 
     /* vision: wrong shape of a projector bias, missing class embedding */
-    b = slurp(mp, &n);
+    b = test_read_file(mp, &n);
     CHECK(b != NULL);
     if (!b) return;
     at = find_info(b, n, "mm.0.bias");
@@ -348,7 +331,7 @@ TEST(bad_files)
         CHECK(one_line() && strstr(vlmn_errmsg(), "mm.0.bias"));
     }
     free(b);
-    b = slurp(mp, &n);
+    b = test_read_file(mp, &n);
     at = b ? find_info(b, n, "v.class_embd") : 0;
     CHECK(at > 0);
     if (at) {
@@ -414,7 +397,7 @@ TEST(load_from_memory)
     char tp[512], mp[512];
     snprintf(tp, sizeof tp, "%s/engine/q8_0.text.gguf", test_data_dir());
     snprintf(mp, sizeof mp, "%s/engine/q8_0.mmproj.gguf", test_data_dir());
-    unsigned char *bt = slurp(tp, &nt), *bm = slurp(mp, &nm);
+    unsigned char *bt = test_read_file(tp, &nt), *bm = test_read_file(mp, &nm);
     vlmn_npy *ids = load_npy("engine/ids_v1.npy"), *pix = load_npy("engine/pixels_wide.npy");
     vlmn_npy *lg = load_npy("engine/q8_0_v1_logits.npy");
     vlmn_gguf *gt = NULL, *gv = NULL;

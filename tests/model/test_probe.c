@@ -10,23 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static char *slurp_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* Run the CLI with `args` into a fresh folder and compare with golden `name`. */
 static void probe_case(const char *name, const char *golden, const char *args, double tol)
 {
@@ -76,9 +59,9 @@ static void probe_case(const char *name, const char *golden, const char *args, d
     vlmn_npy_free(g);
 
     snprintf(p, sizeof p, "%s/tokens.json", out);
-    char *t1 = slurp_text(p);
+    char *t1 = test_read_file(p, NULL);
     snprintf(p, sizeof p, "%s/engine/%s.tokens.json", test_data_dir(), name);
-    char *t2 = slurp_text(p);
+    char *t2 = test_read_file(p, NULL);
     CHECK(t1 && t2);
     cJSON *j1 = t1 ? cJSON_Parse(t1) : NULL, *j2 = t2 ? cJSON_Parse(t2) : NULL;
     CHECK(j1 && j2);

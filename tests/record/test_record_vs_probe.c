@@ -29,23 +29,6 @@ static int run_argv(char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 typedef struct {
     int64_t T;
     uint8_t *cls; /* 0 image, 1 text, 2 not counted */
@@ -83,7 +66,7 @@ static int probe_all(const char *bin, const char *dir, const char *data, const c
         snprintf(tok, sizeof tok, "%s/tokens.json", out);
         vlmn_npy *arr = NULL;
         CHECK(vlmn_npy_read(npy, &arr) == VLMN_OK);
-        char *js = read_all(tok);
+        char *js = test_read_file(tok, NULL);
         cJSON *j = js ? cJSON_Parse(js) : NULL;
         free(js);
         if (!arr || !j || arr->ndim != 3 || arr->dtype != VLMN_NPY_F32) {

@@ -8,19 +8,7 @@
 
 static uint8_t *slurp(const char *name, size_t *n)
 {
-    const char *p = test_path(test_data_dir(), name);
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        fprintf(stderr, "  cannot open %s\n", p);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
+    return test_read_file(test_path(test_data_dir(), name), n);
 }
 
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
