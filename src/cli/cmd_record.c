@@ -35,7 +35,7 @@ static const char usage[] =
     "  --text-tokens answer|all   text tokens = answer tokens (default) or every non-image token\n"
     "  --mode pad|crop        image preprocessing (default pad, as LLaVA-1.5)\n"
     "  --limit N              only the first N samples of the dataset\n"
-    "  --shard I/N            only samples with index %% N == I (merge shards with vlmn merge)\n"
+    "  --shard I/N            only samples with index mod N == I (merge shards with vlmn merge)\n"
     "  -t, --threads T        threads (default: all CPUs)\n"
     "  --resume               continue an interrupted run from its last checkpoint\n"
     "  --strict               stop at the first failed sample\n"
