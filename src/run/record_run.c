@@ -269,21 +269,30 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     if (o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n)
         return vlmn_error(VLMN_E_ARG, "--shard %d/%d: need 0 <= I < N", o->shard_i, o->shard_n);
 
+    /* The dataset is scanned whole (its element count drives the progress line) before
+     * the run directory is touched, so a malformed file leaves nothing behind. */
+    int64_t n_elems = 0;
+    if ((st = vlmn_ds_count(o->data, VLMN_DS_AUTO, &n_elems))) return st;
+    if ((st = vlmn_ds_open(o->data, VLMN_DS_AUTO, &ds))) return st;
+
     /* run directory */
-    if (mkdir(o->out, 0755) && errno != EEXIST) return vlmn_error(VLMN_E_IO, "%s: %s", o->out, strerror(errno));
+    if (mkdir(o->out, 0755) && errno != EEXIST) {
+        vlmn_ds_close(ds);
+        return vlmn_error(VLMN_E_IO, "%s: %s", o->out, strerror(errno));
+    }
     /* one writer per run directory (released by the kernel if we are killed) */
     snprintf(path, sizeof path, "%s/lock", o->out);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0) return vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+    if (lock_fd < 0) {
+        st = vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+        goto done;
+    }
     if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
-        close(lock_fd);
-        return vlmn_error(VLMN_E_ARG, "%s: in use by another vlmn record", o->out);
+        st = vlmn_error(VLMN_E_ARG, "%s: in use by another vlmn record", o->out);
+        goto done;
     }
     snprintf(path, sizeof path, "%s/run.sqlite", o->out);
-    if ((st = vlmn_db_open(path, true, &db))) {
-        close(lock_fd);
-        return st;
-    }
+    if ((st = vlmn_db_open(path, true, &db))) goto done;
     /* a database without a status is a run that never got past its setup */
     char status[64] = "";
     vlmn_db_get_meta(db, "status", status, sizeof status);
@@ -336,10 +345,7 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
     in_tx = false;
     setup_done = true;
-    /* dataset: count for progress, then skip to the resume point */
-    int64_t n_elems = 0;
-    if ((st = vlmn_ds_count(o->data, VLMN_DS_AUTO, &n_elems))) goto done;
-    if ((st = vlmn_ds_open(o->data, VLMN_DS_AUTO, &ds))) goto done;
+    /* dataset (checked whole before anything was created): skip to the resume point */
     bool eof = false;
     for (int64_t i = 0; i < ps.next_index && !eof; i++)
         if ((st = vlmn_ds_skip(ds, &eof))) goto done;

@@ -95,6 +95,15 @@ check "names the option" grep -q "top_n" "$D/err"
 rec -o "$D/strict" --strict 2>/dev/null; check "--strict stops at a failed sample" test $? -eq 1
 rec -o "$D/lim" --limit 10 --shard 1/2; check "limit + shard" test "$("$V" export "$D/lim" samples | tail -n +2 | cut -d, -f6 | tr '\n' ' ')" = "1 3 5 7 9 "
 "$V" record --synthetic 2x8 --data /nonexistent.json -o "$D/nodata" -q 2>/dev/null; check "missing dataset fails" test $? -eq 1
+check "missing dataset leaves no run" test ! -e "$D/nodata"
+printf 'not json\n' > "$D/bad.json"
+err=$("$V" record --synthetic 2x8 --data "$D/bad.json" -o "$D/baddata" -q 2>&1); rc=$?
+check "malformed dataset fails" test $rc -eq 1
+check "malformed dataset: one line naming the file" bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && grep -q "bad.json" <<<"$1"' _ "$err"
+check "malformed dataset leaves no run" test ! -e "$D/baddata"
+printf '[{"id":1,"image":"a.png","conversations":[]},\n{"id":2,' > "$D/cut.json"
+"$V" record --synthetic 2x8 --data "$D/cut.json" -o "$D/cutdata" -q 2>/dev/null; rc=$?
+check "truncated dataset fails before the run starts" bash -c "[ $rc -eq 1 ] && [ ! -e '$D/cutdata' ]"
 "$V" record --synthetic 2x8 --data "$D/data.json" --images "$D/img" -o "$D/nodata" -q; check "a failed setup leaves no run behind" test $? -eq 0
 "$V" record --data "$D/data.json" -o "$D/x" 2>/dev/null; check "usage error exit 2" test $? -eq 2
 "$V" export "$D/single" bogus 2>/dev/null; check "export bad table exit 2" test $? -eq 2
