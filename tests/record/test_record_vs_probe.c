@@ -96,6 +96,26 @@ static int probe_all(const char *bin, const char *dir, const char *data, const c
     return ns;
 }
 
+/* The files of one test case, in a fresh scratch folder VLMN_TMP/NAME: the model pair
+ * STEM-{text,mmproj}.gguf, the dataset ds/data.json and the run. */
+typedef struct case_paths {
+    char dir[512], prefix[600], text[700], mmproj[700], dsdir[600], data[700], run[600];
+} case_paths;
+
+static bool case_paths_init(case_paths *c, const char *name, const char *stem)
+{
+    char cmd[2048];
+    snprintf(c->dir, sizeof c->dir, "%s/%s", test_tmp_dir(), name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", c->dir, c->dir);
+    snprintf(c->prefix, sizeof c->prefix, "%s/%s", c->dir, stem);
+    snprintf(c->text, sizeof c->text, "%s-text.gguf", c->prefix);
+    snprintf(c->mmproj, sizeof c->mmproj, "%s-mmproj.gguf", c->prefix);
+    snprintf(c->dsdir, sizeof c->dsdir, "%s/ds", c->dir);
+    snprintf(c->data, sizeof c->data, "%s/data.json", c->dsdir);
+    snprintf(c->run, sizeof c->run, "%s/run", c->dir);
+    return system(cmd) == 0;
+}
+
 TEST(record_equals_probe_brute_force)
 {
     const char *bin = getenv("VLMN_BIN");
@@ -103,17 +123,10 @@ TEST(record_equals_probe_brute_force)
         CHECK_MSG(0, "VLMN_BIN not set");
         return;
     }
-    char dir[512], prefix[600], text[700], mmproj[700], dsdir[600], data[700], run[600];
-    snprintf(dir, sizeof dir, "%s/rec_vs_probe", test_tmp_dir());
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(prefix, sizeof prefix, "%s/tiny", dir);
-    snprintf(text, sizeof text, "%s-text.gguf", prefix);
-    snprintf(mmproj, sizeof mmproj, "%s-mmproj.gguf", prefix);
-    snprintf(dsdir, sizeof dsdir, "%s/ds", dir);
-    snprintf(data, sizeof data, "%s/data.json", dsdir);
-    snprintf(run, sizeof run, "%s/run", dir);
+    case_paths cp;
+    CHECK(case_paths_init(&cp, "rec_vs_probe", "tiny"));
+    char *dir = cp.dir, *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir,
+         *data = cp.data, *run = cp.run;
     {
         char *a[] = {(char *)bin, "make-model", "--preset", "tiny", "--seed", "3", "-q", "-o", prefix, NULL};
         CHECK_EQ_INT(run_argv(a), 0);
@@ -251,17 +264,11 @@ TEST(classify_equals_probe_brute_force)
         CHECK_MSG(0, "VLMN_BIN not set");
         return;
     }
-    char dir[512], prefix[600], text[700], mmproj[700], dsdir[600], data[700], run[600], dbpath[700];
-    snprintf(dir, sizeof dir, "%s/classify_vs_probe", test_tmp_dir());
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(prefix, sizeof prefix, "%s/planted", dir);
-    snprintf(text, sizeof text, "%s-text.gguf", prefix);
-    snprintf(mmproj, sizeof mmproj, "%s-mmproj.gguf", prefix);
-    snprintf(dsdir, sizeof dsdir, "%s/ds", dir);
-    snprintf(data, sizeof data, "%s/data.json", dsdir);
-    snprintf(run, sizeof run, "%s/run", dir);
+    case_paths cp;
+    CHECK(case_paths_init(&cp, "classify_vs_probe", "planted"));
+    char *dir = cp.dir, *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir,
+         *data = cp.data, *run = cp.run;
+    char dbpath[700];
     snprintf(dbpath, sizeof dbpath, "%s/run.sqlite", run);
     {
         char *a[] = {(char *)bin, "make-model", "--preset", "planted", "-q", "-o", prefix, NULL};
