@@ -207,6 +207,56 @@ TEST(single_pass_matches_brute_force)
     free_samples();
 }
 
+/* The plain loops and the AVX-512 passes (when the CPU has them) both match the
+ * brute force, and each other bit for bit, also on NaN, infinities, signed zeros,
+ * denormals and bin edges. */
+static void record_both_isas(vlmn_rec *r[2], bool brute_force)
+{
+    const vlmn_isa saved = vlmn_isa_active(), isas[2] = {VLMN_ISA_REF, VLMN_ISA_AVX512};
+    for (int k = 0; k < 2; k++) {
+        r[k] = NULL;
+        if (vlmn_isa_force(isas[k]) != VLMN_OK) continue;
+        r[k] = record_subset(1, 0, false, 2);
+        CHECK(r[k] != NULL);
+        if (r[k] && brute_force) check_against_reference(r[k], false);
+    }
+    vlmn_isa_force(saved);
+}
+
+TEST(plain_and_simd_paths_agree)
+{
+    static const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-45f, -1e-45f,
+                                    0.0078125f, -0.0078125f, 128.0f, -128.0f, 1.0f, -1.0f, 3e38f, -3e38f};
+    vlmn_rec *r[2];
+    make_samples(77);
+    record_both_isas(r, true);
+    vlmn_rec_free(r[0]);
+    vlmn_rec_free(r[1]);
+    /* the brute force has no NaN rule: here the two paths are compared with each other */
+    for (int s = 0; s < NS; s += 3)
+        for (int i = 0; i < L * S[s].T * F; i += 7) S[s].acts[i] = special[(size_t)(s + i) % VLMN_ARRAY_LEN(special)];
+    record_both_isas(r, false);
+    if (r[0] && r[1]) {
+        size_t nn = (size_t)L * F;
+        CHECK(memcmp(vlmn_rec_stats(r[0]), vlmn_rec_stats(r[1]), nn * sizeof(vlmn_neuron_stats)) == 0);
+        CHECK(memcmp(vlmn_rec_fixsums(r[0]), vlmn_rec_fixsums(r[1]), nn * sizeof(vlmn_rec_fixsum)) == 0);
+        const vlmn_top_entry *a = vlmn_rec_top(r[0]), *b = vlmn_rec_top(r[1]);
+        int bad = 0;
+        for (size_t i = 0; i < nn * TOPN; i++) {
+            bool same = a[i].sample == b[i].sample && a[i].max_act == b[i].max_act;
+            for (int q = 0; q < VLMN_TOP_TOKENS; q++) /* by value: +0 and -0 may swap places */
+                same = same && a[i].img[q] == b[i].img[q] && a[i].txt[q] == b[i].txt[q];
+            bad += !same;
+        }
+        CHECK_MSG(bad == 0, "%d top entries differ", bad);
+    } else {
+        fprintf(stderr, "  (no AVX-512 on this CPU: the plain path only)\n");
+    }
+    vlmn_rec_free(r[0]);
+    vlmn_rec_free(r[1]);
+    free_samples();
+}
+
 TEST(merge_of_shards_is_bit_identical)
 {
     make_samples(1234);
