@@ -46,6 +46,11 @@ typedef enum vlmn_precision {
     VLMN_PREC_FASTEST = 2
 } vlmn_precision;
 
+/* "fast", "exact", "fastest" (the names the CLI takes and runs record). */
+const char *vlmn_precision_name(vlmn_precision prec);
+/* Parses a name; VLMN_E_ARG (with a message listing the names) when unknown. */
+vlmn_status vlmn_precision_parse(const char *name, vlmn_precision *out);
+
 /* ---- weight matrix ----
  * W has `rows` (N, output features) rows of `cols` (K, input features) values of
  * `type`, row-major as stored in GGUF (ne0 = cols). `data` stays owned by the caller

@@ -24,8 +24,8 @@ extern const struct vlmn_cmd vlmn_cmd_probe;
 static const char USAGE[] =
     "vlmn probe -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG\n"
     "                  (--question Q --answer A [--template llava-v1|vicuna-v1|plain] | --prompt RAW)\n"
-    "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop] [--exact]\n"
-    "                  [-t N] -o DIR\n"
+    "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop]\n"
+    "                  [--precision fast|exact|fastest | --exact] [-t N] -o DIR\n"
     "\n"
     "Runs one sample and writes DIR/activations.npy (float32 [n_layers, n_tokens, n_ff]:\n"
     "the FFN activations of the selected layers at every position, image positions\n"
@@ -45,7 +45,10 @@ static const char USAGE[] =
     "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
     "  --layers SPEC        layers to write, e.g. 0-3,7 (default: all)\n"
     "  --mode M             image preprocessing: pad (default, LLaVA-1.5) or crop (HF)\n"
-    "  --exact              f32 arithmetic from dequantised weights (default: fast kernels)\n"
+    "  --precision P        fast (default: the fast kernels, normwise error <= 1e-2), exact\n"
+    "                       (f32 from dequantised weights, <= 1e-4) or fastest (Q8_0/Q4_K:\n"
+    "                       int8 activations, error up to ~2e-2; docs/engine.md)\n"
+    "  --exact              the same as --precision exact\n"
     "  -t, --threads N      threads (default: all CPUs)\n"
     "  -o, --output DIR     output folder (created if missing)\n";
 
@@ -145,7 +148,7 @@ static int run(int argc, char **argv)
     const char *tmpl = "llava-v1", *raw = NULL, *hook_s = "silu_gate", *layers = NULL, *mode_s = "pad";
     const char *out = NULL, *v;
     long threads = 0;
-    bool exact = false;
+    vlmn_precision prec = VLMN_PREC_FAST;
     for (int i = 1; i < argc; i++) {
         int r;
 #define OPT(l, s, var)                                                              \
@@ -164,6 +167,10 @@ static int run(int argc, char **argv)
         OPT("hook", 0, hook_s)
         OPT("layers", 0, layers)
         OPT("mode", 0, mode_s)
+        if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
+            if (r < 0 || vlmn_precision_parse(v, &prec)) return cli_errorf(cmd, 2, "--precision: expected fast, exact or fastest");
+            continue;
+        }
         OPT("output", 'o', out)
 #undef OPT
         if ((r = cli_opt(argc, argv, &i, "threads", 't', &v)) != 0) {
@@ -171,7 +178,7 @@ static int run(int argc, char **argv)
             continue;
         }
         if (cli_flag(argv, i, "exact", 0)) {
-            exact = true;
+            prec = VLMN_PREC_EXACT;
             continue;
         }
         cli_errorf(cmd, 2, "unknown argument '%s'", argv[i]);
@@ -208,7 +215,7 @@ static int run(int argc, char **argv)
     sink sk = {0};
     char npy_path[4096], npy_tmp[4200], json_path[4096];
 
-    vlmn_llava_params p = {.n_threads = (int)threads, .precision = exact ? VLMN_PREC_EXACT : VLMN_PREC_FAST};
+    vlmn_llava_params p = {.n_threads = (int)threads, .precision = prec};
     if ((st = vlmn_llava_load(model, mmproj, &p, &m))) goto fail;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);

@@ -3,6 +3,7 @@
  * and under `mpirun` one shard per rank merged on rank 0. */
 #include "cli.h"
 #include "run/record_run.h"
+#include "vlmn/kernels.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -34,6 +35,10 @@ static const char usage[] =
     "  --template llava-v1|vicuna-v1|plain  conversation template (default llava-v1)\n"
     "  --text-tokens answer|all   text tokens = answer tokens (default) or every non-image token\n"
     "  --mode pad|crop        image preprocessing (default pad, as LLaVA-1.5)\n"
+    "  --precision P          fast (default: the fast kernels, normwise error <= 1e-2),\n"
+    "                         exact (f32 from dequantised weights, <= 1e-4; about 2x slower)\n"
+    "                         or fastest (Q8_0/Q4_K weights: int8 activations, about 1.5x\n"
+    "                         faster than fast, error up to ~2e-2: see docs/engine.md)\n"
     "  --limit N              only the first N samples of the dataset\n"
     "  --shard I/N            only samples with index mod N == I (merge shards with vlmn merge)\n"
     "  -t, --threads T        threads (default: all CPUs)\n"
@@ -88,6 +93,10 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
         } else if (OPT("mode", 0)) {
             if (r < 0 || (strcmp(v, "pad") && strcmp(v, "crop"))) return cli_errorf("record", 2, "--mode: expected pad or crop");
             o->mode = v;
+        } else if (OPT("precision", 0)) {
+            vlmn_precision pr;
+            if (r < 0 || vlmn_precision_parse(v, &pr)) return cli_errorf("record", 2, "--precision: expected fast, exact or fastest");
+            o->precision = v;
         } else if (OPT("limit", 0)) {
             if (r < 0 || cli_parse_long(v, 1, INT64_MAX, &n)) return cli_errorf("record", 2, "--limit: expected N >= 1");
             o->limit = n;

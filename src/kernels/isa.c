@@ -88,6 +88,27 @@ const char *vlmn_isa_name(vlmn_isa isa)
     return "?";
 }
 
+const char *vlmn_precision_name(vlmn_precision prec)
+{
+    switch (prec) {
+    case VLMN_PREC_FAST: return "fast";
+    case VLMN_PREC_EXACT: return "exact";
+    case VLMN_PREC_FASTEST: return "fastest";
+    }
+    return "?";
+}
+
+vlmn_status vlmn_precision_parse(const char *name, vlmn_precision *out)
+{
+    static const vlmn_precision all[] = {VLMN_PREC_FAST, VLMN_PREC_EXACT, VLMN_PREC_FASTEST};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && !strcmp(name, vlmn_precision_name(all[i]))) {
+            *out = all[i];
+            return VLMN_OK;
+        }
+    return vlmn_error(VLMN_E_ARG, "unknown precision '%s' (fast, exact, fastest)", name ? name : "");
+}
+
 vlmn_status vlmn_isa_force(vlmn_isa isa)
 {
     if (!vlmn_isa_supported(isa))

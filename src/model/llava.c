@@ -644,6 +644,15 @@ static void gemm(vlmn_llava *m, const vlmn_matrix *W, const float *A, int64_t M,
     vlmn_gemm(m->pool, m->prec, W, A, M, lda, C, ldc, acc);
 }
 
+/* The vision tower and projector run FASTEST as FAST: they are ~7% of a sample's
+ * time, and int8 activations there would add their error to every image position. */
+static void vgemm(vlmn_llava *m, const vlmn_matrix *W, const float *A, int64_t M, int64_t lda,
+                  float *C, int64_t ldc, bool acc)
+{
+    vlmn_precision p = m->prec == VLMN_PREC_FASTEST ? VLMN_PREC_FAST : m->prec;
+    vlmn_gemm(m->pool, p, W, A, M, lda, C, ldc, acc);
+}
+
 /* Row-parallel activation / bias / LayerNorm of the vision tower (each row computed as
  * by the serial op: results independent of the thread count). */
 enum { VOP_QUICK_GELU, VOP_GELU_ERF, VOP_BIAS, VOP_LAYERNORM };
@@ -701,36 +710,36 @@ static void vision_forward(vlmn_llava *m, const float *px)
         }
     /* CLS first (position 0), then the patches at positions 1..N */
     memcpy(m->vx, m->class_embd, (size_t)W * sizeof(float));
-    gemm(m, &m->patch, m->vpatch, NI, K, m->vx + W, W, false);
+    vgemm(m, &m->patch, m->vpatch, NI, K, m->vx + W, W, false);
     for (int64_t i = 0; i < NP * W; i++) m->vx[i] += m->pos_embd[i];
     op_layernorm(m->vx, m->vx, NP, W, W, m->pre_ln_w, m->pre_ln_b, m->v_eps);
 
     for (int l = 0; l < m->v_run; l++) {
         const vis_layer *L = &m->vl[l];
         vrows_do(m, VOP_LAYERNORM, m->vx, m->vxn, NP, W, L->ln1_w, L->ln1_b);
-        gemm(m, &L->q, m->vxn, NP, W, m->vq, W, false);
-        gemm(m, &L->k, m->vxn, NP, W, m->vk, W, false);
-        gemm(m, &L->v, m->vxn, NP, W, m->vv, W, false);
+        vgemm(m, &L->q, m->vxn, NP, W, m->vq, W, false);
+        vgemm(m, &L->k, m->vxn, NP, W, m->vk, W, false);
+        vgemm(m, &L->v, m->vxn, NP, W, m->vv, W, false);
         vrows_do(m, VOP_BIAS, NULL, m->vq, NP, W, NULL, L->q_b);
         vrows_do(m, VOP_BIAS, NULL, m->vk, NP, W, NULL, L->k_b);
         vrows_do(m, VOP_BIAS, NULL, m->vv, NP, W, NULL, L->v_b);
         vlmn_attention(m->pool, m->vq, W, m->vk, W, m->vv, W, m->vatt, W, NP, m->v_head, m->v_head,
                        (int)hd, 1.0f / sqrtf((float)hd), false);
-        gemm(m, &L->o, m->vatt, NP, W, m->vx, W, true);
+        vgemm(m, &L->o, m->vatt, NP, W, m->vx, W, true);
         vrows_do(m, VOP_BIAS, NULL, m->vx, NP, W, NULL, L->o_b);
         vrows_do(m, VOP_LAYERNORM, m->vx, m->vxn, NP, W, L->ln2_w, L->ln2_b);
-        gemm(m, &L->fc1, m->vxn, NP, W, m->vff, m->v_ff, false);
+        vgemm(m, &L->fc1, m->vxn, NP, W, m->vff, m->v_ff, false);
         vrows_do(m, VOP_BIAS, NULL, m->vff, NP, m->v_ff, NULL, L->fc1_b);
         vrows_do(m, m->v_gelu ? VOP_GELU_ERF : VOP_QUICK_GELU, NULL, m->vff, NP, m->v_ff, NULL, NULL);
-        gemm(m, &L->fc2, m->vff, NP, m->v_ff, m->vx, W, true);
+        vgemm(m, &L->fc2, m->vff, NP, m->v_ff, m->vx, W, true);
         vrows_do(m, VOP_BIAS, NULL, m->vx, NP, W, NULL, L->fc2_b);
     }
     /* drop CLS; no post-LN (LLaVA reads hidden_states[select_layer]) */
     const int64_t H = m->mm_hidden, E = m->info.n_embd;
-    gemm(m, &m->mm0, m->vx + W, NI, W, m->mmh, H, false);
+    vgemm(m, &m->mm0, m->vx + W, NI, W, m->mmh, H, false);
     vrows_do(m, VOP_BIAS, NULL, m->mmh, NI, H, NULL, m->mm0_b);
     vrows_do(m, VOP_GELU_ERF, NULL, m->mmh, NI, H, NULL, NULL);
-    gemm(m, &m->mm2, m->mmh, NI, H, m->img, E, false);
+    vgemm(m, &m->mm2, m->mmh, NI, H, m->img, E, false);
     vrows_do(m, VOP_BIAS, NULL, m->img, NI, E, NULL, m->mm2_b);
 }
 

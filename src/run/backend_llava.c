@@ -91,8 +91,7 @@ static vlmn_status llava_prov(void *user, sqlite3 *db)
     vlmn_status st;
     if ((st = vlmn_db_set_meta(db, "n_image_tokens_per_sample", "%d", i->n_image_tokens)) ||
         (st = vlmn_db_set_meta(db, "image_size", "%d", i->image_size)) ||
-        (st = vlmn_db_set_meta(db, "n_embd", "%d", i->n_embd)) ||
-        (st = vlmn_db_set_meta(db, "precision", "%s", "fast")))
+        (st = vlmn_db_set_meta(db, "n_embd", "%d", i->n_embd)))
         return st;
     return VLMN_OK;
 }
@@ -110,7 +109,8 @@ vlmn_status vlmn_backend_llava_create(const vlmn_record_opts *o, vlmn_rec_backen
         st = vlmn_error(VLMN_E_NOMEM, "out of memory");
         goto fail;
     }
-    vlmn_llava_params p = {.n_threads = o->threads, .precision = VLMN_PREC_FAST};
+    vlmn_llava_params p = {.n_threads = o->threads};
+    if ((st = vlmn_precision_parse(o->precision, &p.precision))) goto fail;
     if ((st = vlmn_llava_load(o->model, o->mmproj, &p, &b->m))) goto fail;
     b->info = vlmn_llava_get_info(b->m);
     size_t S = (size_t)b->info->image_size;

@@ -28,6 +28,7 @@ void vlmn_record_opts_default(vlmn_record_opts *o)
     o->hook = "silu_gate";
     o->template_name = "llava-v1";
     o->mode = "pad";
+    o->precision = "fast";
     o->shard_n = 1;
     o->checkpoint_every = 100;
     o->log_every = 100;
@@ -142,8 +143,8 @@ static vlmn_status put_file_meta(sqlite3 *db, const char *key, const char *path)
 
 /* The keys that must agree between a run and its --resume (and between shards). */
 static const char *const option_keys[] = {"backend", "model_sha256", "mmproj_sha256", "data_sha256", "top_n",
-                                          "hook", "template", "text_tokens", "mode", "limit", "shard",
-                                          "n_layers", "n_ff"};
+                                          "hook", "template", "text_tokens", "mode", "precision", "limit",
+                                          "shard", "n_layers", "n_ff"};
 
 static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlmn_rec_backend *be)
 {
@@ -158,6 +159,7 @@ static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlm
     SET("template", "%s", o->template_name);
     SET("text_tokens", "%s", o->text_all ? "all" : "answer");
     SET("mode", "%s", o->mode);
+    SET("precision", "%s", o->precision);
     SET("limit", "%" PRId64, o->limit > 0 ? o->limit : (int64_t)0);
     SET("shard", "%d/%d", o->shard_i, o->shard_n);
     SET("images", "%s", o->images ? abs_path(o->images) : "");

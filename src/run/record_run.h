@@ -36,6 +36,7 @@ typedef struct vlmn_record_opts {
     const char *template_name; /* llava-v1 | plain */
     bool text_all;             /* --text-tokens all: prompt positions count as text */
     const char *mode;          /* pad | crop */
+    const char *precision;     /* fast | exact | fastest (vlmn_precision_name) */
     int64_t limit;             /* only dataset indices < limit (<= 0: all) */
     int shard_i, shard_n;      /* this run takes indices with index % shard_n == shard_i */
     int threads;

@@ -16,6 +16,8 @@
 #define VLMN_ARRAY_LEN_(a) (sizeof(a) / sizeof((a)[0]))
 #define EXACT_TOL 1e-4
 #define FAST_TOL 1e-2
+/* int8 activations for Q8_0 (the other types run as FAST): measured up to 2.1e-2 here */
+#define FASTEST_TOL 3e-2
 
 static const char *const MODELS[] = {"f32", "f16", "bf16", "q8_0"};
 /* the reference's MASK: layer -> neurons zeroed before down_proj */
@@ -110,9 +112,9 @@ static double run_case(const char *model, vlmn_precision prec, const char *ids_n
     CHECK_MSG(st == VLMN_OK, "%s", vlmn_errmsg());
     CHECK_EQ_INT(s.calls, in->n_layer);
     CHECK_EQ_INT(s.bad, 0);
-    double tol = prec == VLMN_PREC_EXACT ? EXACT_TOL : FAST_TOL;
+    double tol = prec == VLMN_PREC_EXACT ? EXACT_TOL : prec == VLMN_PREC_FASTEST ? FASTEST_TOL : FAST_TOL;
     const int64_t blk = s.T * s.FF;
-    fprintf(stderr, "  %-5s %-5s %-26s", model, prec == VLMN_PREC_EXACT ? "exact" : "fast", gold_name);
+    fprintf(stderr, "  %-5s %-7s %-26s", model, vlmn_precision_name(prec), gold_name);
     for (int l = 0; l < in->n_layer; l++) {
         double e = rel_err(s.acts + l * blk, (const float *)gold->data + l * blk, blk);
         fprintf(stderr, " L%d %.2e", l, e);
@@ -160,6 +162,7 @@ static void all_cases(vlmn_precision prec)
 
 TEST(reference_exact) { all_cases(VLMN_PREC_EXACT); }
 TEST(reference_fast) { all_cases(VLMN_PREC_FAST); }
+TEST(reference_fastest) { all_cases(VLMN_PREC_FASTEST); }
 
 /* The mask must change the forward pass: the unmasked golden differs from the masked
  * one after layer 0, so comparing the masked run with the unmasked golden must fail. */

@@ -92,6 +92,9 @@ check "says in use" grep -q "in use" "$D/err"
 rec -o "$D/single" 2>/dev/null; check "existing run needs --resume" test $? -eq 1
 rec -o "$D/single" --resume --top-n 6 2>"$D/err"; check "resume with other options fails" test $? -eq 1
 check "names the option" grep -q "top_n" "$D/err"
+rec -o "$D/single" --resume --precision fastest 2>"$D/err"; check "resume with another precision fails" test $? -eq 1
+check "names the precision" grep -q "'precision' was 'fast'" "$D/err"
+rec -o "$D/prec" --precision bogus 2>"$D/err"; check "unknown precision is a usage error" test $? -eq 2
 rec -o "$D/strict" --strict 2>/dev/null; check "--strict stops at a failed sample" test $? -eq 1
 rec -o "$D/lim" --limit 10 --shard 1/2; check "limit + shard" test "$("$V" export "$D/lim" samples | tail -n +2 | cut -d, -f6 | tr '\n' ' ')" = "1 3 5 7 9 "
 "$V" record --synthetic 2x8 --data /nonexistent.json -o "$D/nodata" -q 2>/dev/null; check "missing dataset fails" test $? -eq 1
