@@ -4,11 +4,19 @@
 #ifndef VLMN_CLI_BENCH_H
 #define VLMN_CLI_BENCH_H
 
+#include <stdint.h>
+
 int bench_gemm(int argc, char **argv);
 int bench_record(int argc, char **argv);
 int bench_peak(int argc, char **argv);
 int bench_attention(int argc, char **argv);
 int bench_classify(int argc, char **argv);
 int bench_forward(int argc, char **argv);
+
+/* Shared by the subcommands (cmd_bench.c). */
+double bench_wall(void);      /* monotonic seconds */
+double bench_cpu(void);       /* process CPU seconds, all threads */
+/* xorshift64: the next state, and 24 random bits of it as a float in [0, 1). */
+float bench_unit(uint64_t *state);
 
 #endif

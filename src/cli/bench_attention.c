@@ -12,20 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int bench_attention(int argc, char **argv)
 {
     long T = 680, H = 32, Hkv = 32, D = 128, threads = 0, reps = 5;
@@ -76,9 +62,9 @@ int bench_attention(int argc, char **argv)
     vlmn_attention(pool, q, H * D, k, Hkv * D, vv, Hkv * D, o, H * D, T, (int)H, (int)Hkv, (int)D, scale, causal);
     double best = 1e30, best_cpu = 1e30;
     for (long i = 0; i < reps; i++) {
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_wall(), c0 = bench_cpu();
         vlmn_attention(pool, q, H * D, k, Hkv * D, vv, Hkv * D, o, H * D, T, (int)H, (int)Hkv, (int)D, scale, causal);
-        double t = now() - t0, c = (cpu_now() - c0) / vlmn_pool_size(pool);
+        double t = bench_wall() - t0, c = (bench_cpu() - c0) / vlmn_pool_size(pool);
         if (t < best) best = t;
         if (c < best_cpu) best_cpu = c;
     }

@@ -17,13 +17,6 @@
 #include "vlmn/analysis.h"
 #include "vlmn/record.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Deterministic synthetic state: each neuron has a style (visual / text / both / quiet)
  * so every class occurs; activations descend within a sample as the recorder keeps them. */
 static void fill(vlmn_rec *r, const vlmn_rec_params *p)
@@ -113,9 +106,9 @@ int bench_classify(int argc, char **argv)
     vlmn_rec *rec = NULL;
     vlmn_status st;
     if ((st = vlmn_rec_create(&p, &rec))) return cli_fail("bench classify", st);
-    double t0 = now();
+    double t0 = bench_wall();
     fill(rec, &p);
-    double t_fill = now() - t0;
+    double t_fill = bench_wall() - t0;
 
     /* In memory. */
     struct mem_src ms = {&p, vlmn_rec_stats(rec), vlmn_rec_top(rec)};
@@ -125,12 +118,12 @@ int bench_classify(int argc, char **argv)
     double best_mem = INFINITY;
     for (long k = 0; k < reps; k++) {
         vlmn_classification *c = NULL;
-        double a = now();
+        double a = bench_wall();
         if ((st = vlmn_classify_source(&src, &cp, &c))) {
             vlmn_rec_free(rec);
             return cli_fail("bench classify", st);
         }
-        double b = now() - a;
+        double b = bench_wall() - a;
         if (b < best_mem) best_mem = b;
         vlmn_classification_free(c);
     }
@@ -140,7 +133,7 @@ int bench_classify(int argc, char **argv)
     snprintf(path, sizeof path, "%s/run.sqlite", dir);
     unlink(path);
     sqlite3 *db = NULL;
-    t0 = now();
+    t0 = bench_wall();
     if ((st = vlmn_db_open(path, true, &db)) || (st = vlmn_store_write_arrays(dir, rec, false)) ||
         (st = vlmn_db_set_meta(db, "model", "%s", "synthetic state (vlmn bench classify)")) ||
         (st = vlmn_db_set_meta(db, "status", "%s", "complete"))) {
@@ -149,20 +142,20 @@ int bench_classify(int argc, char **argv)
         return cli_fail("bench classify", st);
     }
     vlmn_db_close(db);
-    double t_write = now() - t0;
+    double t_write = bench_wall() - t0;
     vlmn_rec_free(rec);
     double best[4] = {INFINITY, INFINITY, INFINITY, INFINITY}; /* open, classify, save, total */
     int64_t lab[VLMN_NT_COUNT] = {0};
     for (long k = 0; k < reps; k++) {
         vlmn_run *run = NULL;
         vlmn_classification *c = NULL;
-        double a = now();
+        double a = bench_wall();
         if (!(st = vlmn_run_open(dir, &run))) {
-            double b = now();
+            double b = bench_wall();
             if (!(st = vlmn_classify_run(run, &cp, &c))) {
-                double cc = now();
+                double cc = bench_wall();
                 if (!(st = vlmn_classification_save(vlmn_run_db(run), c))) {
-                    double d = now(), t[4] = {b - a, cc - b, d - cc, d - a};
+                    double d = bench_wall(), t[4] = {b - a, cc - b, d - cc, d - a};
                     for (int q = 0; q < 4; q++) best[q] = t[q] < best[q] ? t[q] : best[q];
                     memset(lab, 0, sizeof lab);
                     for (int64_t i = 0; i < (int64_t)L * F; i++) lab[c->neurons[i].label]++;

@@ -17,20 +17,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Sum of the text model's tensor bytes (what the mmap brings into RSS). */
 static uint64_t file_tensor_bytes(const char *path)
 {
@@ -58,9 +44,9 @@ static vlmn_status timed(vlmn_llava *m, const int32_t *ids, int64_t n, const flo
     for (long r = 0; r < reps; r++) {
         vlmn_status st;
         if (rec && (st = vlmn_rec_begin_sample(rec, (uint32_t)r, labels, n, false))) return st;
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_wall(), c0 = bench_cpu();
         if ((st = vlmn_llava_forward(m, ids, n, img, &fo))) return st;
-        double t = now() - t0, c = (cpu_now() - c0) / nth;
+        double t = bench_wall() - t0, c = (bench_cpu() - c0) / nth;
         if (c < rs->best_cpu) rs->best_cpu = c;
         if (rec && (st = vlmn_rec_end_sample(rec))) return st;
         rs->mean += t / (double)reps;
@@ -136,10 +122,10 @@ int bench_forward(int argc, char **argv)
     uint8_t *labels = NULL;
     float *img = NULL;
     int rc = 1;
-    double tl = now();
+    double tl = bench_wall();
     vlmn_status st = vlmn_llava_load(text, mmproj, &lp, &m);
     if (st) return cli_fail(cmd, st);
-    tl = now() - tl;
+    tl = bench_wall() - tl;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     if (!mmproj) NI = 0;
     if (mmproj && !ni_given) NI = in->n_image_tokens;
@@ -183,9 +169,9 @@ int bench_forward(int argc, char **argv)
 
     /* warm-up (pages the weights in, sizes the scratch) */
     vlmn_forward_opts fo0 = {0};
-    double tw = now();
+    double tw = bench_wall();
     if ((st = vlmn_llava_forward(m, ids, T, img, &fo0))) { rc = cli_fail(cmd, st); goto done; }
-    tw = now() - tw;
+    tw = bench_wall() - tw;
 
     /* peaks just before and after the timed reps (the best counts) */
     double pk_bf16 = 0, pk_int8 = 0, pk_f32 = 0;

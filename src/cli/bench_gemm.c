@@ -11,28 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) & 0xffffff) / (float)0x800000 - 1.0f;
-}
+static float frand(void) { return 2.0f * bench_unit(&rng) - 1.0f; }
 
 static const struct { const char *name; uint32_t type; } types[] = {
     {"bf16", VLMN_TYPE_BF16}, {"f16", VLMN_TYPE_F16}, {"q8_0", VLMN_TYPE_Q8_0},
@@ -181,9 +161,9 @@ int bench_gemm(int argc, char **argv)
      * hides the time other processes took the cores from us. */
     double best = 1e30, total = 0, best_cpu = 1e30;
     for (long rep = 0; rep < reps; rep++) {
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_wall(), c0 = bench_cpu();
         vlmn_gemm(pool, prec, &W, A, M, K, C, N, false);
-        double t = now() - t0, c = (cpu_now() - c0) / vlmn_pool_size(pool);
+        double t = bench_wall() - t0, c = (bench_cpu() - c0) / vlmn_pool_size(pool);
         if (c < best_cpu) best_cpu = c;
         total += t;
         if (t < best) best = t;

@@ -14,21 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
     /* roughly SiLU-shaped: mostly small, a tail of large values */
-    float u = (float)((rng >> 40) & 0xffffff) / (float)0x1000000;
+    float u = bench_unit(&rng);
     return u < 0.7f ? u * 0.4f - 0.27f : (u - 0.7f) * 20.f;
 }
 
@@ -40,9 +30,9 @@ typedef struct timed_rec {
 static void timed_capture(void *user, int layer, const float *acts, int64_t n, int64_t f)
 {
     timed_rec *tr = user;
-    double t0 = now();
+    double t0 = bench_wall();
     vlmn_rec_capture(tr->rec, layer, acts, n, f);
-    tr->t += now() - t0;
+    tr->t += bench_wall() - t0;
 }
 
 /* Recorder alone on random blocks: warm-up samples (the top lists are not full:
@@ -77,11 +67,11 @@ static int bench_alone(int L, int T, int F, int topn, int threads, int samples, 
     double warm = 0, steady = 1e30, steady_sum = 0;
     int n_warm = topn, n_steady = 0;
     for (int s = 0; s < n_warm + samples; s++) {
-        double t0 = now();
+        double t0 = bench_wall();
         vlmn_rec_begin_sample(rec, (uint32_t)s, lab, T, false);
         for (int l = 0; l < L; l++) vlmn_rec_capture(rec, l, b + (size_t)(s < n_warm ? (s + l) % R : R) * blk, T, F);
         vlmn_rec_end_sample(rec);
-        double dt = now() - t0;
+        double dt = bench_wall() - t0;
         if (s < n_warm) warm += dt;
         else {
             steady = dt < steady ? dt : steady;
@@ -145,14 +135,14 @@ static int bench_model(const char *text, const char *mmproj, int topn, int threa
     /* one untimed forward to fault the weights in */
     if ((st = vlmn_llava_forward(m, ids, n, pix, &off))) goto fail;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_wall();
         if ((st = vlmn_llava_forward(m, ids, n, pix, &off))) goto fail;
-        double t1 = now();
+        double t1 = bench_wall();
         tr.t = 0;
         if ((st = vlmn_rec_begin_sample(rec, (uint32_t)r, mod, n, false))) goto fail;
         if ((st = vlmn_llava_forward(m, ids, n, pix, &on))) goto fail;
         if ((st = vlmn_rec_end_sample(rec))) goto fail;
-        double t2 = now();
+        double t2 = bench_wall();
         bare_sum += t1 - t0;
         rec_sum += t2 - t1;
         cap_sum += tr.t;

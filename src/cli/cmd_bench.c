@@ -4,6 +4,25 @@
 #include "bench.h"
 
 #include <string.h>
+#include <time.h>
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double bench_wall(void) { return clock_s(CLOCK_MONOTONIC); }
+double bench_cpu(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
+
+float bench_unit(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((*s >> 40) & 0xffffff) / (float)0x1000000;
+}
 
 static const struct {
     const char *name;
