@@ -411,40 +411,6 @@ static void run_tile(int nr, int nv, bool q4k, bool wide, const uint8_t *wq, int
     }
 }
 
-/* Bytes [*o0, *o1) of a weight row that hold 32-blocks [b0, b1). */
-static inline void wbytes(bool q4k, int64_t b0, int64_t b1, int64_t *o0, int64_t *o1)
-{
-    *o0 = q4k ? (b0 / 8) * 144 : b0 * 34;
-    *o1 = q4k ? ((b1 + 7) / 8) * 144 : b1 * 34;
-}
-
-/* Software prefetch, spread over the np panels of a K block (the tiles hide the latency):
- * the weight bytes of the next K block (or of the next row block of the chunk) into L2,
- * and, in the last K block, the C lines the next panel's tile will be stored to. Without
- * it ~4% of the time went to DRAM misses on those (perf: the scalar C stores and the
- * first touch of each weight block). */
-typedef struct {
-    const uint8_t *row[NRW];
-    int nr;
-    int64_t o0, o1; /* byte range in each row */
-} wnext;
-
-static inline void prefetch_w(const wnext *w, int64_t p, int64_t np)
-{
-    const int64_t lines = (w->o1 - w->o0 + 63) / 64, tot = lines * w->nr;
-    for (int64_t i = tot * p / np; i < tot * (p + 1) / np; i++)
-        _mm_prefetch((const char *)w->row[i / lines] + w->o0 + 64 * (i % lines), _MM_HINT_T1);
-}
-
-static inline void prefetch_c(const gemm_args *g, int64_t m0, int64_t mr, int64_t n0, int64_t nr)
-{
-    for (int64_t i = 0; i < mr; i++) {
-        const float *c = g->C + (m0 + i) * g->ldc + n0;
-        _mm_prefetch((const char *)c, _MM_HINT_T1);
-        _mm_prefetch((const char *)(c + nr - 1), _MM_HINT_T1);
-    }
-}
-
 static void compute(void *ctx, int ith, int nth)
 {
     const int8_job *j = ctx;
@@ -456,35 +422,20 @@ static void compute(void *ctx, int ith, int nth)
     float *wd = j->wd + ith * ts, *wm = j->wm + ith * ts;
     int32_t *wcorr = j->wcorr + ith * ts;
     const uint8_t *wrow[NRW];
-    const uint8_t *base = (const uint8_t *)g->W->data;
     int64_t c0, c1;
     while (gemm_sched_next(j->sched, &c0, &c1)) {
         for (int64_t blk = c0; blk < c1; blk++) {
             int64_t n0 = blk * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
             for (int64_t r = 0; r < nr; r++)
-                wrow[r] = base + (uint64_t)(n0 + r) * g->W->row_bytes;
+                wrow[r] = (const uint8_t *)g->W->data + (uint64_t)(n0 + r) * g->W->row_bytes;
             for (int64_t b0 = 0; b0 < KB; b0 += KBB) {
                 int64_t b1 = KB - b0 < KBB ? KB : b0 + KBB;
                 bool last = b1 == KB;
                 if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
                 else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
-                wnext wn = {.nr = 0};
-                if (!last) { /* next K block of these rows */
-                    wn.nr = (int)nr;
-                    for (int r = 0; r < nr; r++) wn.row[r] = wrow[r];
-                    wbytes(j->q4k, b1, KB - b1 < KBB ? KB : b1 + KBB, &wn.o0, &wn.o1);
-                } else if (blk + 1 < c1) { /* first K block of the next row block */
-                    const int64_t n1 = n0 + NRW;
-                    wn.nr = (int)(N - n1 < NRW ? N - n1 : NRW);
-                    for (int r = 0; r < wn.nr; r++)
-                        wn.row[r] = base + (uint64_t)(n1 + r) * g->W->row_bytes;
-                    wbytes(j->q4k, 0, KB < KBB ? KB : KBB, &wn.o0, &wn.o1);
-                }
                 for (int64_t p = 0; p < np; p++) {
                     int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
                     float *ct = ctile + p * NRW * MP;
-                    if (wn.nr) prefetch_w(&wn, p, np);
-                    if (last) prefetch_c(g, m0, mr, n0, nr);
                     run_tile((int)nr, (int)((mr + 15) / 16), j->q4k, j->wide, wq, b0, b1,
                              j->apack + p * KB * (j->wide ? 16 : 8) * MP,
                              j->adscale + p * j->nds * MP,
