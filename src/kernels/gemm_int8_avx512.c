@@ -9,7 +9,7 @@
  * widened to int16 with vpdpwssd (signed x signed, half the MACs of vpdpbusd). The
  * activation scale factors out of the window's sum: per 32-block only
  * acc += float(isum) * d_w [- min_w * sum(a) / d], and C += d * acc once per window
- * (a per-32-block d cost one more vmulps per accumulator and block, ~4% of the time).
+ * (a per-32-block d cost one more vmulps per accumulator and block, ~5% of the time).
  * Error ~1e-5 of the window's maximum (see docs/kernels.md for rows with outliers).
  * For each block of 6 weight rows the weights' integer values (Q8_0 bytes, or Q4_K
  * nibbles) are copied to a per-thread buffer with their per-32 scale (and Q4_K min); a
@@ -32,8 +32,9 @@
  * measured +2% (FAST) at the LLaVA shapes, more while another process loads the L3. */
 #define RB 4
 /* FAST: 32-blocks per activation-scale window (KBB is a multiple of it). Measured at
- * M=680, 2 threads: 8 (256 values) no faster than a scale per 32-block, 16 +4%, 128 +6%;
- * the error on rows with a 1000x outlier grows with it (docs/kernels.md). */
+ * M=680, 2 threads, before the row-block grouping: 8 (256 values) no faster than a scale
+ * per 32-block, 16 +4%, 128 +6%; with RB = 4, 32 and 128 no faster than 16. The error on
+ * rows with a 1000x outlier grows with the window (docs/kernels.md). */
 #define KBW 16
 
 typedef struct {
