@@ -2,15 +2,20 @@
  * FASTEST: activations quantised per 32-block to int8 (d = max|x|/127, q = round(x/d), as
  * ggml's q8_0 x q8_0 dot), packed into panels of 32 tokens with 128 added, since
  * vpdpbusd multiplies unsigned by signed bytes; the int32 sums of each block start at
- * -128 * (sum of its weights), which undoes the +128 exactly.
- * FAST: activations quantised per 32-block to int16 (d = max|x|/32767) and multiplied by
- * the weights widened to int16 with vpdpwssd (signed x signed, half the rate of vpdpbusd
- * but one pass; error ~1e-5 of the block maximum).
+ * -128 * (sum of its weights), which undoes the +128 exactly. Per 32-block:
+ * acc += float(isum) * (d_act * d_w) [- min_w * sum(a) for Q4_K, f32 sum of the activations].
+ * FAST: activations quantised to int16 with one scale per token and window of KBW
+ * 32-blocks (512 values: d = max|x|/32767 over the window) and multiplied by the weights
+ * widened to int16 with vpdpwssd (signed x signed, half the MACs of vpdpbusd). The
+ * activation scale factors out of the window's sum: per 32-block only
+ * acc += float(isum) * d_w [- min_w * sum(a) / d], and C += d * acc once per window
+ * (a per-32-block d cost one more vmulps per accumulator and block, ~5% of the time).
+ * Error ~1e-5 of the window's maximum (see docs/kernels.md for rows with outliers).
  * For each block of 6 weight rows the weights' integer values (Q8_0 bytes, or Q4_K
- * nibbles) are copied to a per-thread buffer with their per-32 scale (and Q4_K min), then
- * per 32-block acc += float(isum) * (d_act * d_w) [- min_w * sum(a) for Q4_K, with the
- * f32 sum of the activations]. A 6 (weights) x 32 (tokens) tile is kept over a K block;
- * each C value is one f32 sum over blocks in k order, whatever the thread count. */
+ * nibbles) are copied to a per-thread buffer with their per-32 scale (and Q4_K min); a
+ * 6 (weights) x 32 (tokens) tile is kept over a K block of KBB 32-blocks; RB row blocks
+ * take turns on each token panel. Each C value is one f32 sum over blocks (and windows) in
+ * k order, whatever the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
 #include "kernels/transpose_avx512.h"
@@ -22,41 +27,49 @@
 #define NRW 6   /* weight rows per micro-tile */
 #define MP (16 * NVMAX)
 #define KBB 128 /* 32-blocks per K block (a multiple of 8: whole Q4_K super-blocks) */
+/* Row blocks that take turns on each token panel, so that the panel's activations (256 KiB
+ * per K block in FAST mode) are read from L3 once per RB row blocks and then from L2:
+ * measured +2% (FAST) at the LLaVA shapes, more while another process loads the L3. */
+#define RB 4
+/* FAST: 32-blocks per activation-scale window (KBB is a multiple of it). Measured at
+ * M=680, 2 threads, before the row-block grouping: 8 (256 values) no faster than a scale
+ * per 32-block, 16 +4%, 128 +6%; with RB = 4, 32 and 128 no faster than 16. The error on
+ * rows with a 1000x outlier grows with the window (docs/kernels.md). */
+#define KBW 16
 
 typedef struct {
     const gemm_args *g;
     gemm_sched *sched;
     bool q4k;
     bool wide;        /* int16 activations and weights (FAST) instead of int8 */
+    int64_t nds;      /* activation scales per token: KB, or the number of windows if wide */
     uint32_t *apack;  /* [panels][KB][QS][MP]: 4 unsigned bytes / 2 int16 each */
-    float *adscale;   /* [panels][KB][MP] activation scales */
-    float *asum;      /* [panels][KB][MP] f32 sums of the activations (Q4_K only) */
-    float *ctile;     /* per thread: [panels][NRW * MP] partial sums */
-    uint8_t *wq;      /* per thread: [NRW][KBB][32] weight values (int8, or int16 if wide) */
-    float *wd;        /* per thread: [NRW][KBB] weight scales */
-    float *wm;        /* per thread: [NRW][KBB] weight mins (Q4_K) */
-    int32_t *wcorr;   /* per thread: [NRW][KBB] -128 * sum of the block's weights */
+    float *adscale;   /* [panels][nds][MP] activation scales (per 32-block, or per window) */
+    float *asum;      /* [panels][KB][MP] f32 sums of the activations (Q4_K only; if wide,
+                       * divided by the activation scale) */
+    float *ctile;     /* per thread: [RB][panels][NRW * MP] partial sums */
+    uint8_t *wq;      /* per thread: [RB][NRW][KBB][32] weight values (int8, or int16 if wide) */
+    float *wd;        /* per thread: [RB][NRW][KBB] weight scales */
+    float *wm;        /* per thread: [RB][NRW][KBB] weight mins (Q4_K) */
+    int32_t *wcorr;   /* per thread: [RB][NRW][KBB] -128 * sum of the block's weights */
     int64_t cstride, KB;
 } int8_job;
 
-/* Quantise one 32-block of one token: returns its QS u32 (int8 + 128, or int16 pairs)
- * in the low 8 (narrow) or all 16 (wide) lanes; sets the scale and the f32 sum. */
-static inline __m512i quant_block(const float *a, bool wide, float *d_out, float *sum_out)
+/* FASTEST: quantise one 32-block of one token: returns its 8 u32 (int8 + 128) in the low
+ * 8 lanes; sets the scale and the f32 sum. */
+static inline __m512i quant_block(const float *a, float *d_out, float *sum_out)
 {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
     __m512 mx = _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask));
     float amax = _mm512_reduce_max_ps(mx);
-    const float qmax = wide ? 32767.0f : 127.0f;
+    const float qmax = 127.0f;
     *d_out = amax / qmax;
     if (sum_out) *sum_out = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
     __m512 vid = _mm512_set1_ps(amax > 0 ? qmax / amax : 0.0f);
     /* round to nearest (even on ties), |q| <= qmax */
     __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
     __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-    if (wide)
-        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
-                                  _mm512_cvtepi32_epi16(i1), 1);
     const __m128i bias = _mm_set1_epi8((char)0x80);
     __m256i q = _mm256_inserti128_si256(
         _mm256_castsi128_si256(_mm_xor_si128(_mm512_cvtepi32_epi8(i0), bias)),
@@ -66,15 +79,75 @@ static inline __m512i quant_block(const float *a, bool wide, float *d_out, float
 
 /* Packing: for 16 tokens at a time, each token's next 16 u32 (two int8 blocks or one
  * int16 block) are built in a register, then the 16 x 16 u32 tile is transposed so that
- * each store writes one u32 index for 16 tokens. */
+ * each store writes one u32 index for 16 tokens.
+ * FAST: one int16 scale per token and window of KBW 32-blocks (d = max|x| / 32767 over
+ * the window), found in a first pass over the window; Q4_K's block sums are stored
+ * divided by d, as they are subtracted inside the window's sum. */
+static void pack_a16(const int8_job *j, int ith, int nth)
+{
+    const gemm_args *g = j->g;
+    const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
+        uint32_t *dst = j->apack + p * KB * 16 * MP;
+        float *ds = j->adscale + p * j->nds * MP;
+        float *as = j->q4k ? j->asum + p * KB * MP : NULL;
+        int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
+        for (int64_t grp = 0; grp < MP / 16; grp++)
+            for (int64_t w0 = 0; w0 < KB; w0 += KBW) {
+                const int64_t w1 = KB - w0 < KBW ? KB : w0 + KBW;
+                float inv[16];
+                for (int i = 0; i < 16; i++) {
+                    const int64_t t = grp * 16 + i;
+                    float amax = 0.0f;
+                    if (t < mr) {
+                        const float *a = g->A + (m0 + t) * g->lda + 32 * w0;
+                        __m512 mx = _mm512_setzero_ps();
+                        for (int64_t k = 0; k < 32 * (w1 - w0); k += 16)
+                            mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(a + k), absmask));
+                        amax = _mm512_reduce_max_ps(mx);
+                    }
+                    ds[(w0 / KBW) * MP + t] = amax / 32767.0f;
+                    inv[i] = amax > 0 ? 32767.0f / amax : 0.0f;
+                }
+                for (int64_t b = w0; b < w1; b++) {
+                    __m512i r[16];
+                    for (int i = 0; i < 16; i++) {
+                        const int64_t t = grp * 16 + i;
+                        if (t >= mr) {
+                            if (as) as[b * MP + t] = 0.0f;
+                            r[i] = _mm512_setzero_si512();
+                            continue;
+                        }
+                        const float *a = g->A + (m0 + t) * g->lda + 32 * b;
+                        __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
+                        if (as) as[b * MP + t] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)) * inv[i];
+                        __m512 vid = _mm512_set1_ps(inv[i]);
+                        /* round to nearest (even on ties), |q| <= 32767 */
+                        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+                        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+                        r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
+                                                  _mm512_cvtepi32_epi16(i1), 1);
+                    }
+                    transpose16_avx512(r);
+                    for (int q = 0; q < 16; q++)
+                        _mm512_store_si512((__m512i *)(dst + (b * 16 + q) * MP + grp * 16), r[q]);
+                }
+            }
+    }
+}
+
 static void pack_a(void *ctx, int ith, int nth)
 {
     const int8_job *j = ctx;
+    if (j->wide) {
+        pack_a16(j, ith, nth);
+        return;
+    }
     const gemm_args *g = j->g;
     const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
-    const bool wide = j->wide;
-    const int QS = wide ? 16 : 8; /* u32 per token per block */
-    const int BPC = wide ? 1 : 2; /* blocks per 16 u32 */
+    const int QS = 8;  /* u32 per token per block */
+    const int BPC = 2; /* blocks per 16 u32 */
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KB * QS * MP;
         float *ds = j->adscale + p * KB * MP;
@@ -91,14 +164,14 @@ static void pack_a(void *ctx, int ith, int nth)
                             ds[(b + c) * MP + t] = 0.0f;
                             if (as) as[(b + c) * MP + t] = 0.0f;
                         }
-                        r[i] = wide ? _mm512_setzero_si512() : _mm512_set1_epi8((char)0x80);
+                        r[i] = _mm512_set1_epi8((char)0x80);
                         continue;
                     }
                     const float *a = g->A + (m0 + t) * g->lda + 32 * b;
                     float *sp = as ? &as[b * MP + t] : NULL;
-                    r[i] = quant_block(a, wide, &ds[b * MP + t], sp);
+                    r[i] = quant_block(a, &ds[b * MP + t], sp);
                     if (nb == 2) {
-                        __m512i hi = quant_block(a + 32, wide, &ds[(b + 1) * MP + t],
+                        __m512i hi = quant_block(a + 32, &ds[(b + 1) * MP + t],
                                                  as ? &as[(b + 1) * MP + t] : NULL);
                         r[i] = _mm512_inserti64x4(r[i], _mm512_castsi512_si256(hi), 1);
                     }
@@ -120,8 +193,8 @@ static inline int32_t corr32(__m256i q)
     return (int32_t)(-128 * sum);
 }
 
-/* Weight tables of rows wrow[0..nr) for 32-blocks [b0, b1), at index b - b0. */
-/* Store a block's 32 weight values at entry t: as bytes, or widened to int16 with a
+/* Weight tables of rows wrow[0..nr) for 32-blocks [b0, b1), at index r * KBB + b - b0.
+ * Store a block's 32 weight values at entry t: as bytes, or widened to int16 with a
  * zero bias correction (vpdpwssd is signed x signed). */
 static inline void put_w(const int8_job *j, uint8_t *wq, int32_t *wcorr, int64_t t, __m256i q,
                          bool is_unsigned)
@@ -189,13 +262,13 @@ static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
         }
 }
 
+/* FASTEST: int8 activations with a scale per 32-block; the f32 sums of the 6 x 32 tile
+ * stay in registers over the K block. */
 static inline __attribute__((always_inline)) void
-tile(const int nr, const int nv, const bool q4k, const bool wide, const uint8_t *wq,
-     int64_t b0, int64_t b1,
+tile(const int nr, const int nv, const bool q4k, const uint8_t *wq, int64_t b0, int64_t b1,
      const uint32_t *ap, const float *ads, const float *asum, const float *wd,
      const float *wm, const int32_t *wcorr, float *ct, bool first)
 {
-    const int QS = wide ? 16 : 8, WB = wide ? 64 : 32;
     __m512 acc[NRW][NVMAX];
 #pragma GCC unroll 16
     for (int j = 0; j < nr; j++)
@@ -208,11 +281,10 @@ tile(const int nr, const int nv, const bool q4k, const bool wide, const uint8_t 
 #pragma GCC unroll 16
         for (int j = 0; j < nr; j++)
 #pragma GCC unroll 16
-            for (int v = 0; v < nv; v++)
-                ia[j][v] = wide ? _mm512_setzero_si512() : _mm512_set1_epi32(wcorr[j * KBB + t]);
-        const uint32_t *a = ap + b * QS * MP;
+            for (int v = 0; v < nv; v++) ia[j][v] = _mm512_set1_epi32(wcorr[j * KBB + t]);
+        const uint32_t *a = ap + b * 8 * MP;
 #pragma GCC unroll 16
-        for (int q = 0; q < QS; q++) {
+        for (int q = 0; q < 8; q++) {
             __m512i av[NVMAX];
 #pragma GCC unroll 16
             for (int v = 0; v < nv; v++)
@@ -220,12 +292,10 @@ tile(const int nr, const int nv, const bool q4k, const bool wide, const uint8_t 
 #pragma GCC unroll 16
             for (int j = 0; j < nr; j++) {
                 int32_t w4;
-                memcpy(&w4, wq + (j * KBB + t) * WB + 4 * q, 4);
+                memcpy(&w4, wq + (j * KBB + t) * 32 + 4 * q, 4);
                 __m512i wb = _mm512_set1_epi32(w4);
 #pragma GCC unroll 16
-                for (int v = 0; v < nv; v++)
-                    ia[j][v] = wide ? _mm512_dpwssd_epi32(ia[j][v], av[v], wb)
-                                    : _mm512_dpbusd_epi32(ia[j][v], av[v], wb);
+                for (int v = 0; v < nv; v++) ia[j][v] = _mm512_dpbusd_epi32(ia[j][v], av[v], wb);
             }
         }
         __m512 da[NVMAX];
@@ -257,12 +327,79 @@ tile(const int nr, const int nv, const bool q4k, const bool wide, const uint8_t 
         for (int v = 0; v < nv; v++) _mm512_store_ps(ct + j * MP + v * 16, acc[j][v]);
 }
 
+/* FAST: int16 activations with one scale per token over the K block [b0, b1), so per
+ * 32-block only the weight scale is applied (cvt + fma; a per-block activation scale cost
+ * a vmulps per accumulator as well, ~5% of the loop, which competes with vpdpwssd for the
+ * FP pipes), and the activation scale once at the end: C += da * sum_b dw_b * isum_b
+ * [- mw_b * sum_b(a) / da]. The first k step of a block is a vpmaddwd (no zeroing). */
+static inline __attribute__((always_inline)) void
+tile16(const int nr, const int nv, const bool q4k, const uint8_t *wq, int64_t b0, int64_t b1,
+       const uint32_t *ap, const float *ads, const float *asum, const float *wd,
+       const float *wm, float *ct, bool first)
+{
+    for (int64_t w0 = b0; w0 < b1; w0 += KBW) {
+        const int64_t w1 = b1 - w0 < KBW ? b1 : w0 + KBW;
+        __m512 acc[NRW][NVMAX];
+#pragma GCC unroll 16
+        for (int j = 0; j < nr; j++)
+#pragma GCC unroll 16
+            for (int v = 0; v < nv; v++) acc[j][v] = _mm512_setzero_ps();
+        for (int64_t b = w0; b < w1; b++) {
+            const int64_t t = b - b0;
+            __m512i ia[NRW][NVMAX];
+            const uint32_t *a = ap + b * 16 * MP;
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++) {
+                __m512i av[NVMAX];
+#pragma GCC unroll 16
+                for (int v = 0; v < nv; v++)
+                    av[v] = _mm512_load_si512((const __m512i *)(a + q * MP + 16 * v));
+#pragma GCC unroll 16
+                for (int j = 0; j < nr; j++) {
+                    int32_t w4;
+                    memcpy(&w4, wq + (j * KBB + t) * 64 + 4 * q, 4);
+                    __m512i wb = _mm512_set1_epi32(w4);
+#pragma GCC unroll 16
+                    for (int v = 0; v < nv; v++)
+                        ia[j][v] = q == 0 ? _mm512_madd_epi16(av[v], wb)
+                                          : _mm512_dpwssd_epi32(ia[j][v], av[v], wb);
+                }
+            }
+            __m512 sa[NVMAX];
+            if (q4k)
+#pragma GCC unroll 16
+                for (int v = 0; v < nv; v++) sa[v] = _mm512_load_ps(asum + b * MP + 16 * v);
+#pragma GCC unroll 16
+            for (int j = 0; j < nr; j++) {
+                __m512 dw = _mm512_set1_ps(wd[j * KBB + t]);
+                __m512 mw = q4k ? _mm512_set1_ps(wm[j * KBB + t]) : dw;
+#pragma GCC unroll 16
+                for (int v = 0; v < nv; v++) {
+                    acc[j][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[j][v]), dw, acc[j][v]);
+                    if (q4k) acc[j][v] = _mm512_fnmadd_ps(sa[v], mw, acc[j][v]);
+                }
+            }
+        }
+        const bool init = first && w0 == b0;
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) {
+            const __m512 da = _mm512_load_ps(ads + (w0 / KBW) * MP + 16 * v);
+#pragma GCC unroll 16
+            for (int j = 0; j < nr; j++) {
+                float *c = ct + j * MP + v * 16;
+                _mm512_store_ps(c, init ? _mm512_mul_ps(acc[j][v], da)
+                                        : _mm512_fmadd_ps(acc[j][v], da, _mm512_load_ps(c)));
+            }
+        }
+    }
+}
+
 #define NV_CASE(NR, NV)                                                                \
     case NV:                                                                           \
-        if (q4k && wide) tile(NR, NV, true, true, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else if (q4k) tile(NR, NV, true, false, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else if (wide) tile(NR, NV, false, true, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
-        else tile(NR, NV, false, false, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        if (q4k && wide) tile16(NR, NV, true, wq, b0, b1, ap, ads, asum, wd, wm, ct, first); \
+        else if (q4k) tile(NR, NV, true, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
+        else if (wide) tile16(NR, NV, false, wq, b0, b1, ap, ads, asum, wd, wm, ct, first); \
+        else tile(NR, NV, false, wq, b0, b1, ap, ads, asum, wd, wm, wcorr, ct, first); \
         break;
 #define TILE_CASE(NR)                                                                  \
     case NR:                                                                           \
@@ -283,31 +420,42 @@ static void compute(void *ctx, int ith, int nth)
     const int8_job *j = ctx;
     const gemm_args *g = j->g;
     const int64_t N = g->W->rows, KB = j->KB, np = (g->M + MP - 1) / MP;
-    const int64_t ts = NRW * KBB; /* per-thread table entries */
+    const int64_t ts = NRW * KBB; /* table entries per row block */
     float *ctile = j->ctile + ith * j->cstride;
-    uint8_t *wq = j->wq + ith * ts * 64;
-    float *wd = j->wd + ith * ts, *wm = j->wm + ith * ts;
-    int32_t *wcorr = j->wcorr + ith * ts;
+    uint8_t *wq = j->wq + ith * RB * ts * 64;
+    float *wd = j->wd + ith * RB * ts, *wm = j->wm + ith * RB * ts;
+    int32_t *wcorr = j->wcorr + ith * RB * ts;
     const uint8_t *wrow[NRW];
     int64_t c0, c1;
     while (gemm_sched_next(j->sched, &c0, &c1)) {
-        for (int64_t blk = c0; blk < c1; blk++) {
-            int64_t n0 = blk * NRW, nr = N - n0 < NRW ? N - n0 : NRW;
-            for (int64_t r = 0; r < nr; r++)
-                wrow[r] = (const uint8_t *)g->W->data + (uint64_t)(n0 + r) * g->W->row_bytes;
+        for (int64_t g0 = c0; g0 < c1; g0 += RB) {
+            const int64_t g1 = c1 - g0 < RB ? c1 : g0 + RB;
             for (int64_t b0 = 0; b0 < KB; b0 += KBB) {
                 int64_t b1 = KB - b0 < KBB ? KB : b0 + KBB;
                 bool last = b1 == KB;
-                if (j->q4k) weights_q4_k(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
-                else weights_q8_0(wrow, (int)nr, b0, b1, j, wq, wd, wm, wcorr);
+                for (int64_t blk = g0; blk < g1; blk++) {
+                    const int64_t n0 = blk * NRW, nr = N - n0 < NRW ? N - n0 : NRW, t = blk - g0;
+                    for (int64_t r = 0; r < nr; r++)
+                        wrow[r] = (const uint8_t *)g->W->data + (uint64_t)(n0 + r) * g->W->row_bytes;
+                    if (j->q4k)
+                        weights_q4_k(wrow, (int)nr, b0, b1, j, wq + t * ts * 64, wd + t * ts,
+                                     wm + t * ts, wcorr + t * ts);
+                    else
+                        weights_q8_0(wrow, (int)nr, b0, b1, j, wq + t * ts * 64, wd + t * ts,
+                                     wm + t * ts, wcorr + t * ts);
+                }
                 for (int64_t p = 0; p < np; p++) {
                     int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
-                    float *ct = ctile + p * NRW * MP;
-                    run_tile((int)nr, (int)((mr + 15) / 16), j->q4k, j->wide, wq, b0, b1,
-                             j->apack + p * KB * (j->wide ? 16 : 8) * MP,
-                             j->adscale + p * KB * MP,
-                             j->q4k ? j->asum + p * KB * MP : NULL, wd, wm, wcorr, ct, b0 == 0);
-                    if (last) gemm_store_tile(g, ct, MP, m0, mr, n0, nr);
+                    for (int64_t blk = g0; blk < g1; blk++) {
+                        const int64_t n0 = blk * NRW, nr = N - n0 < NRW ? N - n0 : NRW, t = blk - g0;
+                        float *ct = ctile + (t * np + p) * NRW * MP;
+                        run_tile((int)nr, (int)((mr + 15) / 16), j->q4k, j->wide, wq + t * ts * 64,
+                                 b0, b1, j->apack + p * KB * (j->wide ? 16 : 8) * MP,
+                                 j->adscale + p * j->nds * MP,
+                                 j->q4k ? j->asum + p * KB * MP : NULL, wd + t * ts, wm + t * ts,
+                                 wcorr + t * ts, ct, b0 == 0);
+                        if (last) gemm_store_tile(g, ct, MP, m0, mr, n0, nr);
+                    }
                 }
             }
         }
@@ -325,18 +473,20 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool wide)
     j.q4k = q4k;
     j.wide = wide;
     j.KB = K / 32;
-    j.cstride = np * NRW * MP;
-    const size_t ts = (size_t)NRW * KBB * (size_t)nth;
+    j.nds = wide ? (j.KB + KBW - 1) / KBW : j.KB;
+    j.cstride = RB * np * NRW * MP;
+    const size_t ts = (size_t)NRW * KBB * RB * (size_t)nth;
     size_t abytes = (size_t)(np * j.KB * (wide ? 16 : 8) * MP) * 4;
     size_t sbytes = (size_t)(np * j.KB * MP) * 4; /* one plane of per-block floats */
+    size_t dbytes = (size_t)(np * j.nds * MP) * 4;
     size_t cbytes = sizeof(float) * (size_t)(j.cstride * nth);
-    size_t total = abytes + sbytes * (size_t)(q4k ? 2 : 1) + cbytes + ts * (64 + 4 + 4 + 4);
+    size_t total = abytes + dbytes + sbytes * (size_t)(q4k ? 1 : 0) + cbytes + ts * (64 + 4 + 4 + 4);
     char *ws = vlmn_pool_scratch(p, total);
     if (!ws) return false;
     j.apack = (uint32_t *)ws;
     ws += abytes;
     j.adscale = (float *)ws;
-    ws += sbytes;
+    ws += dbytes;
     if (q4k) {
         j.asum = (float *)ws;
         ws += sbytes;
