@@ -105,6 +105,7 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
             if (W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);
             else if (W->type == VLMN_TYPE_Q8_0) done = gemm_q8_0_avx512(p, &g);
             else if (W->type == VLMN_TYPE_Q4_K) done = gemm_q4_k_avx512(p, &g);
+            else if (W->type == VLMN_TYPE_F16) done = gemm_f16_avx512(p, &g);
         }
         if (!done) done = gemm_f32_avx512(p, &g);
         break;

@@ -41,7 +41,9 @@ typedef struct {
     const gemm_args *g;
     gemm_sched *sched;
     bool q4k;
+    bool f16;         /* F16 weights, rounded to int16 per 32-block (always wide) */
     bool wide;        /* int16 activations and weights (FAST) instead of int8 */
+    float aqmax;      /* wide: largest activation integer (32767; 8191 for F16) */
     int64_t nds;      /* activation scales per token: KB, or the number of windows if wide */
     uint32_t *apack;  /* [panels][KB][QS][MP]: 4 unsigned bytes / 2 int16 each */
     float *adscale;   /* [panels][nds][MP] activation scales (per 32-block, or per window) */
@@ -107,8 +109,8 @@ static void pack_a16(const int8_job *j, int ith, int nth)
                             mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(a + k), absmask));
                         amax = _mm512_reduce_max_ps(mx);
                     }
-                    ds[(w0 / KBW) * MP + t] = amax / 32767.0f;
-                    inv[i] = amax > 0 ? 32767.0f / amax : 0.0f;
+                    ds[(w0 / KBW) * MP + t] = amax / j->aqmax;
+                    inv[i] = amax > 0 ? j->aqmax / amax : 0.0f;
                 }
                 for (int64_t b = w0; b < w1; b++) {
                     __m512i r[16];
@@ -123,7 +125,7 @@ static void pack_a16(const int8_job *j, int ith, int nth)
                         __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
                         if (as) as[b * MP + t] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)) * inv[i];
                         __m512 vid = _mm512_set1_ps(inv[i]);
-                        /* round to nearest (even on ties), |q| <= 32767 */
+                        /* round to nearest (even on ties), |q| <= aqmax */
                         __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
                         __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
                         r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
@@ -220,6 +222,32 @@ static void weights_q8_0(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
             const int64_t t = r * KBB + (b - b0);
             wd[t] = _cvtsh_ss(h);
             put_w(j, wq, wcorr, t, _mm256_loadu_si256((const __m256i *)(blk + 2)), false);
+        }
+}
+
+/* F16 rows (64 bytes per 32-block) rounded to int16 with a scale per 32-block:
+ * d = max|w| / 8191, q = round(w / d). With activations also in [-8191, 8191], a
+ * block's 32 products sum to at most 32 * 8191^2 < 2^31 (vpdpwssd does not saturate).
+ * 14 bits against the block's largest weight: error ~3e-5 of it (f16 keeps 11). */
+static void weights_f16(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
+                        const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
+{
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int r = 0; r < nr; r++)
+        for (int64_t b = b0; b < b1; b++) {
+            const uint8_t *blk = wrow[r] + b * 64;
+            __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            __m512 x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
+            const int64_t t = r * KBB + (b - b0);
+            wd[t] = amax / 8191.0f;
+            __m512 vid = _mm512_set1_ps(amax > 0 ? 8191.0f / amax : 0.0f);
+            __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+            __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+            _mm512_storeu_si512((__m512i *)(wq + t * 64),
+                                _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
+                                                   _mm512_cvtepi32_epi16(i1), 1));
+            wcorr[t] = 0;
         }
 }
 
@@ -440,6 +468,9 @@ static void compute(void *ctx, int ith, int nth)
                     if (j->q4k)
                         weights_q4_k(wrow, (int)nr, b0, b1, j, wq + t * ts * 64, wd + t * ts,
                                      wm + t * ts, wcorr + t * ts);
+                    else if (j->f16)
+                        weights_f16(wrow, (int)nr, b0, b1, j, wq + t * ts * 64, wd + t * ts,
+                                    wm + t * ts, wcorr + t * ts);
                     else
                         weights_q8_0(wrow, (int)nr, b0, b1, j, wq + t * ts * 64, wd + t * ts,
                                      wm + t * ts, wcorr + t * ts);
@@ -462,7 +493,7 @@ static void compute(void *ctx, int ith, int nth)
     }
 }
 
-static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool wide)
+static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool f16, bool wide)
 {
     const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
     const int nth = vlmn_pool_size(p);
@@ -471,7 +502,9 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool wide)
     memset(&j, 0, sizeof j);
     j.g = g;
     j.q4k = q4k;
+    j.f16 = f16;
     j.wide = wide;
+    j.aqmax = f16 ? 8191.0f : 32767.0f;
     j.KB = K / 32;
     j.nds = wide ? (j.KB + KBW - 1) / KBW : j.KB;
     j.cstride = RB * np * NRW * MP;
@@ -512,9 +545,14 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool wide)
  * q8_0 x q8_0 rounding, ~2x faster). */
 bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, false, g->prec != VLMN_PREC_FASTEST);
+    return run(p, g, false, false, g->prec != VLMN_PREC_FASTEST);
 }
 bool gemm_q4_k_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, true, g->prec != VLMN_PREC_FASTEST);
+    return run(p, g, true, false, g->prec != VLMN_PREC_FASTEST);
+}
+/* F16 (FAST and FASTEST): weights and activations as 14-bit integers, vpdpwssd. */
+bool gemm_f16_avx512(vlmn_pool *p, const gemm_args *g)
+{
+    return run(p, g, false, true, true);
 }

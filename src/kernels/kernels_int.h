@@ -32,6 +32,7 @@ bool gemm_f32_avx512(vlmn_pool *p, const gemm_args *g);   /* any type, f32 FMA *
 bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g);  /* vdpbf16ps */
 bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g);  /* vpdpbusd (gemm_int8_avx512.c) */
 bool gemm_q4_k_avx512(vlmn_pool *p, const gemm_args *g);  /* vpdpbusd (gemm_int8_avx512.c) */
+bool gemm_f16_avx512(vlmn_pool *p, const gemm_args *g);   /* vpdpwssd (gemm_int8_avx512.c) */
 bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA */
 
 /* Dequantise rows [n0, n0+nr) of W, columns [0, K), into dst (row stride ldd floats). */
