@@ -206,7 +206,17 @@ int bench_forward(int argc, char **argv)
         }
     }
     const char *tname = vlmn_type_name(wtype) ? vlmn_type_name(wtype) : "?";
-    double pk = wtype == VLMN_TYPE_BF16 ? pk_bf16 : pk_int8;
+    /* the bound of the text GEMMs' kernel (AVX-512; see vlmn_gemm's dispatch) */
+    double pk = pk_f32;
+    const char *pkname = "f32";
+    if (prec == VLMN_PREC_EXACT || wtype == VLMN_TYPE_F32) {
+    } else if (wtype == VLMN_TYPE_BF16) {
+        pk = pk_bf16, pkname = "bf16";
+    } else if (prec == VLMN_PREC_FASTEST && wtype != VLMN_TYPE_F16) {
+        pk = pk_int8, pkname = "int8";
+    } else {
+        pk = 0.5 * pk_int8, pkname = "int16 (half the int8)";
+    }
     if (json) {
         printf("{\"op\":\"forward\",\"model\":\"%s\",\"weights\":\"%s\",\"precision\":\"%s\",\"threads\":%d,"
                "\"tokens\":%ld,\"image_tokens\":%ld,\"reps\":%ld,\"load_s\":%.3f,\"warmup_s\":%.3f",
@@ -236,7 +246,7 @@ int bench_forward(int argc, char **argv)
         printf("text decoder: %.2f tokens/s without capture, %.2f tokens/s with capture "
                "(%.3f / %.3f s per sample); %.1f GFLOP/s = %.1f%% of the %s peak\n",
                cap_mode != 1 ? Tn / text_nocap : NAN, cap_mode ? Tn / text_cap : NAN, text_nocap, text_cap,
-               flop_text / tt * 1e-9, 100.0 * flop_text / tt / pk, wtype == VLMN_TYPE_BF16 ? "bf16" : "int8");
+               flop_text / tt * 1e-9, 100.0 * flop_text / tt / pk, pkname);
         if (cap_mode == 2) printf("capture overhead: %.2f%% of the text forward\n", 100.0 * overhead);
         if (cap_mode != 1) printf("by CPU time (removes time other processes held the cores): %.2f tokens/s without capture", Tn / (nocap.best_cpu - nocap.bt.vision));
         if (cap_mode) printf("%s%.2f tokens/s with capture", cap_mode == 2 ? ", " : "by CPU time: ", Tn / (withcap.best_cpu - withcap.bt.vision));
