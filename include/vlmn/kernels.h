@@ -38,7 +38,8 @@ vlmn_status vlmn_isa_force(vlmn_isa isa);
  * FAST: the kernels may round activations (to bf16 for BF16 weights; for Q8_0/Q4_K
  * weights to int16 with one scale per token and 512-value window, error ~1e-5 relative
  * to the window's maximum, so a token with a 1000x outlier gets ~2e-4 normwise on its
- * outputs); bounded error, see docs/kernels.md.
+ * outputs; for F16 weights, weights per 32-block and activations per window to 14-bit
+ * integers, ~9e-5 normwise); bounded error, see docs/kernels.md.
  * FASTEST: as FAST, but Q8_0/Q4_K activations are rounded to int8 once per 32-block
  * (ggml's q8_0 x q8_0 dot): about twice as fast for those types, normwise error ~1e-2. */
 typedef enum vlmn_precision {
