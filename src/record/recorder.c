@@ -193,6 +193,17 @@ static __int128 fix_from_double(double s)
     return (__int128)v;
 }
 
+/* Sums of saturated values stay saturated (+-2^126) instead of overflowing: only
+ * reachable with activations near FLT_MAX, where the mean is meaningless anyway (and
+ * the order of shards can then change which bound a sum sticks to). */
+static __int128 fix_add(__int128 a, __int128 b)
+{
+    const __int128 lim = (__int128)1 << 126;
+    __int128 v;
+    if (__builtin_add_overflow(a, b, &v)) return a > 0 ? lim : -lim;
+    return v > lim ? lim : v < -lim ? -lim : v;
+}
+
 void vlmn_rec_sync(vlmn_rec *r)
 {
     for (int64_t k = 0; k < r->n_neurons; k++) {
@@ -313,7 +324,7 @@ static void process_chunk(vlmn_rec *r, int layer, const float *acts, int64_t F, 
         if (smin[j] < s->min_act) s->min_act = smin[j];
         s->count += (uint64_t)r->n_rows;
         if (r->n_rows) {
-            __int128 v = fix_get(&r->fixsum[k]) + fix_from_double(ssum[j]);
+            __int128 v = fix_add(fix_get(&r->fixsum[k]), fix_from_double(ssum[j]));
             fix_set(&r->fixsum[k], v);
             s->sum = fix_to_double(&r->fixsum[k]);
         }
@@ -423,7 +434,7 @@ vlmn_status vlmn_rec_merge(vlmn_rec *dst, const vlmn_rec *src)
         if (s->min_act < d->min_act) d->min_act = s->min_act;
         d->count += s->count;
         for (int b = 0; b < VLMN_HIST_BINS; b++) d->hist[b] += s->hist[b];
-        fix_set(&dst->fixsum[k], fix_get(&dst->fixsum[k]) + fix_get(&src->fixsum[k]));
+        fix_set(&dst->fixsum[k], fix_add(fix_get(&dst->fixsum[k]), fix_get(&src->fixsum[k])));
         d->sum = fix_to_double(&dst->fixsum[k]);
         /* merge two sorted lists */
         const vlmn_top_entry *a = &dst->top[k * n], *b = &src->top[k * n];
