@@ -8,7 +8,7 @@ run_json() { "$VLMN_BIN" bench forward "$@" --json >"$S/out" 2>"$S/err"; }
 has() { grep -q "\"$1\":" "$S/out"; }
 
 check "image sample, both modes" run_json -m "$D/bf16.text.gguf" --mmproj "$D/bf16.mmproj.gguf" --tokens 40 --reps 1 -t 2
-for k in text_tokens_per_s text_tokens_per_s_capture capture_overhead vision_s max_rss_bytes \
+for k in text_tokens_per_s text_tokens_per_s_capture capture_overhead capture_inside vision_s max_rss_bytes \
          weight_bytes recorder_bytes peak_bf16_gflops no_capture capture; do
   check "field $k" has "$k"
 done
@@ -18,7 +18,7 @@ check "text-only, no capture" run_json -m "$D/q8_0.text.gguf" --tokens 20 --reps
 check "no capture fields" bash -c "! grep -q capture_overhead '$S/out'"
 check "exact" run_json -m "$D/f32.text.gguf" --tokens 16 --reps 1 --capture --exact
 check "exact named" grep -q '"precision":"exact"' "$S/out"
-check "text output" bash -c "'$VLMN_BIN' bench forward -m '$D/bf16.text.gguf' --tokens 16 --reps 1 | grep -q 'capture overhead'"
+check "text output" bash -c "'$VLMN_BIN' bench forward -m '$D/bf16.text.gguf' --tokens 16 --reps 1 | grep -q 'time inside the capture'"
 
 "$VLMN_BIN" bench forward --tokens 16 >/dev/null 2>&1; check "no model: usage" test $? -eq 2
 "$VLMN_BIN" bench forward -m "$D/bf16.text.gguf" --bogus >/dev/null 2>&1; check "bad option: usage" test $? -eq 2
