@@ -64,17 +64,19 @@ void rec_stats_avx512(const float *acts, int64_t F, const int32_t *rows, int64_t
     }
 }
 
-/* Insert x (-INFINITY in lanes that do not enter) into the descending t[0..7]: a
- * lane moves past every value it is greater than, as the plain insertion does. */
+/* Insert x (-INFINITY in lanes that do not enter) into the descending t[0..7] as the
+ * plain insertion does: x goes before the first value it is greater than and the rest
+ * shift down one place, bits unchanged (so +0 and -0 keep their order). t is sorted, so
+ * the masks "x > t[i]" are false then true along i. */
 static inline __attribute__((always_inline)) void insert8(__m512 t[VLMN_TOP_TOKENS], __m512 x)
 {
+    __mmask16 g[VLMN_TOP_TOKENS];
 #pragma GCC unroll 8
-    for (int i = 0; i < VLMN_TOP_TOKENS; i++) {
-        const __mmask16 g = _mm512_cmp_ps_mask(x, t[i], _CMP_GT_OQ);
-        const __m512 old = t[i];
-        t[i] = _mm512_mask_blend_ps(g, old, x);
-        x = _mm512_mask_blend_ps(g, x, old);
-    }
+    for (int i = 0; i < VLMN_TOP_TOKENS; i++) g[i] = _mm512_cmp_ps_mask(x, t[i], _CMP_GT_OQ);
+#pragma GCC unroll 8
+    for (int i = VLMN_TOP_TOKENS - 1; i > 0; i--)
+        t[i] = _mm512_mask_blend_ps(g[i], t[i], _mm512_mask_blend_ps(g[i - 1], x, t[i - 1]));
+    t[0] = _mm512_mask_blend_ps(g[0], t[0], x);
 }
 
 void rec_top8_avx512(const float *acts, int64_t F, const int32_t *rows, const uint8_t *is_img,

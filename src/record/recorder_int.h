@@ -1,7 +1,7 @@
 /* Recorder internals: the two per-chunk passes, AVX-512 variants (recorder_avx512.c,
  * called only when vlmn_isa_active() is AVX512). They give the same numbers as the
  * plain loops in recorder.c (same per-neuron order of the double sums, same max/min
- * rule, same histogram bins, same top-8 values). */
+ * rule, same histogram bins, same top-8 arrays bit for bit). */
 #ifndef VLMN_RECORD_RECORDER_INT_H
 #define VLMN_RECORD_RECORDER_INT_H
 
