@@ -18,7 +18,8 @@
 static bool merge_owned_key(const char *k)
 {
     static const char *const own[] = {"shard", "start_time", "end_time", "resume_times", "n_samples", "n_ok",
-                                      "n_failed", "n_image_tokens", "n_text_tokens", "status", "merge_sources"};
+                                      "n_failed", "n_image_tokens", "n_text_tokens", "status", "merge_sources",
+                                      "isa"};
     for (size_t i = 0; i < VLMN_ARRAY_LEN(own); i++)
         if (!strcmp(k, own[i])) return true;
     return false;
@@ -162,6 +163,12 @@ vlmn_status vlmn_record_merge(const char *const *in, int n_in, const char *out, 
     }
     for (int k = 0; k < 5; k++)
         if ((st = vlmn_db_set_meta(odb, cnt_keys[k], "%" PRId64, tot[k]))) goto done;
+    /* every ISA level that recorded samples of any shard */
+    for (int i = 0; i < n_in; i++) {
+        char isa[1024];
+        vlmn_db_get_meta(dbs[i], "isa", isa, sizeof isa);
+        if ((st = vlmn_db_meta_add_items(odb, "isa", isa))) goto done;
+    }
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);

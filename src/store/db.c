@@ -103,6 +103,35 @@ vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n)
     return st;
 }
 
+static bool list_has(const char *list, const char *item, size_t len)
+{
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == len && !strncmp(p, item, len)) return true;
+        p += n + (e != NULL);
+    }
+    return false;
+}
+
+vlmn_status vlmn_db_meta_add_items(sqlite3 *db, const char *key, const char *items)
+{
+    char list[1024];
+    vlmn_db_get_meta(db, key, list, sizeof list); /* missing: empty */
+    for (const char *p = items; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        size_t used = strlen(list);
+        if (n && !list_has(list, p, n)) {
+            if (used + n + 2 > sizeof list)
+                return vlmn_error(VLMN_E_RANGE, "%s: run key '%s' too long", sqlite3_db_filename(db, "main"), key);
+            snprintf(list + used, sizeof list - used, "%s%.*s", used ? "," : "", (int)n, p);
+        }
+        p += n + (e != NULL);
+    }
+    return vlmn_db_set_meta(db, key, "%s", list);
+}
+
 vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *x)
 {
     sqlite3_stmt *s;

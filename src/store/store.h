@@ -45,6 +45,9 @@ vlmn_status vlmn_db_set_meta(sqlite3 *db, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Value of a run key into buf ("" and VLMN_E_NOTFOUND if absent). */
 vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n);
+/* Adds each comma-separated item of `items` that is not yet in the key's comma-separated
+ * list (created if missing), keeping the order of first appearance. */
+vlmn_status vlmn_db_meta_add_items(sqlite3 *db, const char *key, const char *items);
 vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *s);
 /* Replace the neurons table from the recorder state (one transaction). */
 vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec);

@@ -54,6 +54,14 @@ for i in 0 1 2; do rec -o "$D/shard$i" --shard $i/3; done
 "$V" merge -q "$D/shard2" "$D/shard0" "$D/shard1" -o "$D/merged"; check "merge exit" test $? -eq 0
 check "3 shards + merge == single" same_run "$D/single" "$D/merged"
 "$V" merge -q "$D/shard0" "$D/shard1" -o "$D/merged2" 2>/dev/null; check "merge refuses a missing shard" test $? -ne 0
+# the kernels' ISA level is provenance: every level that recorded samples is listed
+isa() { "$V" export "$1" run | grep '^isa,' | cut -d, -f2- | tr -d '"'; }
+here=$(isa "$D/single")
+check "isa recorded" test -n "$here"
+VLMN_ISA=ref rec -o "$D/refshard" --shard 1/3; check "shard with VLMN_ISA=ref" test $? -eq 0
+check "isa of a ref shard" test "$(isa "$D/refshard")" = ref
+"$V" merge -q "$D/shard0" "$D/refshard" "$D/shard2" -o "$D/mixed"; check "merge across ISA levels" test $? -eq 0
+if [ "$here" != ref ]; then check "merged isa lists both" test "$(isa "$D/mixed")" = "$here,ref"; fi
 
 # MPI: 2 ranks shard and merge by themselves
 mpi_run 2 record --synthetic "$SYN" --data "$D/data.json" --images "$D/img" --top-n 5 --checkpoint-every 3 -q -o "$D/mpi"
