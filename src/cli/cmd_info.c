@@ -3,6 +3,8 @@
  * file per line (format in docs/gguf.md), integers printed exactly, floats as %.17g. */
 #include "cli.h"
 #include "vlmn/gguf.h"
+#include "core/alloc.h"
+#include "core/buf.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -14,43 +16,15 @@
 #define JSON_ARRAY_MAX 64 /* longer arrays are summarised as {"type":..,"count":..} */
 #define TEXT_ARRAY_MAX 8
 
-/* Growable string. */
-struct sbuf {
-    char *s;
-    size_t n, cap;
-    bool oom;
-};
-
-static void sput(struct sbuf *b, const char *p, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, p, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sputs(struct sbuf *b, const char *s) { sput(b, s, strlen(s)); }
-
-static void sprintf_(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sprintf_(struct sbuf *b, const char *fmt, ...)
+static void sprintf_(vlmn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sprintf_(vlmn_buf *b, const char *fmt, ...)
 {
     char tmp[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    sputs(b, tmp);
+    vlmn_buf_adds(b, tmp);
 }
 
 /* Length of a valid UTF-8 sequence at p (n bytes left), or 0 if invalid. */
@@ -78,84 +52,84 @@ static int utf8_len(const uint8_t *p, uint64_t n)
 
 /* JSON string literal: escapes as cJSON/Python json do; invalid UTF-8 bytes become
  * U+FFFD so the output is always valid JSON. */
-static void json_str(struct sbuf *b, const char *s, uint64_t n)
+static void json_str(vlmn_buf *b, const char *s, uint64_t n)
 {
     const uint8_t *p = (const uint8_t *)s;
-    sput(b, "\"", 1);
+    vlmn_buf_add(b, "\"", 1);
     for (uint64_t i = 0; i < n;) {
         uint8_t c = p[i];
         if (c < 0x80) {
             switch (c) {
-            case '"': sput(b, "\\\"", 2); break;
-            case '\\': sput(b, "\\\\", 2); break;
-            case '\b': sput(b, "\\b", 2); break;
-            case '\f': sput(b, "\\f", 2); break;
-            case '\n': sput(b, "\\n", 2); break;
-            case '\r': sput(b, "\\r", 2); break;
-            case '\t': sput(b, "\\t", 2); break;
+            case '"': vlmn_buf_add(b, "\\\"", 2); break;
+            case '\\': vlmn_buf_add(b, "\\\\", 2); break;
+            case '\b': vlmn_buf_add(b, "\\b", 2); break;
+            case '\f': vlmn_buf_add(b, "\\f", 2); break;
+            case '\n': vlmn_buf_add(b, "\\n", 2); break;
+            case '\r': vlmn_buf_add(b, "\\r", 2); break;
+            case '\t': vlmn_buf_add(b, "\\t", 2); break;
             default:
                 if (c < 0x20) sprintf_(b, "\\u%04x", c);
-                else sput(b, (const char *)&p[i], 1);
+                else vlmn_buf_add(b, (const char *)&p[i], 1);
             }
             i++;
             continue;
         }
         int l = utf8_len(p + i, n - i);
         if (l) {
-            sput(b, (const char *)p + i, (size_t)l);
+            vlmn_buf_add(b, (const char *)p + i, (size_t)l);
             i += (uint64_t)l;
         } else {
-            sput(b, "\xef\xbf\xbd", 3);
+            vlmn_buf_add(b, "\xef\xbf\xbd", 3);
             i++;
         }
     }
-    sput(b, "\"", 1);
+    vlmn_buf_add(b, "\"", 1);
 }
 
 /* A valid-UTF-8 C string for cJSON object keys (keys hold no NUL: the reader checks);
  * cJSON escapes it when printing. Caller frees. */
 static char *key_cstr(vlmn_gguf_str k)
 {
-    struct sbuf o = {0};
+    vlmn_buf o = {0};
     const uint8_t *p = (const uint8_t *)k.ptr;
     for (uint64_t i = 0; i < k.len;) {
         int l = p[i] < 0x80 ? 1 : utf8_len(p + i, k.len - i);
-        if (l) sput(&o, (const char *)p + i, (size_t)l);
-        else sput(&o, "\xef\xbf\xbd", 3);
+        if (l) vlmn_buf_add(&o, (const char *)p + i, (size_t)l);
+        else vlmn_buf_add(&o, "\xef\xbf\xbd", 3);
         i += l ? (uint64_t)l : 1;
     }
-    if (!o.s) sputs(&o, "");
+    if (!o.p) vlmn_buf_adds(&o, "");
     if (o.oom) {
-        free(o.s);
+        vlmn_free(o.p);
         return NULL;
     }
-    return o.s;
+    return o.p;
 }
 
-static void fmt_float(struct sbuf *b, double d, bool json)
+static void fmt_float(vlmn_buf *b, double d, bool json)
 {
-    if (isnan(d)) sputs(b, json ? "\"nan\"" : "nan");
-    else if (isinf(d)) sputs(b, d > 0 ? (json ? "\"inf\"" : "inf") : (json ? "\"-inf\"" : "-inf"));
+    if (isnan(d)) vlmn_buf_adds(b, json ? "\"nan\"" : "nan");
+    else if (isinf(d)) vlmn_buf_adds(b, d > 0 ? (json ? "\"inf\"" : "inf") : (json ? "\"-inf\"" : "-inf"));
     else sprintf_(b, json ? "%.17g" : "%.9g", d);
 }
 
 /* Scalar or string value as text (JSON literal when json). */
-static void fmt_scalar(struct sbuf *b, const vlmn_gguf_value *v, bool json)
+static void fmt_scalar(vlmn_buf *b, const vlmn_gguf_value *v, bool json)
 {
     uint64_t u;
     int64_t s;
     double d;
-    if (v->type == VLMN_GGUF_BOOL) sputs(b, v->data[0] ? "true" : "false");
+    if (v->type == VLMN_GGUF_BOOL) vlmn_buf_adds(b, v->data[0] ? "true" : "false");
     else if (v->type == VLMN_GGUF_STRING) json_str(b, (const char *)v->data, v->len);
     else if (vlmn_gguf_value_f64(v, &d)) fmt_float(b, d, json);
     else if (vlmn_gguf_value_u64(v, &u)) sprintf_(b, "%" PRIu64, u);
     else if (vlmn_gguf_value_i64(v, &s)) sprintf_(b, "%" PRId64, s);
 }
 
-static cJSON *raw(struct sbuf *b)
+static cJSON *raw(vlmn_buf *b)
 {
-    cJSON *r = b->oom ? NULL : cJSON_CreateRaw(b->s ? b->s : "null");
-    free(b->s);
+    cJSON *r = b->oom ? NULL : cJSON_CreateRaw(b->p ? b->p : "null");
+    vlmn_free(b->p);
     memset(b, 0, sizeof *b);
     return r;
 }
@@ -163,20 +137,20 @@ static cJSON *raw(struct sbuf *b)
 static cJSON *value_json(const vlmn_gguf_value *v)
 {
     if (v->type != VLMN_GGUF_ARRAY) {
-        struct sbuf b = {0};
+        vlmn_buf b = {0};
         fmt_scalar(&b, v, true);
         return raw(&b);
     }
     if (v->arr_count > JSON_ARRAY_MAX) {
         cJSON *o = cJSON_CreateObject();
-        struct sbuf b = {0};
+        vlmn_buf b = {0};
         sprintf_(&b, "%" PRIu64, v->arr_count);
         if (o && (!cJSON_AddStringToObject(o, "type", vlmn_gguf_vtype_name(v->arr_type)) ||
                   !cJSON_AddItemToObject(o, "count", raw(&b)))) {
             cJSON_Delete(o);
             return NULL;
         }
-        free(b.s);
+        vlmn_free(b.p);
         return o;
     }
     cJSON *a = cJSON_CreateArray();
@@ -196,7 +170,7 @@ static cJSON *value_json(const vlmn_gguf_value *v)
 
 static cJSON *u64_json(uint64_t v)
 {
-    struct sbuf b = {0};
+    vlmn_buf b = {0};
     sprintf_(&b, "%" PRIu64, v);
     return raw(&b);
 }
@@ -205,7 +179,7 @@ static int info_json(const vlmn_gguf *g)
 {
     cJSON *root = cJSON_CreateObject(), *md = cJSON_CreateObject(), *ts = cJSON_CreateArray();
     bool ok = root && md && ts;
-    struct sbuf b = {0};
+    vlmn_buf b = {0};
     json_str(&b, vlmn_gguf_path(g), strlen(vlmn_gguf_path(g)));
     ok = ok && cJSON_AddItemToObject(root, "file", raw(&b));
     ok = ok && cJSON_AddItemToObject(root, "version", u64_json(vlmn_gguf_version(g)));
@@ -225,7 +199,7 @@ static int info_json(const vlmn_gguf *g)
         cJSON *item = value_json(&v);
         ok = k && item && cJSON_AddItemToObject(md, k, item);
         if (!ok) cJSON_Delete(item);
-        free(k);
+        vlmn_free(k);
     }
     if (ok) ok = cJSON_AddItemToObject(root, "metadata", md);
     else cJSON_Delete(md);
@@ -247,7 +221,7 @@ static int info_json(const vlmn_gguf *g)
     else cJSON_Delete(ts);
     char *out = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
-    free(b.s);
+    vlmn_free(b.p);
     if (!out) return cli_errorf("info", 1, "%s: out of memory formatting JSON", vlmn_gguf_path(g));
     fputs(out, stdout);
     fputc('\n', stdout);
@@ -257,7 +231,7 @@ static int info_json(const vlmn_gguf *g)
 
 /* ---- Text ----------------------------------------------------------------------- */
 
-static void fmt_text_value(struct sbuf *b, const vlmn_gguf_value *v)
+static void fmt_text_value(vlmn_buf *b, const vlmn_gguf_value *v)
 {
     if (v->type != VLMN_GGUF_ARRAY) {
         fmt_scalar(b, v, false);
@@ -270,27 +244,27 @@ static void fmt_text_value(struct sbuf *b, const vlmn_gguf_value *v)
     vlmn_gguf_iter it;
     vlmn_gguf_value e;
     vlmn_gguf_iter_init(&it, v);
-    sputs(b, "[");
+    vlmn_buf_adds(b, "[");
     for (int k = 0; vlmn_gguf_iter_next(&it, &e); k++) {
-        if (k) sputs(b, ", ");
+        if (k) vlmn_buf_adds(b, ", ");
         fmt_text_value(b, &e);
     }
-    sputs(b, "]");
+    vlmn_buf_adds(b, "]");
 }
 
 static void print_kv(const vlmn_gguf *g, int64_t i)
 {
-    struct sbuf b = {0};
+    vlmn_buf b = {0};
     vlmn_gguf_value v;
     vlmn_gguf_str k = vlmn_gguf_key(g, i);
     vlmn_gguf_kv_value(g, i, &v);
     json_str(&b, k.ptr, k.len); /* keys are printed sanitised, without the quotes */
-    printf("  %.*s = ", b.s ? (int)b.n - 2 : 0, b.s ? b.s + 1 : "");
-    free(b.s);
+    printf("  %.*s = ", b.p ? (int)b.n - 2 : 0, b.p ? b.p + 1 : "");
+    vlmn_free(b.p);
     memset(&b, 0, sizeof b);
     fmt_text_value(&b, &v);
-    printf("%s\n", b.s ? b.s : "");
-    free(b.s);
+    printf("%s\n", b.p ? b.p : "");
+    vlmn_free(b.p);
 }
 
 static bool has_prefix(vlmn_gguf_str k, const char *p)
@@ -313,10 +287,10 @@ static void print_token_id(const vlmn_gguf *g, const char *label, const char *ke
     uint32_t id;
     if (vlmn_gguf_get_u32(g, key, &id)) return;
     vlmn_gguf_str tok;
-    struct sbuf b = {0};
+    vlmn_buf b = {0};
     if (!vlmn_gguf_get_arr_str(g, "tokenizer.ggml.tokens", id, &tok)) json_str(&b, tok.ptr, tok.len);
-    printf(", %s %u%s%s", label, id, b.s ? " " : "", b.s ? b.s : "");
-    free(b.s);
+    printf(", %s %u%s%s", label, id, b.p ? " " : "", b.p ? b.p : "");
+    vlmn_free(b.p);
 }
 
 static int info_text(const vlmn_gguf *g)
@@ -376,15 +350,15 @@ static int info_text(const vlmn_gguf *g)
     if (vlmn_gguf_n_tensors(g)) printf("  %-*s  %-7s  %-24s  %s\n", (int)wname, "name", "type", "shape", "bytes");
     for (int64_t i = 0; i < vlmn_gguf_n_tensors(g); i++) {
         const vlmn_gguf_tensor *t = vlmn_gguf_tensor_at(g, i);
-        struct sbuf nb = {0}, shp = {0};
+        vlmn_buf nb = {0}, shp = {0};
         json_str(&nb, t->name.ptr, t->name.len);
-        sputs(&shp, "[");
+        vlmn_buf_adds(&shp, "[");
         for (uint32_t d = t->n_dims; d-- > 0;) sprintf_(&shp, "%" PRIu64 "%s", t->ne[d], d ? ", " : "");
-        sputs(&shp, "]");
-        printf("  %-*.*s  %-7s  %-24s  %" PRIu64 "\n", (int)wname, nb.s ? (int)nb.n - 2 : 0, nb.s ? nb.s + 1 : "",
-               vlmn_type_name(t->type), shp.s ? shp.s : "", t->nbytes);
-        free(nb.s);
-        free(shp.s);
+        vlmn_buf_adds(&shp, "]");
+        printf("  %-*.*s  %-7s  %-24s  %" PRIu64 "\n", (int)wname, nb.p ? (int)nb.n - 2 : 0, nb.p ? nb.p + 1 : "",
+               vlmn_type_name(t->type), shp.p ? shp.p : "", t->nbytes);
+        vlmn_free(nb.p);
+        vlmn_free(shp.p);
     }
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 
 struct wkv {
     char *key;
@@ -40,44 +41,20 @@ struct vlmn_gguf_writer {
     uint64_t alignment;
 };
 
-/* Growable byte buffer for encoding. */
-struct bbuf {
-    uint8_t *b;
-    size_t n, cap;
-    bool oom;
-};
-
-static void bput(struct bbuf *o, const void *p, size_t n)
-{
-    if (o->oom) return;
-    if (o->n + n > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->n + n) cap *= 2;
-        uint8_t *nb = vlmn_realloc(o->b, cap);
-        if (!nb) {
-            o->oom = true;
-            return;
-        }
-        o->b = nb;
-        o->cap = cap;
-    }
-    if (n) memcpy(o->b + o->n, p, n);
-    o->n += n;
-}
-static void bu32(struct bbuf *o, uint32_t v)
+static void bu32(vlmn_buf *o, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    bput(o, b, 4);
+    vlmn_buf_add(o, b, 4);
 }
-static void bu64(struct bbuf *o, uint64_t v)
+static void bu64(vlmn_buf *o, uint64_t v)
 {
     bu32(o, (uint32_t)v);
     bu32(o, (uint32_t)(v >> 32));
 }
-static void bstr(struct bbuf *o, const char *s, uint64_t n)
+static void bstr(vlmn_buf *o, const char *s, uint64_t n)
 {
     bu64(o, n);
-    bput(o, s, (size_t)n);
+    vlmn_buf_add(o, s, (size_t)n);
 }
 
 vlmn_status vlmn_gguf_writer_create(vlmn_gguf_writer **out)
@@ -104,39 +81,39 @@ void vlmn_gguf_writer_free(vlmn_gguf_writer *w)
     vlmn_free(w);
 }
 
-/* Store key -> encoded value (takes ownership of enc->b on success and failure). */
-static vlmn_status put_kv(vlmn_gguf_writer *w, const char *key, struct bbuf *enc)
+/* Store key -> encoded value (takes ownership of enc->p on success and failure). */
+static vlmn_status put_kv(vlmn_gguf_writer *w, const char *key, vlmn_buf *enc)
 {
     if (enc->oom) {
-        vlmn_free(enc->b);
+        vlmn_free(enc->p);
         return vlmn_error(VLMN_E_NOMEM, "gguf writer: key %s: out of memory", key ? key : "");
     }
     size_t kl = key ? strlen(key) : 0;
     if (kl == 0 || kl > VLMN_GGUF_MAX_KEY_LEN) {
-        vlmn_free(enc->b);
+        vlmn_free(enc->p);
         return vlmn_error(VLMN_E_ARG, "gguf writer: key of %zu bytes (must be 1..%u)", kl, VLMN_GGUF_MAX_KEY_LEN);
     }
-    uint32_t vt = enc->b[0] | (uint32_t)enc->b[1] << 8; /* type ids < 256 */
+    uint32_t vt = (uint8_t)enc->p[0] | (uint32_t)(uint8_t)enc->p[1] << 8; /* type ids < 256 */
     if (!strcmp(key, "general.alignment") && (vt == VLMN_GGUF_STRING || vt == VLMN_GGUF_ARRAY)) {
-        vlmn_free(enc->b);
+        vlmn_free(enc->p);
         return vlmn_error(VLMN_E_ARG, "gguf writer: general.alignment must be an unsigned integer");
     }
     for (size_t i = 0; i < w->n_kv; i++)
         if (!strcmp(w->kv[i].key, key)) {
             vlmn_free(w->kv[i].val);
-            w->kv[i].val = enc->b;
+            w->kv[i].val = (uint8_t *)enc->p;
             w->kv[i].n = enc->n;
             return VLMN_OK;
         }
     if (w->n_kv >= VLMN_GGUF_MAX_KV) {
-        vlmn_free(enc->b);
+        vlmn_free(enc->p);
         return vlmn_error(VLMN_E_RANGE, "gguf writer: key %s: more than %u keys", key, VLMN_GGUF_MAX_KV);
     }
     if (w->n_kv == w->cap_kv) {
         size_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
         struct wkv *nk = vlmn_realloc(w->kv, cap * sizeof *nk);
         if (!nk) {
-            vlmn_free(enc->b);
+            vlmn_free(enc->p);
             return vlmn_error(VLMN_E_NOMEM, "gguf writer: key %s: out of memory", key);
         }
         w->kv = nk;
@@ -144,10 +121,10 @@ static vlmn_status put_kv(vlmn_gguf_writer *w, const char *key, struct bbuf *enc
     }
     char *k = vlmn_strdup(key);
     if (!k) {
-        vlmn_free(enc->b);
+        vlmn_free(enc->p);
         return vlmn_error(VLMN_E_NOMEM, "gguf writer: key %s: out of memory", key);
     }
-    w->kv[w->n_kv++] = (struct wkv){k, enc->b, enc->n};
+    w->kv[w->n_kv++] = (struct wkv){k, (uint8_t *)enc->p, enc->n};
     return VLMN_OK;
 }
 
@@ -168,9 +145,9 @@ vlmn_status vlmn_gguf_set_scalar(vlmn_gguf_writer *w, const char *key, vlmn_gguf
             return vlmn_error(VLMN_E_ARG, "gguf writer: set general.alignment before adding tensors");
         w->alignment = a;
     }
-    struct bbuf e = {0};
+    vlmn_buf e = {0};
     bu32(&e, (uint32_t)t);
-    bput(&e, le, sz);
+    vlmn_buf_add(&e, le, sz);
     return put_kv(w, key, &e);
 }
 
@@ -211,7 +188,7 @@ vlmn_status vlmn_gguf_set_bool(vlmn_gguf_writer *w, const char *key, bool v)
 vlmn_status vlmn_gguf_set_str(vlmn_gguf_writer *w, const char *key, const char *v)
 {
     if (!v) return vlmn_error(VLMN_E_ARG, "gguf writer: key %s: NULL string", key ? key : "");
-    struct bbuf e = {0};
+    vlmn_buf e = {0};
     bu32(&e, VLMN_GGUF_STRING);
     bstr(&e, v, strlen(v));
     return put_kv(w, key, &e);
@@ -232,24 +209,24 @@ vlmn_status vlmn_gguf_set_arr(vlmn_gguf_writer *w, const char *key, vlmn_gguf_vt
             if (((const uint8_t *)data)[j] > 1)
                 return vlmn_error(VLMN_E_ARG, "gguf writer: key %s: bool element %llu is not 0 or 1",
                                   key ? key : "", (unsigned long long)j);
-    struct bbuf e = {0};
+    vlmn_buf e = {0};
     bu32(&e, VLMN_GGUF_ARRAY);
     bu32(&e, (uint32_t)et);
     bu64(&e, count);
-    bput(&e, data, (size_t)bytes);
+    vlmn_buf_add(&e, data, (size_t)bytes);
     return put_kv(w, key, &e);
 }
 
 vlmn_status vlmn_gguf_set_arr_str(vlmn_gguf_writer *w, const char *key, const char *const *strs, uint64_t count)
 {
     if (count && !strs) return vlmn_error(VLMN_E_ARG, "gguf writer: key %s: NULL string array", key ? key : "");
-    struct bbuf e = {0};
+    vlmn_buf e = {0};
     bu32(&e, VLMN_GGUF_ARRAY);
     bu32(&e, VLMN_GGUF_STRING);
     bu64(&e, count);
     for (uint64_t j = 0; j < count; j++) {
         if (!strs[j]) {
-            vlmn_free(e.b);
+            vlmn_free(e.p);
             return vlmn_error(VLMN_E_ARG, "gguf writer: key %s: string %llu is NULL", key ? key : "",
                               (unsigned long long)j);
         }
@@ -261,16 +238,16 @@ vlmn_status vlmn_gguf_set_arr_str(vlmn_gguf_writer *w, const char *key, const ch
 vlmn_status vlmn_gguf_set_value(vlmn_gguf_writer *w, const char *key, const vlmn_gguf_value *v)
 {
     if (vlmn_gguf_vtype_size(v->type)) return vlmn_gguf_set_scalar(w, key, v->type, v->data);
-    struct bbuf e = {0};
+    vlmn_buf e = {0};
     bu32(&e, (uint32_t)v->type);
     if (v->type == VLMN_GGUF_STRING) {
         bstr(&e, (const char *)v->data, v->len);
     } else if (v->type == VLMN_GGUF_ARRAY) {
         bu32(&e, (uint32_t)v->arr_type);
         bu64(&e, v->arr_count);
-        bput(&e, v->data, (size_t)v->len); /* elements are contiguous, already encoded */
+        vlmn_buf_add(&e, v->data, (size_t)v->len); /* elements are contiguous, already encoded */
     } else {
-        vlmn_free(e.b);
+        vlmn_free(e.p);
         return vlmn_error(VLMN_E_ARG, "gguf writer: key %s: bad value type %d", key ? key : "", (int)v->type);
     }
     return put_kv(w, key, &e);
@@ -431,15 +408,15 @@ static vlmn_status pwrite_all(int fd, const void *p, uint64_t n, uint64_t off, c
 }
 
 /* Header bytes (up to the data section, padded) and the tensors' offsets. */
-static vlmn_status encode_header(vlmn_gguf_writer *w, struct bbuf *h, uint64_t *total)
+static vlmn_status encode_header(vlmn_gguf_writer *w, vlmn_buf *h, uint64_t *total)
 {
-    bput(h, "GGUF", 4);
+    vlmn_buf_add(h, "GGUF", 4);
     bu32(h, 3);
     bu64(h, w->n_t);
     bu64(h, w->n_kv);
     for (size_t i = 0; i < w->n_kv; i++) {
         bstr(h, w->kv[i].key, strlen(w->kv[i].key));
-        bput(h, w->kv[i].val, w->kv[i].n);
+        vlmn_buf_add(h, w->kv[i].val, w->kv[i].n);
     }
     uint64_t off = 0, a = w->alignment;
     for (size_t i = 0; i < w->n_t; i++) {
@@ -453,7 +430,7 @@ static vlmn_status encode_header(vlmn_gguf_writer *w, struct bbuf *h, uint64_t *
         bu64(h, t->offset);
         if (!vlmn_add_ok(off, t->nbytes, &off)) return vlmn_error(VLMN_E_RANGE, "gguf writer: file size overflows");
     }
-    while (!h->oom && h->n % a) bput(h, "", 1);
+    while (!h->oom && h->n % a) vlmn_buf_add(h, "", 1);
     if (h->oom) return vlmn_error(VLMN_E_NOMEM, "gguf writer: out of memory");
     if (!vlmn_add_ok(h->n, off, total)) return vlmn_error(VLMN_E_RANGE, "gguf writer: file size overflows");
     return VLMN_OK;
@@ -475,7 +452,7 @@ static vlmn_status fill_tensor(int fd, uint64_t pos, const struct wtensor *t, co
 
 vlmn_status vlmn_gguf_write(vlmn_gguf_writer *w, const char *path)
 {
-    struct bbuf h = {0};
+    vlmn_buf h = {0};
     uint64_t total = 0;
     char *tmp = NULL, *dircopy = NULL;
     int fd = -1;
@@ -505,7 +482,7 @@ vlmn_status vlmn_gguf_write(vlmn_gguf_writer *w, const char *path)
             goto fail;
         }
     }
-    if ((st = write_all(fd, h.b, h.n, path))) goto fail;
+    if ((st = write_all(fd, h.p, h.n, path))) goto fail;
     for (size_t i = 0; i < w->n_t; i++) {
         const struct wtensor *t = &w->t[i];
         uint64_t pos = h.n + t->offset;
@@ -539,7 +516,7 @@ vlmn_status vlmn_gguf_write(vlmn_gguf_writer *w, const char *path)
         }
     }
     vlmn_free(dircopy);
-    vlmn_free(h.b);
+    vlmn_free(h.p);
     return VLMN_OK;
 fail:
     if (fd >= 0) close(fd);
@@ -547,6 +524,6 @@ fail:
         unlink(tmp);
         vlmn_free(tmp);
     }
-    vlmn_free(h.b);
+    vlmn_free(h.p);
     return st;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 
 #define PROMPT_MAX_IMAGE_TOKENS (1 << 20)
 
@@ -22,32 +23,6 @@ static const char *const templates[] = {"llava-v1", "vicuna-v1", "plain", NULL};
 
 const char *const *vlmn_prompt_templates(void) { return templates; }
 
-/* Growable string. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sadd(sbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = vlmn_realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n + 1);
-    b->n += n;
-}
-
 vlmn_status vlmn_prompt_format(const char *name, const char *question, const char *answer,
                                char **text, size_t *ans_begin, size_t *ans_end)
 {
@@ -56,32 +31,32 @@ vlmn_status vlmn_prompt_format(const char *name, const char *question, const cha
     if (!name) return vlmn_error(VLMN_E_ARG, "prompt: no template name");
     if ((question && strstr(question, VLMN_PROMPT_IMAGE)) || (answer && strstr(answer, VLMN_PROMPT_IMAGE)))
         return vlmn_error(VLMN_E_ARG, "prompt: question or answer contains \"%s\"", VLMN_PROMPT_IMAGE);
-    sbuf b = {0};
+    vlmn_buf b = {0};
     if (strcmp(name, "llava-v1") == 0 || strcmp(name, "vicuna-v1") == 0) {
         /* conversation.py, SeparatorStyle.TWO: system + sep, then per message
          * role + ": " + message + seps[i % 2] (sep " ", sep2 "</s>"), an empty last
          * message is role + ":". The image goes first in the question as "<image>\n". */
-        sadd(&b, name[0] == 'l' ? SYS_HUMAN : SYS_USER);
-        sadd(&b, " USER: " VLMN_PROMPT_IMAGE "\n");
-        sadd(&b, question ? question : "");
-        sadd(&b, " ASSISTANT:");
+        vlmn_buf_adds(&b, name[0] == 'l' ? SYS_HUMAN : SYS_USER);
+        vlmn_buf_adds(&b, " USER: " VLMN_PROMPT_IMAGE "\n");
+        vlmn_buf_adds(&b, question ? question : "");
+        vlmn_buf_adds(&b, " ASSISTANT:");
         if (answer && *answer) { /* get_prompt: an empty message is "role:" like None */
-            sadd(&b, " ");
+            vlmn_buf_adds(&b, " ");
             *ans_begin = b.n;
-            sadd(&b, answer);
+            vlmn_buf_adds(&b, answer);
             *ans_end = b.n;
-            sadd(&b, "</s>");
+            vlmn_buf_adds(&b, "</s>");
         }
     } else if (strcmp(name, "plain") == 0) {
         /* train.py preprocess_plain: "<image>" + answer + conv_llava_plain.sep ("\n"). */
         if (question && *question)
             return vlmn_error(VLMN_E_ARG, "prompt: template plain takes no question");
-        sadd(&b, VLMN_PROMPT_IMAGE);
+        vlmn_buf_adds(&b, VLMN_PROMPT_IMAGE);
         if (answer) {
             *ans_begin = b.n;
-            sadd(&b, answer);
+            vlmn_buf_adds(&b, answer);
             *ans_end = b.n;
-            sadd(&b, "\n");
+            vlmn_buf_adds(&b, "\n");
         }
     } else {
         return vlmn_error(VLMN_E_NOTFOUND, "prompt: no template \"%s\" (llava-v1, vicuna-v1, plain)",

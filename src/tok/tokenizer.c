@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 
 #define SPACE_SYM "\xe2\x96\x81" /* U+2581, what sentencepiece writes for ' ' */
 #define SPACE_SYM_LEN 3
@@ -653,41 +654,16 @@ vlmn_status vlmn_tok_encode(const vlmn_tok *t, const char *text, size_t len, int
 
 /* ---- decoding ----------------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = vlmn_realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
 /* ProcessBytePieces: bytes -> UTF-8 characters, each invalid byte -> U+FFFD. */
-static void flush_bytes(strbuf *b, const unsigned char *bytes, size_t n)
+static void flush_bytes(vlmn_buf *b, const unsigned char *bytes, size_t n)
 {
     for (size_t i = 0; i < n;) {
         size_t cl = utf8_valid_len(bytes + i, n - i);
         if (cl == 0) {
-            sb_add(b, REPLACEMENT, 3);
+            vlmn_buf_add(b, REPLACEMENT, 3);
             i++;
         } else {
-            sb_add(b, (const char *)bytes + i, cl);
+            vlmn_buf_add(b, (const char *)bytes + i, cl);
             i += cl;
         }
     }
@@ -696,7 +672,7 @@ static void flush_bytes(strbuf *b, const unsigned char *bytes, size_t n)
 vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, char **text,
                             size_t *len)
 {
-    strbuf b = {0};
+    vlmn_buf b = {0};
     unsigned char *bytes = NULL;
     size_t nbytes = 0;
     *text = NULL;
@@ -710,7 +686,7 @@ vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, ch
         bytes = vlmn_malloc((size_t)n);
         if (!bytes) return vlmn_error(VLMN_E_NOMEM, "detokenize: out of memory");
     }
-    sb_add(&b, "", 0);
+    vlmn_buf_add(&b, "", 0);
     bool is_bos_ws = true, bos_ws_seen = false;
     for (int64_t i = 0; i < n; i++) {
         /* Decode(ids) goes through the pieces: id -> piece -> PieceToId. */
@@ -727,7 +703,7 @@ vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, ch
         bos_ws_seen = false;
         if (ty == VLMN_TOKT_CONTROL) continue;
         if (ty == VLMN_TOKT_UNKNOWN) {
-            sb_add(&b, UNK_SURFACE, sizeof UNK_SURFACE - 1);
+            vlmn_buf_add(&b, UNK_SURFACE, sizeof UNK_SURFACE - 1);
             continue;
         }
         const char *p = piece_of(t, id);
@@ -741,15 +717,15 @@ vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, ch
         size_t start = 0;
         for (size_t j = 0; j + SPACE_SYM_LEN <= pl;) {
             if (memcmp(p + j, SPACE_SYM, SPACE_SYM_LEN) == 0) {
-                sb_add(&b, p + start, j - start);
-                sb_add(&b, " ", 1);
+                vlmn_buf_add(&b, p + start, j - start);
+                vlmn_buf_add(&b, " ", 1);
                 j += SPACE_SYM_LEN;
                 start = j;
             } else {
                 j++;
             }
         }
-        sb_add(&b, p + start, pl - start);
+        vlmn_buf_add(&b, p + start, pl - start);
     }
     flush_bytes(&b, bytes, nbytes);
     vlmn_free(bytes);
