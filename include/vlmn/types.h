@@ -60,6 +60,10 @@ uint16_t vlmn_f32_to_bf16(float f);
  * d = max|x|/127 stored as f16, q = round(x/d). dst holds n/32*34 bytes. */
 void vlmn_quantize_q8_0(const float *src, void *dst, int64_t n);
 
+/* n floats to F32, F16, BF16 (rounded to nearest even) or Q8_0 (as above; n a multiple
+ * of 32) in the GGUF layout (little-endian) at dst; VLMN_E_UNSUPPORTED for other types. */
+vlmn_status vlmn_from_f32(uint32_t type, const float *src, void *dst, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,14 +29,6 @@ static void *make_weights(uint32_t type, int64_t N, int64_t K, uint64_t rb)
         uint8_t *row = w + rb * (uint64_t)n;
         for (int64_t k = 0; k < K; k++) tmp[k] = frand();
         switch (type) {
-        case VLMN_TYPE_F32: memcpy(row, tmp, sizeof(float) * (size_t)K); break;
-        case VLMN_TYPE_F16:
-            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_f16(tmp[k]);
-            break;
-        case VLMN_TYPE_BF16:
-            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_bf16(tmp[k]);
-            break;
-        case VLMN_TYPE_Q8_0: vlmn_quantize_q8_0(tmp, row, K); break;
         case VLMN_TYPE_Q4_K:
             for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)(rng >> (8 * (i & 7))), frand();
             for (int64_t b = 0; b < K / 256; b++) {
@@ -45,6 +37,7 @@ static void *make_weights(uint32_t type, int64_t N, int64_t K, uint64_t rb)
                 memcpy(row + b * 144 + 2, &dm, 2);
             }
             break;
+        default: vlmn_from_f32(type, tmp, row, K); break;
         }
     }
     vlmn_free(tmp);

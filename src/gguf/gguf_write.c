@@ -337,25 +337,7 @@ vlmn_status vlmn_gguf_add_tensor_f32(vlmn_gguf_writer *w, const char *name, uint
     }
     if ((st = tensor_alloc(t))) return st;
     uint64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
-    uint8_t *d = t->data;
-    switch (type) {
-    case VLMN_TYPE_F32: memcpy(d, values, (size_t)n * 4); break;
-    case VLMN_TYPE_F16:
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t h = vlmn_f32_to_f16(values[i]);
-            d[2 * i] = (uint8_t)h;
-            d[2 * i + 1] = (uint8_t)(h >> 8);
-        }
-        break;
-    case VLMN_TYPE_BF16:
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t h = vlmn_f32_to_bf16(values[i]);
-            d[2 * i] = (uint8_t)h;
-            d[2 * i + 1] = (uint8_t)(h >> 8);
-        }
-        break;
-    default: vlmn_quantize_q8_0(values, d, (int64_t)n); break;
-    }
+    vlmn_from_f32(type, values, t->data, (int64_t)n); /* type checked above */
     w->n_t++;
     return VLMN_OK;
 }

@@ -281,22 +281,6 @@ void vlmn_mm_random_row(const mm_tensor *t, uint64_t seed, uint64_t r, float *ds
     }
 }
 
-/* Convert n f32 values to `type` at dst (n a multiple of the block size). */
-void vlmn_mm_convert(uint32_t type, const float *src, void *dst, uint64_t n)
-{
-    switch (type) {
-    case VLMN_TYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
-    case VLMN_TYPE_F16:
-        for (uint64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = vlmn_f32_to_f16(src[i]);
-        break;
-    case VLMN_TYPE_BF16:
-        for (uint64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = vlmn_f32_to_bf16(src[i]);
-        break;
-    case VLMN_TYPE_Q8_0: vlmn_quantize_q8_0(src, dst, (int64_t)n); break;
-    default: VLMN_ASSERT(!"unsupported type");
-    }
-}
-
 typedef struct fill_ctx {
     const mm_tensor *t;
     uint64_t seed;
@@ -326,7 +310,7 @@ static vlmn_status fill_random(void *user, void *dst, uint64_t nbytes)
         for (int64_t r = 0; r < (int64_t)n_rows; r++) {
             if (!row) continue;
             vlmn_mm_random_row(t, f->seed, (uint64_t)r, row);
-            vlmn_mm_convert(t->type, row, (char *)dst + (uint64_t)r * row_bytes, t->ne[0]);
+            vlmn_from_f32(t->type, row, (char *)dst + (uint64_t)r * row_bytes, (int64_t)t->ne[0]);
         }
         vlmn_free(row);
     }

@@ -34,7 +34,6 @@ vlmn_status vlmn_mm_clip_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
 vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **out, int *n_out);
 uint64_t vlmn_mm_unpermute_row(uint64_t r, uint64_t n_rows, int n_heads);
 void vlmn_mm_random_row(const mm_tensor *t, uint64_t seed, uint64_t r, float *dst);
-void vlmn_mm_convert(uint32_t type, const float *src, void *dst, uint64_t n);
 vlmn_status vlmn_mm_paths(const char *prefix, char *text, char *mmproj, char *extra, const char *extra_suffix);
 
 #endif

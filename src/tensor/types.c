@@ -162,6 +162,39 @@ uint16_t vlmn_f32_to_bf16(float f)
 
 /* ggml's reference rule (quantize_row_q8_0_ref): d = amax/127, q = round(x * (1/d)),
  * d stored as f16. roundf rounds halves away from zero, as ggml does. */
+static void put_u16s(uint8_t *d, const float *src, int64_t n, uint16_t (*conv)(float))
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h = conv(src[i]);
+        d[2 * i] = (uint8_t)h;
+        d[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+vlmn_status vlmn_from_f32(uint32_t type, const float *src, void *dst, int64_t n)
+{
+    uint8_t *d = dst;
+    switch (type) {
+    case VLMN_TYPE_F32:
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(d, src, (size_t)n * sizeof(float));
+#else
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &src[i], 4);
+            for (int k = 0; k < 4; k++) d[4 * i + k] = (uint8_t)(u >> (8 * k));
+        }
+#endif
+        return VLMN_OK;
+    case VLMN_TYPE_F16: put_u16s(d, src, n, vlmn_f32_to_f16); return VLMN_OK;
+    case VLMN_TYPE_BF16: put_u16s(d, src, n, vlmn_f32_to_bf16); return VLMN_OK;
+    case VLMN_TYPE_Q8_0: vlmn_quantize_q8_0(src, dst, n); return VLMN_OK;
+    default:
+        return vlmn_error(VLMN_E_UNSUPPORTED, "no conversion from f32 to %s",
+                          vlmn_type_name(type) ? vlmn_type_name(type) : "this type");
+    }
+}
+
 void vlmn_quantize_q8_0(const float *src, void *dst, int64_t n)
 {
     uint8_t *out = dst;

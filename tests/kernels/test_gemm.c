@@ -44,14 +44,6 @@ static void *make_weights(uint32_t type, int64_t N, int64_t K)
         uint8_t *row = w + rb * (uint64_t)n;
         for (int64_t k = 0; k < K; k++) tmp[k] = frand();
         switch (type) {
-        case VLMN_TYPE_F32: memcpy(row, tmp, sizeof(float) * (size_t)K); break;
-        case VLMN_TYPE_F16:
-            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_f16(tmp[k]);
-            break;
-        case VLMN_TYPE_BF16:
-            for (int64_t k = 0; k < K; k++) ((uint16_t *)row)[k] = vlmn_f32_to_bf16(tmp[k]);
-            break;
-        case VLMN_TYPE_Q8_0: vlmn_quantize_q8_0(tmp, row, K); break;
         case VLMN_TYPE_Q4_K:
             /* block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles;
              * any bytes are a valid block, so random ones with sane d/dmin. */
@@ -63,6 +55,7 @@ static void *make_weights(uint32_t type, int64_t N, int64_t K)
                 memcpy(row + b * 144 + 2, &dm, 2);
             }
             break;
+        default: vlmn_from_f32(type, tmp, row, K); break;
         }
     }
     free(tmp);

@@ -250,9 +250,35 @@ TEST(quantize_q8_0_golden)
     uint8_t *q = malloc(cnt / 32 * 34);
     vlmn_quantize_q8_0(x, q, cnt);
     CHECK(memcmp(q, b + 8 + (size_t)cnt * 4, cnt / 32 * 34) == 0);
+    memset(q, 0, cnt / 32 * 34);
+    CHECK(vlmn_from_f32(VLMN_TYPE_Q8_0, x, q, cnt) == VLMN_OK);
+    CHECK(memcmp(q, b + 8 + (size_t)cnt * 4, cnt / 32 * 34) == 0);
     free(x);
     free(q);
     free(b);
+}
+
+/* vlmn_from_f32 writes the GGUF bytes (little-endian) of the scalar conversions. */
+TEST(from_f32)
+{
+    const float x[5] = {1.0f, -2.5f, 0.1f, 65504.0f, -1e-8f};
+    uint8_t d[20];
+    CHECK(vlmn_from_f32(VLMN_TYPE_F32, x, d, 5) == VLMN_OK);
+    for (int i = 0; i < 5; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        CHECK(le32(d + 4 * i) == u);
+    }
+    const uint32_t t16[2] = {VLMN_TYPE_F16, VLMN_TYPE_BF16};
+    for (int k = 0; k < 2; k++) {
+        CHECK(vlmn_from_f32(t16[k], x, d, 5) == VLMN_OK);
+        for (int i = 0; i < 5; i++) {
+            uint16_t h = k ? vlmn_f32_to_bf16(x[i]) : vlmn_f32_to_f16(x[i]);
+            CHECK(d[2 * i] == (uint8_t)h && d[2 * i + 1] == (uint8_t)(h >> 8));
+        }
+    }
+    CHECK(vlmn_from_f32(VLMN_TYPE_Q4_K, x, d, 5) == VLMN_E_UNSUPPORTED);
+    CHECK(strstr(vlmn_errmsg(), "Q4_K") != NULL);
 }
 
 TEST_MAIN()
