@@ -19,6 +19,7 @@
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
 #include "kernels/transpose_avx512.h"
+#include "tensor/kquant.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -254,17 +255,6 @@ static void weights_f16(const uint8_t *const *wrow, int nr, int64_t b0, int64_t 
 /* Q4_K super-block (256 values, 144 bytes): f16 d, f16 dmin, 12 bytes of 6-bit
  * scales/mins, 128 bytes of nibbles; 32-byte group g holds sub-blocks 2g (low nibbles)
  * and 2g+1 (high). x = d*sc*q - dmin*m (as ggml's dequantize_row_q4_K). */
-static inline void q4k_scale_min(int s, const uint8_t *q, int *sc, int *mn)
-{
-    if (s < 4) {
-        *sc = q[s] & 63;
-        *mn = q[s + 4] & 63;
-    } else {
-        *sc = (q[s + 4] & 0x0f) | ((q[s - 4] >> 6) << 4);
-        *mn = (q[s + 4] >> 4) | ((q[s] >> 6) << 4);
-    }
-}
-
 static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t b1,
                          const int8_job *j, uint8_t *wq, float *wd, float *wm, int32_t *wcorr)
 {
@@ -278,7 +268,7 @@ static void weights_q4_k(const uint8_t *const *wrow, int nr, int64_t b0, int64_t
             const float d = _cvtsh_ss(hd), dmin = _cvtsh_ss(hm);
             for (int s = 0; s < 8; s++) {
                 int sc, mn;
-                q4k_scale_min(s, blk + 4, &sc, &mn);
+                vlmn_kq_scale_min(s, blk + 4, &sc, &mn);
                 const int64_t t = r * KBB + (b - b0) + s;
                 __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (s / 2)));
                 __m256i q = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4)

@@ -3,6 +3,7 @@
  * formulas follow ggml's dequantize_row_* (ggml-quants.c); bytes are read
  * little-endian with memcpy so `src` may be unaligned. */
 #include "vlmn/types.h"
+#include "tensor/kquant.h"
 
 #include <string.h>
 
@@ -96,20 +97,6 @@ static void dq_q5_1(const uint8_t *s, float *y, int64_t nb)
     }
 }
 
-/* K-quant 6-bit scale/min pair j (0..7) packed in 12 bytes: j<4 in the low 6 bits of
- * bytes j (scale) and j+4 (min); j>=4 in the nibbles of byte j+4 plus the top two
- * bits of bytes j-4 (scale) and j (min). As ggml's get_scale_min_k4. */
-static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *mn)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *mn = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* Q4_K: f16 d, f16 dmin, u8 scales[12], u8 qs[128]. Eight sub-blocks of 32 values;
  * each 32-byte group of qs holds two sub-blocks (low nibbles first).
  * x = d*sc*q - dmin*mn. */
@@ -120,8 +107,8 @@ static void dq_q4_k(const uint8_t *s, float *y, int64_t nb)
         const uint8_t *sc = s + 4, *q = s + 16;
         for (int g = 0; g < 4; g++, q += 32) {
             int s1, m1, s2, m2;
-            scale_min_k4(2 * g, sc, &s1, &m1);
-            scale_min_k4(2 * g + 1, sc, &s2, &m2);
+            vlmn_kq_scale_min(2 * g, sc, &s1, &m1);
+            vlmn_kq_scale_min(2 * g + 1, sc, &s2, &m2);
             float d1 = d * (float)s1, mm1 = dmin * (float)m1;
             float d2 = d * (float)s2, mm2 = dmin * (float)m2;
             for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0x0f) - mm1;
@@ -139,8 +126,8 @@ static void dq_q5_k(const uint8_t *s, float *y, int64_t nb)
         const uint8_t *sc = s + 4, *qh = s + 16, *q = s + 48;
         for (int g = 0; g < 4; g++, q += 32) {
             int s1, m1, s2, m2;
-            scale_min_k4(2 * g, sc, &s1, &m1);
-            scale_min_k4(2 * g + 1, sc, &s2, &m2);
+            vlmn_kq_scale_min(2 * g, sc, &s1, &m1);
+            vlmn_kq_scale_min(2 * g + 1, sc, &s2, &m2);
             float d1 = d * (float)s1, mm1 = dmin * (float)m1;
             float d2 = d * (float)s2, mm2 = dmin * (float)m2;
             int b1 = 2 * g, b2 = 2 * g + 1;
