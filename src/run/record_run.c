@@ -333,7 +333,6 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         char prev[4096] = "";
         vlmn_db_get_meta(db, "resume_times", prev, sizeof prev);
         if ((st = vlmn_db_set_meta(db, "resume_times", "%s%s%s", prev, prev[0] ? " " : "", timebuf))) goto done;
-        if ((st = vlmn_db_meta_add_items(db, "isa", vlmn_isa_name(vlmn_isa_active())))) goto done;
         if (!o->quiet)
             fprintf(stderr, "vlmn record: resuming %s at dataset index %" PRId64 " (%" PRId64 " samples done)\n", o->out,
                     ps.next_index, ps.n_ok + ps.n_failed);
@@ -341,12 +340,13 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
         /* fresh run (or one that failed during its setup: nothing was kept) */
         if ((st = vlmn_db_exec(db, "DELETE FROM samples; DELETE FROM neurons; DELETE FROM run;"))) goto done;
         if ((st = set_options(db, o, be))) goto done;
-        /* the kernels' ISA level: activations are bit-identical only at one level */
-        if ((st = vlmn_db_meta_add_items(db, "isa", vlmn_isa_name(vlmn_isa_active())))) goto done;
         utc_now(timebuf, sizeof timebuf);
         if ((st = vlmn_db_set_meta(db, "start_time", "%s", timebuf))) goto done;
         if ((st = vlmn_db_set_meta(db, "status", "running"))) goto done;
     }
+    /* the kernels' ISA level (fresh run or resume): activations are bit-identical only
+     * within one level */
+    if ((st = vlmn_db_meta_add_items(db, "isa", vlmn_isa_name(vlmn_isa_active())))) goto done;
 
     if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
     in_tx = false;
