@@ -6,6 +6,11 @@
 
 #include <stdint.h>
 
+#include "cli.h"
+
+/* For cli_unknown_option: the suggestions come from the whole bench usage. */
+extern const struct vlmn_cmd vlmn_cmd_bench;
+
 int bench_gemm(int argc, char **argv);
 int bench_record(int argc, char **argv);
 int bench_peak(int argc, char **argv);

@@ -29,7 +29,8 @@ int bench_attention(int argc, char **argv)
         else if (cli_flag(argv, i, "causal", 0)) { causal = 1; continue; }
         else if (cli_flag(argv, i, "full", 0)) { causal = 0; continue; }
         else if (cli_flag(argv, i, "json", 0)) { json = 1; continue; }
-        else return cli_errorf("bench attention", 2, "unknown option '%s'", argv[i]);
+        else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) return 2;
+        else return cli_errorf("bench attention", 2, "unexpected argument '%s'", argv[i]);
         if (r < 0 || !v) return 2;
         if (lp && cli_parse_long(v, lo, hi, lp))
             return cli_errorf("bench attention", 2, "bad value '%s' for %s", v, argv[i - 1]);

@@ -109,7 +109,8 @@ int bench_forward(int argc, char **argv)
         else if (cli_flag(argv, i, "exact", 0)) { prec = VLMN_PREC_EXACT; continue; }
         else if (cli_flag(argv, i, "fastest", 0)) { prec = VLMN_PREC_FASTEST; continue; }
         else if (cli_flag(argv, i, "json", 0)) { json = 1; continue; }
-        else return cli_errorf(cmd, 2, "unknown option '%s'", argv[i]);
+        else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) return 2;
+        else return cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         if (r < 0 || !v) return 2;
         if (lp && cli_parse_long(v, lo, hi, lp)) return cli_errorf(cmd, 2, "bad value '%s' for %s", v, argv[i - 1]);
     }

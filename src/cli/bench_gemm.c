@@ -58,7 +58,8 @@ int bench_peak(int argc, char **argv)
             if (r < 0 || !v || cli_parse_long(v, 0, 256, &threads))
                 return cli_errorf("bench peak", 2, "bad thread count");
         } else if (cli_flag(argv, i, "json", 0)) json = 1;
-        else return cli_errorf("bench peak", 2, "unknown option '%s'", argv[i]);
+        else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) return 2;
+        else return cli_errorf("bench peak", 2, "unexpected argument '%s'", argv[i]);
     }
     vlmn_pool *pool = NULL;
     vlmn_status st = vlmn_pool_create((int)threads, &pool);
@@ -95,7 +96,8 @@ int bench_gemm(int argc, char **argv)
         else if ((r = cli_opt(argc, argv, &i, "threads", 't', &v))) lp = &threads, lo = 0, hi = 256;
         else if ((r = cli_opt(argc, argv, &i, "reps", 0, &v))) lp = &reps, hi = 100000;
         else if (cli_flag(argv, i, "json", 0)) { json = 1; continue; }
-        else return cli_errorf("bench gemm", 2, "unknown option '%s'", argv[i]);
+        else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) return 2;
+        else return cli_errorf("bench gemm", 2, "unexpected argument '%s'", argv[i]);
         if (r < 0 || !v) return 2;
         if (lp && cli_parse_long(v, lo, hi, lp))
             return cli_errorf("bench gemm", 2, "bad value '%s' for %s", v, argv[i - 1]);

@@ -205,7 +205,9 @@ int bench_record(int argc, char **argv)
         else if (cli_flag(argv, i, "json", 0)) {
             json = true;
             continue;
-        } else return cli_errorf("bench", 2, "record: unknown option '%s'", argv[i]);
+        } else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) {
+            return 2;
+        } else return cli_errorf("bench", 2, "record: unexpected argument '%s'", argv[i]);
         if (r < 0) return 2;
         if (lp && cli_parse_long(v, lo, hi, lp)) return cli_errorf("bench", 2, "record: bad value '%s' for %s", v, argv[i - 1]);
     }

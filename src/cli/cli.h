@@ -22,6 +22,21 @@ int cli_errorf(const char *cmd, int code, const char *fmt, ...) __attribute__((f
 /* Print the usage of `cmd` on stderr and return 2. */
 int cli_usage(const struct vlmn_cmd *cmd);
 
+/* Conventions every command gets from main.c and these helpers (docs/cli.md):
+ *  - `vlmn CMD --help` / `-h` (anywhere before `--`) prints the usage on stdout, exit 0;
+ *  - `--` ends the options: main.c removes it, and cli_opt/cli_flag never match an
+ *    argument that came after it, cli_unknown_option treats it as positional;
+ *  - a lone `-` is positional (stdin/stdout where the command says so);
+ *  - unknown options: in the argument loop, after every option test and before taking
+ *    argv[i] as positional, call
+ *        } else if (cli_unknown_option(&vlmn_cmd_NAME, argv, i)) { return 2; }
+ *    It prints "vlmn NAME: unknown option --foo (did you mean --bar?)", the nearest
+ *    option named in the command's usage text, and returns 2; 0 for a positional.
+ * Exit codes: 0 ok, 1 error, 2 usage. */
+int cli_unknown_option(const struct vlmn_cmd *cmd, char **argv, int i);
+/* True when argv[i] came after `--` (a positional argument whatever it looks like). */
+int cli_after_dashdash(char **argv, int i);
+
 /* Minimal option parsing shared by commands: long options "--name value" or
  * "--name=value", short "-x value". Returns the value or NULL; `*i` is advanced. */
 const char *cli_optval(int argc, char **argv, int *i);

@@ -48,8 +48,8 @@ static int run(int argc, char **argv)
             int m = r < 0 ? -1 : vlmn_norm_parse(v);
             if (m < 0) return cli_errorf("classify", 2, "--normalize must be floor or continuous");
             p.norm = (vlmn_norm_mode)m;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_errorf("classify", 2, "unknown option %s (see vlmn help classify)", argv[i]);
+        } else if (cli_unknown_option(&vlmn_cmd_classify, argv, i)) {
+            return 2;
         } else if (!dir) {
             dir = argv[i];
         } else {

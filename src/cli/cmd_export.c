@@ -254,9 +254,8 @@ static int run_export(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "out", 'o', &v))) {
             if (r < 0) return 2;
             outp = v;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "vlmn export: unknown option '%s'\n", argv[i]);
-            return cli_usage(&vlmn_cmd_export);
+        } else if (cli_unknown_option(&vlmn_cmd_export, argv, i)) {
+            return 2;
         } else if (!dir) dir = argv[i];
         else if (!what) what = argv[i];
         else return cli_usage(&vlmn_cmd_export);

@@ -363,26 +363,20 @@ static int info_text(const vlmn_gguf *g)
     return 0;
 }
 
+const struct vlmn_cmd vlmn_cmd_info;
+
 static int run_info(int argc, char **argv)
 {
     bool json = false;
     int nfiles = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--")) {
-            nfiles += argc - i - 1;
-            break;
-        } else if (argv[i][0] == '-' && argv[i][1]) return cli_errorf("info", 2, "unknown option %s (see 'vlmn help info')", argv[i]);
+        if (cli_flag(argv, i, "json", 0)) json = true;
+        else if (cli_unknown_option(&vlmn_cmd_info, argv, i)) return 2;
         else nfiles++;
     }
     if (!nfiles) return cli_errorf("info", 2, "no FILE given (see 'vlmn help info')");
-    bool files_only = false;
     for (int i = 1; i < argc; i++) {
-        if (!files_only && !strcmp(argv[i], "--")) {
-            files_only = true;
-            continue;
-        }
-        if (!files_only && argv[i][0] == '-' && argv[i][1]) continue;
+        if (cli_flag(argv, i, "json", 0)) continue;
         vlmn_gguf *g = NULL;
         vlmn_status st = vlmn_gguf_open(argv[i], &g);
         if (st) {

@@ -41,8 +41,10 @@ static int run(int argc, char **argv)
             if (!strcmp(v, "json")) fmt = VLMN_MM_JSON;
             else if (!strcmp(v, "jsonl")) fmt = VLMN_MM_JSONL;
             else return cli_errorf("make-dataset", 2, "unknown format '%s' (json or jsonl)", v);
+        } else if (cli_unknown_option(&vlmn_cmd_make_dataset, argv, i)) {
+            return 2;
         } else {
-            fprintf(stderr, "vlmn make-dataset: unknown argument '%s'\n", argv[i]);
+            fprintf(stderr, "vlmn make-dataset: unexpected argument '%s'\n", argv[i]);
             return cli_usage(&vlmn_cmd_make_dataset);
         }
     }

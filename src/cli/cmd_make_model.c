@@ -90,7 +90,8 @@ static int run(int argc, char **argv)
             }
         }
         if (k < n_dims) continue;
-        fprintf(stderr, "vlmn make-model: unknown argument '%s'\n", argv[i]);
+        if (cli_unknown_option(&vlmn_cmd_make_model, argv, i)) return 2;
+        fprintf(stderr, "vlmn make-model: unexpected argument '%s'\n", argv[i]);
         return cli_usage(&vlmn_cmd_make_model);
     }
     if (!out) return cli_usage(&vlmn_cmd_make_model);

@@ -29,9 +29,8 @@ static int run_merge(int argc, char **argv)
         }
         if (r > 0) out = v;
         else if (cli_flag(argv, i, "quiet", 'q')) quiet = true;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "vlmn merge: unknown option '%s'\n", argv[i]);
-            rc = cli_usage(&vlmn_cmd_merge);
+        else if (cli_unknown_option(&vlmn_cmd_merge, argv, i)) {
+            rc = 2;
             goto done;
         } else in[n++] = argv[i];
     }

@@ -31,10 +31,8 @@ static int run(int argc, char **argv)
         else if ((r = cli_opt(argc, argv, &i, "image", 0, &v))) image = v;
         else if ((r = cli_opt(argc, argv, &i, "mode", 0, &v))) mode_s = v;
         else if ((r = cli_opt(argc, argv, &i, "output", 'o', &v))) outp = v;
-        else if (cli_flag(argv, i, "help", 'h')) {
-            fputs(usage, stdout);
-            return 0;
-        } else {
+        else if (cli_unknown_option(&vlmn_cmd_preprocess, argv, i)) return 2;
+        else {
             fprintf(stderr, "vlmn preprocess: unknown argument '%s'\n", argv[i]);
             return cli_usage(&vlmn_cmd_preprocess);
         }

@@ -181,7 +181,8 @@ static int run(int argc, char **argv)
             prec = VLMN_PREC_EXACT;
             continue;
         }
-        cli_errorf(cmd, 2, "unknown argument '%s'", argv[i]);
+        if (cli_unknown_option(&vlmn_cmd_probe, argv, i)) return 2;
+        cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_probe);
     }
     if (!model || !mmproj || !image || !out) {

@@ -125,8 +125,10 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
             o->strict = true;
         } else if (cli_flag(argv, i, "quiet", 'q')) {
             o->quiet = true;
+        } else if (cli_unknown_option(&vlmn_cmd_record, argv, i)) {
+            return 2;
         } else {
-            fprintf(stderr, "vlmn record: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "vlmn record: unexpected argument '%s'\n", argv[i]);
             return cli_usage(&vlmn_cmd_record);
         }
 #undef OPT

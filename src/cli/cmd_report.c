@@ -104,8 +104,8 @@ static int run(int argc, char **argv)
             if (r < 0 || cli_parse_double(v, &frac)) return cli_usage(&vlmn_cmd_report);
         } else if ((r = cli_opt(argc, argv, &i, "neurons", 0, &v))) {
             if (r < 0 || cli_parse_long(v, 1, 1000, &n_conf)) return cli_errorf("report", 2, "--neurons: 1..1000");
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_errorf("report", 2, "unknown option %s (see vlmn help report)", argv[i]);
+        } else if (cli_unknown_option(&vlmn_cmd_report, argv, i)) {
+            return 2;
         } else if (!dir) {
             dir = argv[i];
         } else {

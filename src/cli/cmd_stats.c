@@ -34,8 +34,8 @@ static int run(int argc, char **argv)
             if (r < 0 || cli_parse_double(v, &frac)) return cli_usage(&vlmn_cmd_stats);
         } else if (cli_flag(argv, i, "json", 0)) {
             json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_errorf("stats", 2, "unknown option %s (see vlmn help stats)", argv[i]);
+        } else if (cli_unknown_option(&vlmn_cmd_stats, argv, i)) {
+            return 2;
         } else if (!dir) {
             dir = argv[i];
         } else {

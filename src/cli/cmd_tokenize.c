@@ -97,9 +97,8 @@ static int run(int argc, char **argv)
             eos = 1;
         } else if (cli_flag(argv, i, "json", 0)) {
             json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            cli_errorf("tokenize", 2, "unknown option %s", argv[i]);
-            return cli_usage(&vlmn_cmd_tokenize);
+        } else if (cli_unknown_option(&vlmn_cmd_tokenize, argv, i)) {
+            return 2;
         } else if (!text) {
             text = argv[i];
         } else {
