@@ -6,8 +6,14 @@
 # Prints one table row per mode (markdown) at the end; JSON of each comparison is kept in
 # DIR/cmp-*.json. Steps whose output exists are skipped, so an interrupted run continues.
 #
+# Without AVX-512 (VLMN_ISA != avx512) every precision runs the same f32 kernels, so the
+# fast/fastest runs are recorded with VLMN_EMULATE_PRECISION=1: the f32 path rounds the
+# GEMM activations exactly as the AVX-512 kernels of that precision do (docs/kernels.md);
+# each run's provenance says so (key precision_emulation).
+#
 # Usage: bench/precision.sh [VLMN] [DIR]
 #   env: LAYERS (2) SAMPLES (200) THREADS (2) V_LAYER (2) V_SIZE (112) TOP_N (50) SEED (7)
+#        RUNS (the weights:precision list below), EMULATE (auto|0|1)
 set -eu
 VLMN=$(realpath "${1:-build/vlmn}")
 DIR=${2:-bench-precision}
@@ -33,14 +39,20 @@ done
 
 # Reference first, then the modes a user picks for speed, then the exact runs of the
 # quantised weights (which separate weight rounding from arithmetic).
-RUNS="f32:exact q8_0:fastest q8_0:fast bf16:fast q8_0:exact bf16:exact bf16:fastest"
+RUNS=${RUNS:-"f32:exact q8_0:exact bf16:exact q8_0:fastest q8_0:fast bf16:fast"}
+EMULATE=${EMULATE:-auto}
+if [ "$EMULATE" = auto ]; then
+  if grep -q avx512_bf16 /proc/cpuinfo 2>/dev/null && grep -q avx512_vnni /proc/cpuinfo; then EMULATE=0; else EMULATE=1; fi
+fi
 for r in $RUNS; do
   ty=${r%%:*} pr=${r##*:} run="r-$ty-$pr"
   if [ ! -f "$run/done" ]; then
     rm -rf "$run"
     log "record $run"
     t0=$(date +%s)
-    "$VLMN" record -m "m-$ty-text.gguf" --mmproj "m-$ty-mmproj.gguf" --data ds/data.json \
+    emu=0
+    [ "$pr" != exact ] && emu=$EMULATE
+    VLMN_EMULATE_PRECISION=$emu "$VLMN" record -m "m-$ty-text.gguf" --mmproj "m-$ty-mmproj.gguf" --data ds/data.json \
       --images ds -o "$run" --precision "$pr" --top-n "$N" -t "$T" --log-every 50
     echo $(( $(date +%s) - t0 )) > "$run/done"
   fi
@@ -55,6 +67,7 @@ for r in $RUNS; do
   for ref in r-f32-exact "r-$ty-exact"; do
     [ "$run" = "$ref" ] && continue
     [ "$ref" = r-f32-exact ] || [ "$pr" != exact ] || continue
+    [ -d "$ref" ] || continue
     out="cmp-$ty-$pr-vs-${ref#r-}.json"
     "$VLMN" compare "$ref" "$run" --json > "$out"
     "$VLMN" compare "$ref" "$run" > "${out%.json}.txt"

@@ -48,6 +48,18 @@ typedef enum vlmn_precision {
     VLMN_PREC_FASTEST = 2
 } vlmn_precision;
 
+/* Without AVX-512 every precision runs the f32 kernels. With VLMN_EMULATE_PRECISION=1 in
+ * the environment, FAST and FASTEST on BF16 and Q8_0 weights first round the GEMM's
+ * activations as the AVX-512 kernels do (bf16 round-to-nearest-even; Q8_0 FAST: int16,
+ * one scale per token and 512-value window; FASTEST: int8, one scale per 32-block), so
+ * the effect of a precision on results can be measured on any machine (bench/precision.sh).
+ * Equal to the AVX-512 kernels up to the order of the f32 sums. Returns whether it is on
+ * (read once; only on AVX2/ref: AVX-512 runs the real kernels). */
+bool vlmn_precision_emulated(void);
+/* The emulated rounding of one activation row of K values (K a multiple of 32 for Q8_0)
+ * into out; false when (prec, type) has none (EXACT, or a type other than BF16/Q8_0). */
+bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x, int64_t K, float *out);
+
 /* "fast", "exact", "fastest" (the names the CLI takes and runs record). */
 const char *vlmn_precision_name(vlmn_precision prec);
 /* Parses a name; VLMN_E_ARG (with a message listing the names) when unknown. */

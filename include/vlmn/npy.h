@@ -43,6 +43,9 @@ const char *vlmn_npy_dtype_descr(vlmn_npy_dtype dt);
  * entries >= 0; `data` holds prod(shape) elements (may be NULL if that is 0). */
 vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim,
                            const int64_t *shape, const void *data);
+/* The same bytes to an open descriptor (stdout for "-"), not atomic; `name` for errors. */
+vlmn_status vlmn_npy_write_fd(int fd, const char *name, vlmn_npy_dtype dt, int ndim, const int64_t *shape,
+                              const void *data);
 static inline vlmn_status vlmn_npy_write_f32(const char *path, int ndim, const int64_t *shape,
                                              const float *data)
 {

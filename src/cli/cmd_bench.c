@@ -80,6 +80,7 @@ const struct vlmn_cmd vlmn_cmd_bench = {
 static int run(int argc, char **argv)
 {
     if (argc < 2) return cli_usage(&vlmn_cmd_bench);
+    if (cli_unknown_option(&vlmn_cmd_bench, argv, 1)) return 2;
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
     cli_errorf("bench", 2, "no subcommand '%s'", argv[1]);

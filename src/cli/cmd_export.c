@@ -16,7 +16,9 @@ static const char usage[] =
     "  neurons  layer,neuron,max_act,min_act,mean,count[,classification columns]\n"
     "  top      layer,neuron,rank,sample_id,max_act,sample_index (rank 1 = highest)\n"
     "  samples  sample_id,image,status,n_image_tokens,n_text_tokens,sample_index,error\n"
-    "  run      key,value (provenance and options)\n";
+    "  run      key,value (provenance and options)\n"
+    "  -f, --format csv|json  (default csv)\n"
+    "  -o, --out FILE         write to FILE (default, and \"-\": stdout)\n";
 
 const struct vlmn_cmd vlmn_cmd_export;
 
@@ -268,6 +270,7 @@ static int run_export(int argc, char **argv)
     vlmn_status st = vlmn_run_open(dir, &run);
     if (st) return cli_fail("export", st);
     out o = {stdout, !strcmp(fmt, "json"), 0, NULL, 0, 0};
+    if (outp && !strcmp(outp, "-")) outp = NULL; /* "-": stdout, as without -o */
     if (outp && !(o.f = fopen(outp, "w"))) {
         vlmn_run_close(run);
         return cli_errorf("export", 1, "%s: cannot write", outp);

@@ -5,6 +5,7 @@
 #include "vlmn/image.h"
 #include "vlmn/npy.h"
 #include "core/alloc.h"
+#include "core/file.h"
 
 #include <string.h>
 
@@ -19,7 +20,8 @@ static const char usage[] =
     "    crop  resize the shortest edge to S, centre crop S x S (HF CLIPImageProcessor)\n"
     "  Resizing is PIL's BICUBIC; pixels are scaled to [0, 1] and normalised with the\n"
     "  mmproj's clip.vision.image_mean / image_std; S is clip.vision.image_size.\n"
-    "  OUT.npy: float32 array of shape [3, S, S] (channels R, G, B), written atomically.\n";
+    "  OUT.npy: float32 array of shape [3, S, S] (channels R, G, B), written atomically.\n"
+    "  --image -  reads the image from stdin; -o - writes the .npy to stdout.\n";
 
 static int run(int argc, char **argv)
 {
@@ -62,7 +64,16 @@ static int run(int argc, char **argv)
     if (!st) st = vlmn_gguf_get_arr_f32(g, "clip.vision.image_mean", mean, 3);
     if (!st) st = vlmn_gguf_get_arr_f32(g, "clip.vision.image_std", stdv, 3);
     if (st) goto done;
-    if ((st = vlmn_img_load(image, &im))) goto done;
+    if (!strcmp(image, "-")) { /* the image's bytes on stdin */
+        unsigned char *bytes = NULL;
+        size_t nbytes = 0;
+        if (!(st = vlmn_file_read_stream(stdin, "stdin", VLMN_IMG_MAX_FILE_BYTES, "image", &bytes, &nbytes)))
+            st = vlmn_img_decode_memory(bytes, nbytes, "stdin", &im);
+        vlmn_free(bytes);
+        if (st) goto done;
+    } else if ((st = vlmn_img_load(image, &im))) {
+        goto done;
+    }
     out = vlmn_malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);
     if (!out) {
         st = vlmn_error(VLMN_E_NOMEM, "out of memory");
@@ -73,7 +84,11 @@ static int run(int argc, char **argv)
         goto done;
     }
     int64_t shape[3] = {3, S, S};
-    if ((st = vlmn_npy_write_f32(outp, 3, shape, out))) goto done;
+    if (!strcmp(outp, "-")) {
+        if ((st = vlmn_npy_write_fd(1, "stdout", VLMN_NPY_F32, 3, shape, out))) goto done;
+    } else if ((st = vlmn_npy_write_f32(outp, 3, shape, out))) {
+        goto done;
+    }
     rc = 0;
 done:
     if (st) rc = cli_fail("preprocess", st);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "core/alloc.h"
+#include "core/file.h"
 #include "vlmn/gguf.h"
 #include "vlmn/tokenizer.h"
 
@@ -25,34 +26,6 @@ static const char usage[] =
 static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_tokenize = {"tokenize", "text -> token ids with a GGUF vocabulary",
                                            usage, run};
-
-static char *read_stdin(size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = vlmn_malloc(cap);
-    if (!buf) return NULL;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= TOKENIZE_MAX_STDIN) break;
-            char *nb = vlmn_realloc(buf, cap * 2);
-            if (!nb) {
-                vlmn_free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(stdin) || n >= TOKENIZE_MAX_STDIN) {
-        vlmn_free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
 
 static int print_json(const vlmn_tok *t, const int32_t *ids, int64_t n)
 {
@@ -121,9 +94,8 @@ static int run(int argc, char **argv)
         goto done;
     }
     if (strcmp(text, "-") == 0) {
-        buf = read_stdin(&len);
-        if (!buf) {
-            rc = cli_errorf("tokenize", 1, "cannot read stdin (error, out of memory or over 1 GiB)");
+        if ((st = vlmn_file_read_stream(stdin, "stdin", TOKENIZE_MAX_STDIN, "text", (unsigned char **)&buf, &len))) {
+            rc = cli_fail("tokenize", st);
             goto done;
         }
         text = buf;

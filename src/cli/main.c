@@ -84,7 +84,9 @@ static void nearest_option(const char *usage, const char *opt, char *best, size_
             e++;
         size_t len = (size_t)(e - p);
         int is_long = p[1] == '-';
-        if (lead && e > q && (is_long || e - q == 1) && len < n) {
+        /* A long option is only matched with long ones ("--x" is no typo of "-o"). */
+        int given_long = opt[1] == '-';
+        if (lead && e > q && (is_long || (e - q == 1 && !given_long)) && len < n) {
             char name[64];
             if (len < sizeof name) {
                 memcpy(name, p, len);

@@ -44,3 +44,40 @@ out:
     fclose(f);
     return st;
 }
+
+vlmn_status vlmn_file_read_stream(FILE *f, const char *name, uint64_t max_bytes, const char *what,
+                                  unsigned char **buf, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    *buf = NULL;
+    *len = 0;
+    unsigned char *b = vlmn_malloc(cap);
+    if (!b) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
+    for (;;) {
+        if (n == cap) {
+            if ((uint64_t)cap > max_bytes) break;
+            unsigned char *nb = vlmn_realloc(b, cap * 2);
+            if (!nb) {
+                vlmn_free(b);
+                return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(f)) {
+        vlmn_free(b);
+        return vlmn_error(VLMN_E_IO, "%s: read failed", name);
+    }
+    if ((uint64_t)n > max_bytes) {
+        vlmn_free(b);
+        return vlmn_error(VLMN_E_RANGE, "%s: %s too large (more than %llu bytes)", name, what,
+                          (unsigned long long)max_bytes);
+    }
+    *buf = b;
+    *len = n;
+    return VLMN_OK;
+}

@@ -102,19 +102,42 @@ static void fsync_dir(const char *path)
     }
 }
 
+/* Header and payload size of an array to write; errors name `path`. */
+static vlmn_status prepare(const char *path, vlmn_npy_dtype dt, int ndim, const int64_t *shape, const void *data,
+                           char hdr[1024], size_t *hlen, uint64_t *bytes)
+{
+    *hlen = vlmn_npy_header(hdr, 1024, dt, ndim, shape);
+    if (!*hlen) return vlmn_error(VLMN_E_ARG, "%s: invalid npy dtype or shape", path);
+    uint64_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        if (!vlmn_mul_ok(count, (uint64_t)shape[i], &count))
+            return vlmn_error(VLMN_E_RANGE, "%s: npy shape overflows", path);
+    if (!vlmn_mul_ok(count, dtypes[dt].size, bytes) || *bytes > SIZE_MAX)
+        return vlmn_error(VLMN_E_RANGE, "%s: npy shape overflows", path);
+    if (*bytes && !data) return vlmn_error(VLMN_E_ARG, "%s: npy write without data", path);
+    return VLMN_OK;
+}
+
+vlmn_status vlmn_npy_write_fd(int fd, const char *name, vlmn_npy_dtype dt, int ndim, const int64_t *shape,
+                              const void *data)
+{
+    char hdr[1024];
+    size_t hlen;
+    uint64_t bytes;
+    vlmn_status st = prepare(name, dt, ndim, shape, data, hdr, &hlen, &bytes);
+    if (!st) st = write_all(fd, hdr, hlen, name);
+    if (!st && bytes) st = write_all(fd, data, (size_t)bytes, name);
+    return st;
+}
+
 vlmn_status vlmn_npy_write(const char *path, vlmn_npy_dtype dt, int ndim, const int64_t *shape,
                            const void *data)
 {
     char hdr[1024];
-    size_t hlen = vlmn_npy_header(hdr, sizeof hdr, dt, ndim, shape);
-    if (!hlen) return vlmn_error(VLMN_E_ARG, "%s: invalid npy dtype or shape", path);
-    uint64_t count = 1, bytes;
-    for (int i = 0; i < ndim; i++)
-        if (!vlmn_mul_ok(count, (uint64_t)shape[i], &count))
-            return vlmn_error(VLMN_E_RANGE, "%s: npy shape overflows", path);
-    if (!vlmn_mul_ok(count, dtypes[dt].size, &bytes) || bytes > SIZE_MAX)
-        return vlmn_error(VLMN_E_RANGE, "%s: npy shape overflows", path);
-    if (bytes && !data) return vlmn_error(VLMN_E_ARG, "%s: npy write without data", path);
+    size_t hlen;
+    uint64_t bytes;
+    vlmn_status pst = prepare(path, dt, ndim, shape, data, hdr, &hlen, &bytes);
+    if (pst) return pst;
 
     size_t plen = strlen(path);
     char *tmp = vlmn_malloc(plen + 16);

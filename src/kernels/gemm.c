@@ -5,6 +5,9 @@
 #include "kernels/kernels_int.h"
 #include "core/alloc.h"
 
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 vlmn_status vlmn_matrix_init(vlmn_matrix *m, uint32_t type, int64_t rows, int64_t cols,
@@ -92,6 +95,88 @@ void gemm_ref(vlmn_pool *p, const gemm_args *g)
     vlmn_pool_run(p, gemm_ref_job, (void *)g);
 }
 
+/* ---- precision emulation (see kernels.h) ---- */
+
+bool vlmn_precision_emulated(void)
+{
+    static atomic_int on = -1;
+    int v = atomic_load(&on);
+    if (v < 0) {
+        const char *e = getenv("VLMN_EMULATE_PRECISION");
+        v = e && !strcmp(e, "1") && vlmn_isa_active() != VLMN_ISA_AVX512;
+        atomic_store(&on, v);
+    }
+    return v;
+}
+
+/* f32 -> bf16 -> f32, round to nearest even (as vcvtne2ps2bf16; NaN kept a NaN). */
+static float round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
+    else u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* Quantise x[0..n) with one scale: d = max|x| / qmax, q = rint(x * (qmax / max|x|)) in
+ * f32 (round to nearest even, as vcvtps2dq), value q * d. */
+static void round_scaled(const float *x, int64_t n, float qmax, float *out)
+{
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    const float d = amax / qmax, inv = amax > 0 ? qmax / amax : 0.0f;
+    for (int64_t i = 0; i < n; i++) out[i] = nearbyintf(x[i] * inv) * d;
+}
+
+/* The AVX-512 Q8_0 FAST kernel's scale window: 16 32-blocks; the last window of a row
+ * takes the remaining blocks (gemm_int8_avx512.c, KBW). */
+#define EMU_WINDOW_BLOCKS 16
+
+bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x, int64_t K, float *out)
+{
+    if (prec == VLMN_PREC_EXACT) return false;
+    if (type == VLMN_TYPE_BF16) {
+        for (int64_t i = 0; i < K; i++) out[i] = round_bf16(x[i]);
+        return true;
+    }
+    if (type != VLMN_TYPE_Q8_0 || K % 32) return false;
+    const int64_t KB = K / 32;
+    if (prec == VLMN_PREC_FASTEST) {
+        for (int64_t b = 0; b < KB; b++) round_scaled(x + 32 * b, 32, 127.0f, out + 32 * b);
+        return true;
+    }
+    for (int64_t w0 = 0; w0 < KB; w0 += EMU_WINDOW_BLOCKS) {
+        const int64_t w1 = KB - w0 < EMU_WINDOW_BLOCKS ? KB : w0 + EMU_WINDOW_BLOCKS;
+        round_scaled(x + 32 * w0, 32 * (w1 - w0), 32767.0f, out + 32 * w0);
+    }
+    return true;
+}
+
+/* The f32 GEMM on activations rounded as the precision's AVX-512 kernel rounds them;
+ * false when there is nothing to emulate (or no memory: then the caller runs plain f32,
+ * which only makes the result more exact). */
+static bool gemm_emulated(vlmn_pool *p, const gemm_args *g, bool avx2)
+{
+    if (g->prec == VLMN_PREC_EXACT || (g->W->type != VLMN_TYPE_BF16 && g->W->type != VLMN_TYPE_Q8_0)) return false;
+    const int64_t K = g->W->cols;
+    float *a = vlmn_malloc((size_t)g->M * (size_t)K * sizeof *a);
+    if (!a) return false;
+    for (int64_t m = 0; m < g->M; m++)
+        if (!vlmn_precision_round_row(g->prec, g->W->type, g->A + m * g->lda, K, a + m * K)) {
+            vlmn_free(a);
+            return false;
+        }
+    gemm_args e = *g;
+    e.A = a;
+    e.lda = K;
+    if (!avx2 || !gemm_f32_avx2(p, &e)) gemm_ref(p, &e);
+    vlmn_free(a);
+    return true;
+}
+
 void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
                const float *A, int64_t M, int64_t lda, float *C, int64_t ldc, bool accumulate)
 {
@@ -110,9 +195,11 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
         if (!done) done = gemm_f32_avx512(p, &g);
         break;
     case VLMN_ISA_AVX2:
-        done = gemm_f32_avx2(p, &g);
+        if (vlmn_precision_emulated()) done = gemm_emulated(p, &g, true);
+        if (!done) done = gemm_f32_avx2(p, &g);
         break;
     case VLMN_ISA_REF:
+        if (vlmn_precision_emulated()) done = gemm_emulated(p, &g, false);
         break;
     }
     if (!done) gemm_ref(p, &g);

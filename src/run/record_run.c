@@ -347,6 +347,10 @@ vlmn_status vlmn_record_run(const vlmn_record_opts *o, vlmn_rec_backend *be, vlm
     /* the kernels' ISA level (fresh run or resume): activations are bit-identical only
      * within one level */
     if ((st = vlmn_db_meta_add_items(db, "isa", vlmn_isa_name(vlmn_isa_active())))) goto done;
+    /* VLMN_EMULATE_PRECISION (kernels.h): the f32 kernels rounded activations as AVX-512 would */
+    if (!o->synthetic && strcmp(o->precision, "exact") &&
+        (st = vlmn_db_meta_add_items(db, "precision_emulation", vlmn_precision_emulated() ? "avx512-rounding" : "none")))
+        goto done;
 
     if ((st = vlmn_db_exec(db, "COMMIT"))) goto done;
     in_tx = false;
