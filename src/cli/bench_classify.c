@@ -86,6 +86,8 @@ int bench_classify(int argc, char **argv)
         } else if (cli_flag(argv, i, "keep", 0)) {
             keep = 1;
             continue;
+        } else if (cli_unknown_option(&vlmn_cmd_bench, argv, i)) {
+            return 2;
         } else {
             fprintf(stderr, "usage: %s", usage);
             return 2;

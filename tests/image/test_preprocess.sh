@@ -36,6 +36,6 @@ printf 'GIF89a....' > "$T/x.gif"
 fails "gif" 1 "x.gif: unsupported image format" --mmproj "$MM" --image "$T/x.gif" -o "$T/err.npy"
 fails "bad mode" 2 "unknown preprocessing mode 'squash'" --mmproj "$MM" --image "$D/j_base420.jpg" --mode squash -o "$T/err.npy"
 fails "no output option" 2 "required" --mmproj "$MM" --image "$D/j_base420.jpg"
-fails "unknown option" 2 "unknown argument" --mmproj "$MM" --image "$D/j_base420.jpg" --frobnicate -o "$T/err.npy"
+fails "unknown option" 2 "unknown option --frobnicate" --mmproj "$MM" --image "$D/j_base420.jpg" --frobnicate -o "$T/err.npy"
 fails "output dir missing" 1 "$T/nodir/x.npy" --mmproj "$MM" --image "$D/j_base420.jpg" -o "$T/nodir/x.npy"
 finish
