@@ -170,6 +170,18 @@ typedef vlmn_status (*vlmn_gguf_fill_fn)(void *user, void *dst, uint64_t nbytes)
 vlmn_status vlmn_gguf_add_tensor_fill(vlmn_gguf_writer *w, const char *name, uint32_t type,
                                       uint32_t n_dims, const uint64_t *ne,
                                       vlmn_gguf_fill_fn fill, void *user);
+/* Add a tensor whose bytes stay where they are (not copied; must outlive the writer,
+ * and any view of it): for vlmn_gguf_writer_view, also accepted by vlmn_gguf_write. */
+vlmn_status vlmn_gguf_add_tensor_ref(vlmn_gguf_writer *w, const char *name, uint32_t type,
+                                     uint32_t n_dims, const uint64_t *ne, const void *data);
+/* A reader over the writer's metadata and tensors without writing a file (every tensor
+ * must come from add_tensor_ref): how models in other containers (safetensors folders)
+ * are handed to GGUF consumers without copying their weights. The header is encoded
+ * and parsed back with all the reader's checks; `name` is the reader's path. The
+ * writer may be freed afterwards. release(owner) (may be NULL) runs when the reader is
+ * closed, or at once on failure: the owner keeps the tensors' bytes alive. */
+vlmn_status vlmn_gguf_writer_view(vlmn_gguf_writer *w, const char *name, void (*release)(void *),
+                                  void *owner, vlmn_gguf **out);
 /* Write atomically: a temp file in the same folder, fsync, rename over `path`, fsync
  * of the folder. Tensors made by `fill` are mapped from the file (space reserved with
  * posix_fallocate first), so nothing of their size is allocated in memory. */

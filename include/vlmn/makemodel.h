@@ -36,6 +36,16 @@ vlmn_status vlmn_mm_validate(const vlmn_mm_config *cfg);
 vlmn_status vlmn_mm_write_random(const vlmn_mm_config *cfg, const char *prefix,
                                  void (*progress)(void *user, const char *line), void *user);
 
+/* The same model (same seed: the same weights, bit for bit) as a Hugging Face folder DIR
+ * in the llava-hf layout (docs/hf.md): config.json, preprocessor_config.json,
+ * tokenizer_config.json, tokenizer.model (SentencePiece protobuf of the same vocabulary),
+ * two safetensors shards (vision tower + projector, language model) and
+ * model.safetensors.index.json. Q/K rows in HF order; the CLIP tower gets the last block
+ * and post-LN the legacy mmproj lacks (vision_feature_layer -2 leaves them unused).
+ * Weight type F32, F16 or BF16. */
+vlmn_status vlmn_mm_write_random_hf(const vlmn_mm_config *cfg, const char *dir,
+                                    void (*progress)(void *user, const char *line), void *user);
+
 /* Write the planted model: PREFIX-text.gguf, PREFIX-mmproj.gguf and PREFIX-planted.json
  * (the planted neurons and their true types). Uses cfg->seed, cfg->type, cfg->n_vocab,
  * cfg->v_size and cfg->v_patch; the other sizes are fixed by the construction. */

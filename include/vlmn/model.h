@@ -40,7 +40,9 @@ typedef struct vlmn_llava_info {
     float image_mean[3], image_std[3];
 } vlmn_llava_info;
 
-/* mmproj_path (mmproj) may be NULL: text-only model, samples without image positions. */
+/* text_path may also be a Hugging Face folder (config.json + safetensors, see
+ * docs/hf.md); then mmproj_path must be NULL.
+ * mmproj_path (mmproj) may be NULL: text-only model, samples without image positions. */
 vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
                             const vlmn_llava_params *params, vlmn_llava **out);
 /* The same from GGUF files already open (e.g. vlmn_gguf_open_memory); takes ownership
@@ -49,6 +51,15 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
 vlmn_status vlmn_llava_load_gguf(struct vlmn_gguf *text, struct vlmn_gguf *mmproj,
                                  const vlmn_llava_params *params, vlmn_llava **out);
 void vlmn_llava_free(vlmn_llava *m);
+
+/* Hugging Face folders (src/model/load_hf.c). A folder with a config.json? */
+bool vlmn_hf_is_folder(const char *path);
+/* The first `architectures` entry of a parsed config.json (a cJSON object), or NULL. */
+const char *vlmn_hf_architecture(const void *config_json);
+/* An llava-hf layout folder as the (text, mmproj) GGUF views vlmn_llava_load_gguf takes,
+ * mapping the safetensors weights without copying them (Q/K: a row-permuted copy). Both
+ * owned by the caller (vlmn_gguf_close); other architectures: VLMN_E_UNSUPPORTED. */
+vlmn_status vlmn_hf_llava_open(const char *dir, struct vlmn_gguf **text, struct vlmn_gguf **mmproj);
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
 /* The tokenizer built from the text model's vocabulary (owned by the model). */
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m);

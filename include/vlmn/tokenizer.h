@@ -48,6 +48,22 @@ vlmn_status vlmn_tok_create(const vlmn_tok_vocab *v, vlmn_tok **out);
 vlmn_status vlmn_tok_from_gguf(const vlmn_gguf *g, vlmn_tok **out);
 void vlmn_tok_free(vlmn_tok *t);
 
+/* A SentencePiece `tokenizer.model` file's bytes (ModelProto), as Hugging Face folders
+ * hold it, parsed into vocabulary arrays. Only BPE models with the identity normaliser
+ * are accepted (LLaMA's); ids outside the vocabulary become -1. The pieces point into
+ * `buf`, which must outlive the result. Free with vlmn_tok_spm_free. */
+typedef struct vlmn_tok_spm {
+    int32_t n;
+    const char **tokens;    /* [n] piece bytes (not NUL-terminated) */
+    uint64_t *lens;         /* [n] */
+    float *scores;          /* [n] */
+    int32_t *types;         /* [n] vlmn_tok_type */
+    int32_t unk_id, bos_id, eos_id;
+    bool add_dummy_prefix;
+} vlmn_tok_spm;
+vlmn_status vlmn_tok_spm_parse(const void *buf, size_t size, const char *name, vlmn_tok_spm **out);
+void vlmn_tok_spm_free(vlmn_tok_spm *s);
+
 int32_t vlmn_tok_n_vocab(const vlmn_tok *t);
 int32_t vlmn_tok_bos(const vlmn_tok *t); /* -1 if none */
 int32_t vlmn_tok_eos(const vlmn_tok *t);

@@ -3,6 +3,8 @@
  * file per line (format in docs/gguf.md), integers printed exactly, floats as %.17g. */
 #include "cli.h"
 #include "vlmn/gguf.h"
+#include "vlmn/model.h"
+#include "cli/info_hf.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 
@@ -377,6 +379,11 @@ static int run_info(int argc, char **argv)
     if (!nfiles) return cli_errorf("info", 2, "no FILE given (see 'vlmn help info')");
     for (int i = 1; i < argc; i++) {
         if (cli_flag(argv, i, "json", 0)) continue;
+        if (vlmn_hf_is_folder(argv[i])) {
+            fflush(stdout);
+            if (vlmn_info_hf(argv[i], json)) rc = 1;
+            continue;
+        }
         vlmn_gguf *g = NULL;
         vlmn_status st = vlmn_gguf_open(argv[i], &g);
         if (st) {
@@ -393,13 +400,17 @@ static int run_info(int argc, char **argv)
 
 const struct vlmn_cmd vlmn_cmd_info = {
     "info",
-    "show the metadata and tensors of GGUF files",
-    "vlmn info FILE... [--json]\n"
+    "show the metadata and tensors of GGUF files and Hugging Face folders",
+    "vlmn info FILE|DIR... [--json]\n"
     "  Print each GGUF file's header, architecture hyperparameters, tokenizer summary and\n"
     "  tensor table (name, type, shape in PyTorch order, bytes).\n"
     "  --json  one JSON object per file per line: file, version, alignment, architecture,\n"
     "          metadata (every key; arrays longer than 64 as {\"type\":..,\"count\":..}),\n"
     "          tensors (name, type, shape, offset, bytes). See docs/gguf.md.\n"
+    "  A Hugging Face folder (config.json + safetensors, docs/hf.md): architecture,\n"
+    "  sub-configs, shards, dtypes, tokenizer files, preprocessing, what the engine loads\n"
+    "  (LLaVA) and the tensor table; --json: folder, architecture, config, shards,\n"
+    "  tensors (name, dtype, shape, bytes, shard), tokenizer_files.\n"
     "  Exit 1 if any file cannot be read (\"vlmn info: PATH: problem\" on stderr).\n",
     run_info,
 };

@@ -15,13 +15,15 @@ const struct vlmn_cmd vlmn_cmd_make_model = {
     "vlmn make-model [--preset tiny|llava-7b|planted] [--type f32|f16|bf16|q8_0] [--seed S]\n"
     "                [--n-embd N --n-ff N --n-layer N --n-head N --n-head-kv N --n-vocab N --n-ctx N]\n"
     "                [--v-size N --v-patch N --v-embd N --v-ff N --v-layer N --v-head N --v-proj-dim N]\n"
-    "                [-q] -o PREFIX\n"
+    "                [--format gguf|hf] [-q] -o PREFIX\n"
     "  Writes PREFIX-text.gguf (llama) and PREFIX-mmproj.gguf (legacy llava clip) in\n"
     "  llama.cpp's LLaVA-1.5 layout, with a SentencePiece BPE vocabulary. Presets:\n"
     "    tiny      odd sizes for tests (default; q8_0 uses multiples of 32), f32 by default\n"
     "    llava-7b  the real LLaVA-1.5-7B shapes (about 14 GB), bf16 by default, streamed\n"
     "    planted   a tiny model whose chosen FFN neurons are visual/text/multimodal/unknown\n"
     "              by construction; also writes PREFIX-planted.json (f32 by default)\n"
+    "  --format hf writes the same weights as a Hugging Face folder PREFIX/ (llava-hf\n"
+    "  layout: config.json, safetensors shards + index, tokenizer.model; f32/f16/bf16).\n"
     "  Size options override the preset. The same seed gives identical files.\n"
     "  Progress goes to stderr when it is a terminal (-q: never).\n",
     run,
@@ -45,7 +47,7 @@ static int parse_type(const char *s, uint32_t *out)
 
 static int run(int argc, char **argv)
 {
-    const char *preset = "tiny", *out = NULL, *type_s = NULL, *v;
+    const char *preset = "tiny", *out = NULL, *type_s = NULL, *format = "gguf", *v;
     long seed = 1;
     bool quiet = false;
     /* Size overrides, applied after the preset. */
@@ -64,6 +66,11 @@ static int run(int argc, char **argv)
         if ((r = cli_opt(argc, argv, &i, "output", 'o', &v))) {
             if (r < 0) return 2;
             out = v;
+            continue;
+        }
+        if ((r = cli_opt(argc, argv, &i, "format", 0, &v))) {
+            if (r < 0) return 2;
+            format = v;
             continue;
         }
         if ((r = cli_opt(argc, argv, &i, "type", 0, &v))) {
@@ -95,7 +102,9 @@ static int run(int argc, char **argv)
         return cli_usage(&vlmn_cmd_make_model);
     }
     if (!out) return cli_usage(&vlmn_cmd_make_model);
-    bool planted = !strcmp(preset, "planted");
+    bool planted = !strcmp(preset, "planted"), hf = !strcmp(format, "hf");
+    if (!hf && strcmp(format, "gguf")) return cli_errorf("make-model", 2, "unknown --format '%s' (gguf, hf)", format);
+    if (hf && planted) return cli_errorf("make-model", 2, "--format hf is for the random presets, not planted");
     uint32_t type = !strcmp(preset, "llava-7b") ? VLMN_TYPE_BF16 : VLMN_TYPE_F32;
     if (type_s && parse_type(type_s, &type))
         return cli_errorf("make-model", 2, "unknown --type '%s' (f32, f16, bf16, q8_0)", type_s);
@@ -110,6 +119,11 @@ static int run(int argc, char **argv)
     if ((st = vlmn_mm_validate(&c))) return cli_errorf("make-model", 2, "%s", vlmn_errmsg());
     time_t t0 = time(NULL);
     bool show = !quiet && isatty(2);
+    if (hf) {
+        if ((st = vlmn_mm_write_random_hf(&c, out, show ? progress : NULL, &t0))) return cli_fail("make-model", st);
+        printf("%s\n", out);
+        return 0;
+    }
     st = planted ? vlmn_mm_write_planted(&c, out) : vlmn_mm_write_random(&c, out, show ? progress : NULL, &t0);
     if (st) return cli_fail("make-model", st);
     printf("%s-text.gguf\n%s-mmproj.gguf\n", out, out);

@@ -22,7 +22,7 @@
 extern const struct vlmn_cmd vlmn_cmd_probe;
 
 static const char USAGE[] =
-    "vlmn probe -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG\n"
+    "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --image IMG\n"
     "                  (--question Q --answer A [--template llava-v1|vicuna-v1|plain] | --prompt RAW)\n"
     "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop]\n"
     "                  [--precision fast|exact|fastest | --exact] [-t N] -o DIR\n"
@@ -32,7 +32,8 @@ static const char USAGE[] =
     "expanded in place) and DIR/tokens.json ([{\"pos\",\"id\" (-1 = image),\"piece\",\n"
     "\"modality\": \"image\"|\"text\"|\"prompt\"}]).\n"
     "\n"
-    "  -m, --model FILE     text model (GGUF, llama architecture)\n"
+    "  -m, --model FILE     text model (GGUF, llama architecture), or a Hugging Face\n"
+    "                       LLaVA folder (no --mmproj; see docs/hf.md)\n"
     "  --mmproj FILE        vision projector (GGUF, clip with a LLaVA projector)\n"
     "  --image FILE         JPEG or PNG\n"
     "  --question Q         question (llava-v1 template)\n"
@@ -185,8 +186,13 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_probe);
     }
-    if (!model || !mmproj || !image || !out) {
+    if (model && !mmproj && vlmn_hf_is_folder(model)) mmproj = NULL; /* the folder holds the tower */
+    else if (!model || !mmproj || !image || !out) {
         cli_errorf(cmd, 2, "-m, --mmproj, --image and -o are required");
+        return cli_usage(&vlmn_cmd_probe);
+    }
+    if (!image || !out) {
+        cli_errorf(cmd, 2, "--image and -o are required");
         return cli_usage(&vlmn_cmd_probe);
     }
     if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "run/record_run.h"
 #include "vlmn/kernels.h"
+#include "vlmn/model.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -26,7 +27,7 @@ static void on_signal(int sig)
 }
 
 static const char usage[] =
-    "vlmn record -m TEXT.gguf --mmproj MMPROJ.gguf --data FILE --images DIR -o RUN [options]\n"
+    "vlmn record (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --data FILE --images DIR -o RUN [options]\n"
     "  --data FILE            LLaVA conversation JSON (array) or JSONL {id,image,question,answer}\n"
     "  --images DIR           folder the samples' \"image\" paths are relative to\n"
     "  -o, --out RUN          run directory (created; see docs/run-format.md)\n"
@@ -140,7 +141,8 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
         fprintf(stderr, "vlmn record: --data and -o are required\n");
         return cli_usage(&vlmn_cmd_record);
     }
-    if (!o->synthetic && (!o->model || !o->mmproj || !o->images)) {
+    bool hf = o->model && !o->mmproj && vlmn_hf_is_folder(o->model);
+    if (!o->synthetic && (!o->model || (!o->mmproj && !hf) || !o->images)) {
         fprintf(stderr, "vlmn record: -m, --mmproj and --images are required\n");
         return cli_usage(&vlmn_cmd_record);
     }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "gguf/gguf_int.h"
 
 /* Smallest encodings, used to bound counts by the bytes left before allocating:
  * a kv is key length (8) + key (>= 1) + type (4) + value (>= 1);
@@ -54,6 +55,11 @@ struct vlmn_gguf {
     int64_t n_tensors;
     vlmn_gguf_tensor *tensors;
     struct name_ref *t_index;
+    /* views (vlmn_gguf_writer_view): base is an owned header-only buffer, tensor data
+     * are ext[i], and release(owner) frees what they point into */
+    const void *const *ext;
+    void (*release)(void *);
+    void *owner;
 };
 
 static const char *const vtype_names[VLMN_GGUF_VTYPE_COUNT_] = {
@@ -311,6 +317,11 @@ void vlmn_gguf_close(vlmn_gguf *g)
     vlmn_free(g->tensors);
     vlmn_free(g->t_index);
     if (g->mapped && g->base) munmap((void *)g->base, (size_t)g->size);
+    if (g->ext) {
+        vlmn_free((void *)g->base);
+        vlmn_free((void *)g->ext);
+    }
+    if (g->release) g->release(g->owner);
     vlmn_free(g->path);
     vlmn_free(g);
 }
@@ -445,12 +456,16 @@ static vlmn_status place_tensors(vlmn_gguf *g, uint64_t header_end)
     uint64_t ds = header_end + (g->alignment - header_end % g->alignment) % g->alignment;
     g->data_start = ds;
     if (g->n_tensors == 0) return VLMN_OK;
-    if (ds > g->size)
+    if (ds > g->size && !g->ext)
         return vlmn_error(VLMN_E_FORMAT, "%s: data section at 0x%llx starts past end of file (size 0x%llx)", g->path,
                           (unsigned long long)ds, (unsigned long long)g->size);
     for (int64_t i = 0; i < g->n_tensors; i++) {
         vlmn_gguf_tensor *t = &g->tensors[i];
         uint64_t a, e;
+        if (g->ext) {
+            t->data = g->ext[i];
+            continue;
+        }
         if (!vlmn_add_ok(ds, t->offset, &a) || !vlmn_add_ok(a, t->nbytes, &e) || e > g->size)
             return vlmn_error(VLMN_E_FORMAT, "%s: tensor %s: data at offset 0x%llx + %llu bytes past end of file (size 0x%llx)",
                               g->path, show(&sa, t->name.ptr, t->name.len), (unsigned long long)t->offset,
@@ -561,6 +576,33 @@ vlmn_status vlmn_gguf_open_memory(const void *buf, size_t size, const char *name
     g->base = buf ? buf : (const uint8_t *)"";
     g->size = size;
     return open_common(g, out);
+}
+
+vlmn_status vlmn_gguf_open_view_(void *hdr, size_t size, const char *name, const void **data, uint64_t n_data,
+                                 void (*release)(void *), void *owner, vlmn_gguf **out)
+{
+    *out = NULL;
+    vlmn_gguf *g = vlmn_calloc(1, sizeof *g);
+    if (!g || !(g->path = vlmn_strdup(name))) {
+        vlmn_free(g);
+        vlmn_free(hdr);
+        vlmn_free(data);
+        if (release) release(owner);
+        return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
+    }
+    g->base = hdr;
+    g->size = size;
+    g->ext = data;
+    g->release = release;
+    g->owner = owner;
+    vlmn_status st = parse_all(g);
+    if (!st && (uint64_t)g->n_tensors != n_data) st = vlmn_error(VLMN_E_INTERNAL, "%s: view tensor count", name);
+    if (st) {
+        vlmn_gguf_close(g);
+        return st;
+    }
+    *out = g;
+    return VLMN_OK;
 }
 
 vlmn_status vlmn_gguf_open(const char *path, vlmn_gguf **out)

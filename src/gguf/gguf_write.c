@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "gguf/gguf_int.h"
 
 struct wkv {
     char *key;
@@ -28,7 +29,8 @@ struct wtensor {
     uint32_t type, n_dims;
     uint64_t ne[VLMN_GGUF_MAX_DIMS];
     uint64_t nbytes, offset;
-    void *data; /* owned copy, or NULL when fill is set */
+    void *data; /* owned copy, or NULL when fill is set; borrowed when ref */
+    bool ref;
     vlmn_gguf_fill_fn fill;
     void *user;
 };
@@ -74,7 +76,7 @@ void vlmn_gguf_writer_free(vlmn_gguf_writer *w)
     }
     for (size_t i = 0; i < w->n_t; i++) {
         vlmn_free(w->t[i].name);
-        vlmn_free(w->t[i].data);
+        if (!w->t[i].ref) vlmn_free(w->t[i].data);
     }
     vlmn_free(w->kv);
     vlmn_free(w->t);
@@ -340,6 +342,43 @@ vlmn_status vlmn_gguf_add_tensor_f32(vlmn_gguf_writer *w, const char *name, uint
     vlmn_from_f32(type, values, t->data, (int64_t)n); /* type checked above */
     w->n_t++;
     return VLMN_OK;
+}
+
+static vlmn_status encode_header(vlmn_gguf_writer *w, vlmn_buf *h, uint64_t *total);
+
+vlmn_status vlmn_gguf_add_tensor_ref(vlmn_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                     const uint64_t *ne, const void *data)
+{
+    struct wtensor *t;
+    if (!data) return vlmn_error(VLMN_E_ARG, "gguf writer: tensor %s: NULL data", name ? name : "");
+    vlmn_status st = new_tensor(w, name, type, n_dims, ne, &t);
+    if (st) return st;
+    t->data = (void *)data;
+    t->ref = true;
+    w->n_t++;
+    return VLMN_OK;
+}
+
+vlmn_status vlmn_gguf_writer_view(vlmn_gguf_writer *w, const char *name, void (*release)(void *), void *owner,
+                                  vlmn_gguf **out)
+{
+    vlmn_buf h = {0};
+    uint64_t total;
+    const void **data = NULL;
+    *out = NULL;
+    vlmn_status st = VLMN_OK;
+    for (size_t i = 0; i < w->n_t && !st; i++)
+        if (!w->t[i].ref) st = vlmn_error(VLMN_E_ARG, "gguf writer: view of tensor %s that is not a reference", w->t[i].name);
+    if (!st) st = encode_header(w, &h, &total);
+    if (!st && !(data = vlmn_malloc((w->n_t ? w->n_t : 1) * sizeof *data)))
+        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", name);
+    if (st) {
+        vlmn_free(h.p);
+        if (release) release(owner);
+        return st;
+    }
+    for (size_t i = 0; i < w->n_t; i++) data[i] = w->t[i].data;
+    return vlmn_gguf_open_view_(h.p, h.n, name, data, w->n_t, release, owner, out);
 }
 
 vlmn_status vlmn_gguf_add_tensor_fill(vlmn_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,

@@ -281,16 +281,9 @@ void vlmn_mm_random_row(const mm_tensor *t, uint64_t seed, uint64_t r, float *ds
     }
 }
 
-typedef struct fill_ctx {
-    const mm_tensor *t;
-    uint64_t seed;
-    void (*progress)(void *user, const char *line);
-    void *user;
-} fill_ctx;
-
-static vlmn_status fill_random(void *user, void *dst, uint64_t nbytes)
+vlmn_status vlmn_mm_fill_random(void *user, void *dst, uint64_t nbytes)
 {
-    const fill_ctx *f = user;
+    const vlmn_mm_fill_ctx *f = user;
     const mm_tensor *t = f->t;
     uint64_t row_bytes, n_rows = t->ne[1] * t->ne[2] * t->ne[3];
     vlmn_status st = vlmn_type_row_bytes(t->type, t->ne[0], &row_bytes);
@@ -328,7 +321,7 @@ static vlmn_status write_random_file(const vlmn_mm_config *c, int which, const c
 {
     vlmn_gguf_writer *w = NULL;
     mm_tensor *t = NULL;
-    fill_ctx *ctx = NULL;
+    vlmn_mm_fill_ctx *ctx = NULL;
     int n = 0;
     char name[128];
     vlmn_status st;
@@ -344,8 +337,9 @@ static vlmn_status write_random_file(const vlmn_mm_config *c, int which, const c
         goto done;
     }
     for (int i = 0; i < n; i++) {
-        ctx[i] = (fill_ctx){&t[i], c->seed, progress, user};
-        if ((st = vlmn_gguf_add_tensor_fill(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne, fill_random, &ctx[i]))) goto done;
+        ctx[i] = (vlmn_mm_fill_ctx){&t[i], c->seed, progress, user};
+        if ((st = vlmn_gguf_add_tensor_fill(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne, vlmn_mm_fill_random, &ctx[i])))
+            goto done;
     }
     st = vlmn_gguf_write(w, path);
 done:

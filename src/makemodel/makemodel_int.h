@@ -34,6 +34,15 @@ vlmn_status vlmn_mm_clip_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
 vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **out, int *n_out);
 uint64_t vlmn_mm_unpermute_row(uint64_t r, uint64_t n_rows, int n_heads);
 void vlmn_mm_random_row(const mm_tensor *t, uint64_t seed, uint64_t r, float *dst);
+/* Fill callback (GGUF and safetensors writers): the raw `t->type` bytes of tensor t,
+ * row by row from vlmn_mm_random_row; one progress line per tensor when set. */
+typedef struct vlmn_mm_fill_ctx {
+    const mm_tensor *t;
+    uint64_t seed;
+    void (*progress)(void *user, const char *line);
+    void *user;
+} vlmn_mm_fill_ctx;
+vlmn_status vlmn_mm_fill_random(void *user, void *dst, uint64_t nbytes);
 vlmn_status vlmn_mm_paths(const char *prefix, char *text, char *mmproj, char *extra, const char *extra_suffix);
 
 #endif

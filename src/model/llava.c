@@ -608,6 +608,12 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
     vlmn_gguf *gt = NULL, *gv = NULL;
     *out = NULL;
     if (!text_path) return vlmn_error(VLMN_E_ARG, "llava: a text model is needed");
+    if (vlmn_hf_is_folder(text_path)) {
+        if (mmproj_path)
+            return vlmn_error(VLMN_E_ARG, "%s: a Hugging Face folder holds the vision tower: no --mmproj", text_path);
+        if ((st = vlmn_hf_llava_open(text_path, &gt, &gv))) return st;
+        return vlmn_llava_load_gguf(gt, gv, params, out);
+    }
     if ((st = vlmn_gguf_open(text_path, &gt))) return st;
     if (mmproj_path && (st = vlmn_gguf_open(mmproj_path, &gv))) {
         vlmn_gguf_close(gt);

@@ -8,6 +8,7 @@
 #include "vlmn/kernels.h"
 #include "core/alloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -129,11 +130,47 @@ static const char *abs_path(const char *p)
     return realpath(p, buf) ? buf : p;
 }
 
+/* A folder (Hugging Face model): SHA-256 over "name\0sha256-hex\n" of its regular files
+ * in name order (sub-folders are not part of a model), size = their total. */
+static vlmn_status folder_sha256(const char *dir, char hex[65], uint64_t *size)
+{
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    if (n < 0) return vlmn_error(VLMN_E_IO, "%s: %s", dir, strerror(errno));
+    vlmn_sha256 c;
+    vlmn_sha256_init(&c);
+    *size = 0;
+    vlmn_status st = VLMN_OK;
+    for (int i = 0; i < n; i++) {
+        char p[PATH_MAX], fh[65];
+        struct stat sb;
+        uint64_t fs;
+        snprintf(p, sizeof p, "%s/%s", dir, ents[i]->d_name);
+        if (!st && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (!(st = vlmn_sha256_file(p, fh, &fs))) {
+                vlmn_sha256_update(&c, ents[i]->d_name, strlen(ents[i]->d_name) + 1);
+                vlmn_sha256_update(&c, fh, 64);
+                vlmn_sha256_update(&c, "\n", 1);
+                *size += fs;
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (st) return st;
+    uint8_t d[32];
+    vlmn_sha256_final(&c, d);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return VLMN_OK;
+}
+
 static vlmn_status put_file_meta(sqlite3 *db, const char *key, const char *path)
 {
     char hex[65], k[128];
     uint64_t size;
-    vlmn_status st = vlmn_sha256_file(path, hex, &size);
+    struct stat sb;
+    vlmn_status st = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? folder_sha256(path, hex, &size)
+                                                                  : vlmn_sha256_file(path, hex, &size);
     if (st) return st;
     if ((st = vlmn_db_set_meta(db, key, "%s", abs_path(path)))) return st;
     snprintf(k, sizeof k, "%s_size", key);
@@ -172,7 +209,11 @@ static vlmn_status set_options(sqlite3 *db, const vlmn_record_opts *o, const vlm
     if ((st = put_file_meta(db, "data", o->data))) return st;
     if (!o->synthetic) {
         if ((st = put_file_meta(db, "model", o->model))) return st;
-        if ((st = put_file_meta(db, "mmproj", o->mmproj))) return st;
+        /* a Hugging Face folder holds the vision tower: no mmproj file */
+        if (o->mmproj && (st = put_file_meta(db, "mmproj", o->mmproj))) return st;
+        if (!o->mmproj && ((st = vlmn_db_set_meta(db, "mmproj", "%s", "")) ||
+                           (st = vlmn_db_set_meta(db, "mmproj_sha256", "%s", "(in the model folder)"))))
+            return st;
     }
     return be->provenance ? be->provenance(be->user, db) : VLMN_OK;
 }

@@ -1,0 +1,60 @@
+# Hugging Face folders on the command line: make-model --format hf writes the same model
+# as the GGUF pair (probe and record give identical output from both), vlmn info DIR
+# describes LLaVA and CLIP folders, and bad uses fail with one line.
+. "$(dirname "$0")/../lib.sh"
+V=$VLMN_BIN
+D="$VLMN_TEST_DATA/engine"
+H="$VLMN_TEST_DATA/hf"
+S=$(scratch)
+
+for ty in f32 bf16; do
+  "$V" make-model --preset tiny --type $ty --seed 5 -q -o "$S/g$ty" >/dev/null
+  check "make-model gguf $ty" test $? -eq 0
+  "$V" make-model --preset tiny --type $ty --seed 5 --format hf -q -o "$S/h$ty" >/dev/null
+  check "make-model hf $ty" test -s "$S/h$ty/model.safetensors.index.json"
+  "$V" probe -m "$S/h$ty" --image "$D/img_wide.png" --question "What?" --answer "A dog." -o "$S/ph$ty" 2>/dev/null
+  "$V" probe -m "$S/g$ty-text.gguf" --mmproj "$S/g$ty-mmproj.gguf" --image "$D/img_wide.png" --question "What?" \
+      --answer "A dog." -o "$S/pg$ty" 2>/dev/null
+  check "probe hf == gguf ($ty activations)" cmp "$S/ph$ty/activations.npy" "$S/pg$ty/activations.npy"
+  check "probe hf == gguf ($ty tokens)" cmp "$S/ph$ty/tokens.json" "$S/pg$ty/tokens.json"
+done
+"$V" make-model --preset tiny --seed 5 --format hf -q -o "$S/h2" >/dev/null
+check "same seed, same folder" cmp "$S/hf32/model-00002-of-00002.safetensors" "$S/h2/model-00002-of-00002.safetensors"
+
+# the committed fixture folders against their GGUF pairs
+"$V" probe -m "$H/llava-f16" --image "$D/img_tall.png" --template plain --answer "Two cats." -o "$S/fh" 2>/dev/null
+"$V" probe -m "$D/f16.text.gguf" --mmproj "$D/f16.mmproj.gguf" --image "$D/img_tall.png" --template plain \
+    --answer "Two cats." -o "$S/fg" 2>/dev/null
+check "fixture f16 folder == gguf pair" cmp "$S/fh/activations.npy" "$S/fg/activations.npy"
+
+# record: the same run from both forms (neurons and top lists)
+"$V" make-dataset -n 6 --seed 2 --format jsonl -o "$S/ds" >/dev/null
+R=(--data "$S/ds/data.jsonl" --images "$S/ds" --top-n 3 -t 1 -q)
+"$V" record -m "$S/hf32" "${R[@]}" -o "$S/rh"; check "record from a folder" test $? -eq 0
+"$V" record -m "$S/gf32-text.gguf" --mmproj "$S/gf32-mmproj.gguf" "${R[@]}" -o "$S/rg"
+check "record hf neurons == gguf" bash -c "cmp <('$V' export '$S/rh' neurons --format csv) <('$V' export '$S/rg' neurons --format csv)"
+check "record hf top == gguf" bash -c "cmp <('$V' export '$S/rh' top --format csv) <('$V' export '$S/rg' top --format csv)"
+check "folder hash recorded" bash -c "'$V' export '$S/rh' run | grep -q '^model_sha256,[0-9a-f]\{64\}'"
+
+# vlmn info
+"$V" info "$H/llava-bf16" >"$S/info" 2>&1; check "info llava exit" test $? -eq 0
+check "info architecture" grep -q "architecture LlavaForConditionalGeneration" "$S/info"
+check "info shards" grep -q "^safetensors: 2 shards, 104 tensors" "$S/info"
+check "info engine" grep -q "^engine: clip 4 blocks stored, 3 run (vision_feature_layer -2)" "$S/info"
+check "info tokenizer" grep -q "^engine: tokenizer tokenizer.model, 440 pieces" "$S/info"
+"$V" info "$H/clip" >"$S/clip" 2>&1; check "info clip exit" test $? -eq 0
+check "info clip towers" grep -q "^vision_config: model_type clip_vision_model hidden_size 24" "$S/clip"
+check "info clip projection" grep -q "visual_projection.weight  *F32   \[12, 24\]" "$S/clip"
+check "info --json" bash -c "'$V' info --json '$H/clip' | grep -q '\"architecture\":\"CLIPModel\"'"
+
+# one-line errors
+fails() { local want=$1; shift; "$@" >/dev/null 2>"$S/err"; local rc=$?; [ $rc -eq "$want" ] && [ "$(wc -l <"$S/err")" -eq 1 ]; }
+check "folder + --mmproj" fails 1 "$V" probe -m "$S/hf32" --mmproj "$S/gf32-mmproj.gguf" --image "$D/img_wide.png" --question q --answer a -o "$S/x"
+check "clip folder is not a llava" fails 1 "$V" probe -m "$H/clip" --image "$D/img_wide.png" --question q --answer a -o "$S/x"
+check "clip message" grep -q "CLIPModel: a CLIP model, not a LLaVA" "$S/err"
+mkdir -p "$S/bad" && cp "$H/llava-f32/config.json" "$S/bad/" && head -c 100 "$H/llava-f32/model.safetensors" >"$S/bad/model.safetensors"
+check "truncated shard" fails 1 "$V" info "$S/bad"
+check "truncated shard message" grep -q "model.safetensors: header length .* past end of file" "$S/err"
+check "hf q8_0 refused" fails 1 "$V" make-model --type q8_0 --format hf -q -o "$S/q"
+check "hf planted refused" fails 2 "$V" make-model --preset planted --format hf -q -o "$S/q"
+finish
