@@ -10,6 +10,8 @@
 #include "vlmn/model.h"
 #include "vlmn/image.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,6 +56,30 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
  * F1 over the multiset of words (1 when both are empty). */
 double vlmn_grade_exact(const char *answer, const char *reference);
 double vlmn_grade_f1(const char *answer, const char *reference);
+
+
+/* ---- prune-eval (paper B.1, Table 3, Fig. 12) ----
+ * For the full model, every tau (mask p_u >= tau from RUN's classification) and
+ * n_random_seeds random masks of each tau's size: answer every question, grade it
+ * (exact, F1, teacher-forced mean log-likelihood of the reference), store it in
+ * OUT/eval.sqlite (table `answers`, one row per config and question, committed batch by
+ * batch: a killed run resumes where it stopped), then write OUT/table3.txt (also on
+ * `table`), OUT/fig12.svg. The judge_* columns are left NULL for an LLM judge (see
+ * docs/generate.md). All masks are built and checked before OUT is touched. */
+typedef struct vlmn_prune_eval_opts {
+    const char *run_dir, *data, *images, *model, *mmproj, *out_dir;
+    const double *tau;
+    int n_tau;
+    int n_random_seeds;
+    int batch;
+    int n_threads;
+    vlmn_precision precision;
+    vlmn_qa_params qa;          /* template, mode, gen (max_tokens, greedy...) */
+    FILE *table;                /* Table 3 layout printed here too (NULL: not) */
+    FILE *progress;             /* one line per batch (NULL: quiet) */
+} vlmn_prune_eval_opts;
+
+vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o);
 
 #ifdef __cplusplus
 }
