@@ -86,7 +86,6 @@ static int run(int argc, char **argv)
         errno = 0;
         double t = strtod(p, &end);
         if (end == p || errno || n_tau == 64) return cli_errorf(cmd, 2, "bad --tau '%s' (e.g. 0.9,0.8)", tau_s);
-        if (!(t >= 0 && t <= 1)) return cli_errorf(cmd, 2, "--tau: %g outside [0, 1]", t);
         tau[n_tau++] = t;
         p = end;
         if (*p == ',') p++;

@@ -338,6 +338,7 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
     }
 
     const int B = o->batch;
+    int64_t kept = 0, made = 0;
     char **ans = vlmn_calloc((size_t)B, sizeof *ans);
     int32_t **tok = vlmn_calloc((size_t)B, sizeof *tok);
     int *ntok = vlmn_calloc((size_t)B, sizeof *ntok);
@@ -363,6 +364,7 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
             if (it >= 0 && it < qa.n && !have[it]) have[it] = 1, done_n++;
         }
         sqlite3_finalize(s);
+        kept += done_n;
         if (done_n == qa.n) continue;
         vlmn_forward_opts fo = {.neuron_mask = vlmn_mask_rows(cf[c].mask)};
         vlmn_qa_params qp = o->qa;
@@ -419,11 +421,15 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
                 tok[k] = NULL;
             }
             done_n += nb;
+            if (!st) made += nb;
             if (!st && o->progress)
                 fprintf(o->progress, "vlmn prune-eval: %s: %lld/%lld\n", cf[c].name, (long long)done_n, (long long)qa.n);
         }
     }
 loop_done:
+    if (!st && o->progress)
+        fprintf(o->progress, "vlmn prune-eval: %lld answers stored: %lld kept from before, %lld generated now\n",
+                (long long)(kept + made), (long long)kept, (long long)made);
     vlmn_free(ans);
     vlmn_free(tok);
     vlmn_free(ntok);
