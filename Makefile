@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 
-.PHONY: all build test test-asan fuzz fuzz-ci demo bench clean
+.PHONY: all build test test-asan fuzz fuzz-ci demo demo-prune bench clean
 
 all: build
 
@@ -30,6 +30,9 @@ fuzz-ci: fuzz
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+demo-prune: build
+	bash scripts/demo-prune.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -51,7 +51,10 @@ vlmn_status vlmn_mm_write_random_hf(const vlmn_mm_config *cfg, const char *dir,
  * cfg->v_size and cfg->v_patch; the other sizes are fixed by the construction. */
 vlmn_status vlmn_mm_write_planted(const vlmn_mm_config *cfg, const char *prefix);
 
-typedef enum vlmn_mm_format { VLMN_MM_JSON = 0, VLMN_MM_JSONL = 1 } vlmn_mm_format;
+/* JSON: data.json (LLaVA layout); JSONL: data.jsonl; QA: qa.jsonl, the same images
+ * with the question "Which shapes are in the image?" and the reference answer from the
+ * scene truth, e.g. "a red circle and a green square" (for `vlmn prune-eval`). */
+typedef enum vlmn_mm_format { VLMN_MM_JSON = 0, VLMN_MM_JSONL = 1, VLMN_MM_QA = 2 } vlmn_mm_format;
 
 /* Draw `n` PNG images into DIR/images/ and write DIR/data.json (LLaVA detail_23k
  * layout) or DIR/data.jsonl ({"id","image","question","answer"} per line), plus

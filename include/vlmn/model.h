@@ -91,6 +91,70 @@ typedef struct vlmn_forward_opts {
 vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
                                const float *image, const vlmn_forward_opts *opts);
 
+
+/* ---- Incremental decoding (docs/generate.md) ----
+ * A KV cache holds one sequence's keys (after RoPE) and values for every layer, in
+ * f32: vlmn_kv_bytes = 2 * n_layer * cap * n_head_kv * head_dim * 4 bytes (LLaVA-7B:
+ * 512 KiB per position, 1.3 GiB for 2,600 positions). */
+typedef struct vlmn_kv vlmn_kv;
+uint64_t vlmn_kv_bytes(const vlmn_llava *m, int64_t cap);
+/* An empty cache for up to `cap` positions (at most the model's context length). */
+vlmn_status vlmn_kv_create(const vlmn_llava *m, int64_t cap, vlmn_kv **out);
+void vlmn_kv_free(vlmn_kv *kv);
+int64_t vlmn_kv_len(const vlmn_kv *kv);   /* positions held */
+int64_t vlmn_kv_cap(const vlmn_kv *kv);
+/* Forget every position from `len` on (len < vlmn_kv_len), e.g. to reuse a prefix. */
+void vlmn_kv_truncate(vlmn_kv *kv, int64_t len);
+
+/* One step over n_seq sequences at once: sequence b appends ids[b][0..n[b]) (-1 =
+ * image positions, then images[b] must be given, as in vlmn_llava_forward; images may
+ * be NULL) at positions vlmn_kv_len(kv[b]).. and attends to its own cache. All rows go
+ * through each GEMM together (a prefill is one step with the whole prompt, a batched
+ * decode one step with n[b] = 1 for every b). opts as for vlmn_llava_forward: the
+ * capture callback gets the rows of all sequences, sequence after sequence
+ * (n_tokens = sum n[b]); neuron_mask applies to every row; logits, when given, is
+ * [n_seq x n_logits x n_vocab]: the last n_logits rows of each sequence (n_logits <=
+ * every n[b]). The caches grow by n[b]; on error they are left as they were. */
+vlmn_status vlmn_llava_step(vlmn_llava *m, int n_seq, vlmn_kv *const *kv, const int32_t *const *ids,
+                            const int64_t *n, const float *const *images, const vlmn_forward_opts *opts);
+
+/* ---- Generation (src/model/decode.c) ---- */
+/* Next token from logits[n_vocab]: temperature <= 0 is greedy (the first maximum);
+ * otherwise softmax(logits / temperature) restricted to the smallest set of most
+ * probable tokens whose mass reaches top_p (top_p >= 1 or <= 0: all), sampled with
+ * *rng (advanced; any seed value). Deterministic for a given rng state. */
+int32_t vlmn_sample_token(const float *logits, int n_vocab, float temperature, float top_p, uint64_t *rng);
+
+/* Called for every generated token (streaming): sequence index, its token id, the
+ * number of tokens it has generated so far (1 for the first). */
+typedef void (*vlmn_token_fn)(void *user, int seq, int32_t id, int n_generated);
+
+typedef struct vlmn_gen_params {
+    int max_tokens;          /* stop after this many new tokens (>= 1) */
+    float temperature;       /* <= 0: greedy */
+    float top_p;             /* nucleus mass, (0, 1]; >= 1 = all tokens */
+    int32_t eos;             /* stop token (the tokenizer's EOS); -1: none. Not kept in out */
+    const vlmn_forward_opts *opts; /* capture and neuron_mask (logits ignored); NULL = none */
+    vlmn_token_fn on_token;  /* NULL = none */
+    void *user;
+} vlmn_gen_params;
+
+typedef struct vlmn_gen_seq {
+    const int32_t *ids;      /* the prompt (-1 = image positions) */
+    int64_t n;
+    const float *image;      /* preprocessed pixels or NULL */
+    uint64_t seed;           /* sampling seed of this sequence (unused when greedy) */
+    int32_t *out;            /* [max_tokens] generated ids (caller's buffer) */
+    int n_out;               /* set: how many */
+    bool hit_eos;            /* set: stopped at EOS (else at max_tokens) */
+} vlmn_gen_seq;
+
+/* Generates for n_seq prompts together: each prompt is prefilled on its own (one
+ * step), then all unfinished sequences advance one token per step, batched through
+ * the GEMMs. A sequence's tokens do not depend on which others run beside it (up to
+ * the kernels' row-independent rounding; exactly so with greedy on EXACT). */
+vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vlmn_gen_params *p);
+
 /* Wall seconds spent in the parts of the last vlmn_llava_forward call (the cost of
  * taking them is a few clock reads per layer), for `vlmn bench forward`. */
 typedef struct vlmn_llava_times {

@@ -9,12 +9,15 @@ static int run(int argc, char **argv);
 
 const struct vlmn_cmd vlmn_cmd_make_dataset = {
     "make-dataset", "draw the demo dataset (shapes + descriptions) for the planted model",
-    "vlmn make-dataset [--preset planted] [-n N] [--seed S] [--format json|jsonl] -o DIR\n"
+    "vlmn make-dataset [--preset planted] [-n N] [--seed S] [--format json|jsonl|qa] -o DIR\n"
     "  Draws N PNG images (default 400) of coloured shapes on plain backgrounds into\n"
     "  DIR/images/ and writes DIR/data.json in LLaVA's detail_23k layout\n"
     "  ([{\"id\",\"image\",\"conversations\":[{\"from\":\"human\",...},{\"from\":\"gpt\",...}]}])\n"
     "  or, with --format jsonl, DIR/data.jsonl ({\"id\",\"image\",\"question\",\"answer\"} per\n"
-    "  line). Image paths are relative to DIR. DIR/shapes.json lists what each image shows.\n"
+    "  line), or with --format qa DIR/qa.jsonl: the same images, the question \"Which\n"
+    "  shapes are in the image?\" and a short reference answer from the scene truth\n"
+    "  (\"a red circle and a green square\"), for vlmn prune-eval.\n"
+    "  Image paths are relative to DIR. DIR/shapes.json lists what each image shows.\n"
     "  The same seed gives the same files.\n",
     run,
 };
@@ -40,7 +43,8 @@ static int run(int argc, char **argv)
             if (r < 0) return 2;
             if (!strcmp(v, "json")) fmt = VLMN_MM_JSON;
             else if (!strcmp(v, "jsonl")) fmt = VLMN_MM_JSONL;
-            else return cli_errorf("make-dataset", 2, "unknown format '%s' (json or jsonl)", v);
+            else if (!strcmp(v, "qa")) fmt = VLMN_MM_QA;
+            else return cli_errorf("make-dataset", 2, "unknown format '%s' (json, jsonl or qa)", v);
         } else if (cli_unknown_option(&vlmn_cmd_make_dataset, argv, i)) {
             return 2;
         } else {

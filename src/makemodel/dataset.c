@@ -23,6 +23,7 @@
 #define FULL_FRACTION 0.95
 #define MAX_SHAPES 3
 #define QUESTION "Describe the image in detail."
+#define QA_QUESTION "Which shapes are in the image?"
 
 typedef struct shape {
     int kind;           /* index into mm_shape_names */
@@ -329,6 +330,13 @@ vlmn_status vlmn_mm_make_dataset(const char *dir, int n, uint64_t seed, vlmn_mm_
         snprintf(path, sizeof path, "%s/%s", dir, rel);
         if ((st = write_png(path, &p))) goto fail;
         describe(&p, &r, desc, sizeof desc);
+        if (fmt == VLMN_MM_QA) {
+            /* a short answer from the scene truth: the shapes, in drawing order */
+            desc[0] = 0;
+            for (int k = 0; k < p.n_shapes; k++)
+                cat(desc, sizeof desc, "%sa %s %s", k == 0 ? "" : (k == p.n_shapes - 1 ? " and " : ", "),
+                    p.shapes[k].colour->name, mm_shape_names[p.shapes[k].kind]);
+        }
 
         cJSON *t = cJSON_CreateObject(), *arr = cJSON_CreateArray();
         if (!t || !arr) {
@@ -353,8 +361,8 @@ vlmn_status vlmn_mm_make_dataset(const char *dir, int n, uint64_t seed, vlmn_mm_
         if (!e) goto nomem;
         cJSON_AddStringToObject(e, "id", id);
         cJSON_AddStringToObject(e, "image", rel);
-        if (fmt == VLMN_MM_JSONL) {
-            cJSON_AddStringToObject(e, "question", QUESTION);
+        if (fmt != VLMN_MM_JSON) {
+            cJSON_AddStringToObject(e, "question", fmt == VLMN_MM_QA ? QA_QUESTION : QUESTION);
             cJSON_AddStringToObject(e, "answer", desc);
             char *line = cJSON_PrintUnformatted(e);
             cJSON_Delete(e);
@@ -392,8 +400,8 @@ vlmn_status vlmn_mm_make_dataset(const char *dir, int n, uint64_t seed, vlmn_mm_
             cJSON_AddStringToObject(g, "value", desc);
         }
     }
-    if (fmt == VLMN_MM_JSONL) {
-        if ((st = write_text(dir, "data.jsonl", jsonl ? jsonl : ""))) goto fail;
+    if (fmt != VLMN_MM_JSON) {
+        if ((st = write_text(dir, fmt == VLMN_MM_QA ? "qa.jsonl" : "data.jsonl", jsonl ? jsonl : ""))) goto fail;
     } else {
         if (!(text = cJSON_Print(data))) goto nomem;
         if ((st = write_text(dir, "data.json", text))) goto fail;

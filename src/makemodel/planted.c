@@ -43,6 +43,8 @@
 #define C_GATE 16.0f   /* gate gain of planted neurons */
 #define C_THETA 0.5f   /* gate threshold on the feature value (0 absent, 1 present) */
 #define C_WEAK 0.3f    /* gate scale of the unplanted, random neurons */
+#define C_READ 3.0f    /* last-layer read-out of the multimodal neurons: +~2 on every shape
+                        * word's logit where the neuron fires (on its colour word) */
 
 enum { T_VISUAL, T_TEXT, T_MULTI, T_UNKNOWN };
 static const char *const type_names[] = {"visual", "text", "multimodal", "unknown"};
@@ -275,17 +277,20 @@ static vlmn_status build_text(builder *B, const vlmn_mm_config *c, const vlmn_mm
         if (id < 0) return vlmn_error(VLMN_E_ARG, "planted: vocabulary of %d pieces has no piece '%s': use a larger --n-vocab", v->n, piece);
         t[(uint64_t)id * D + DIM_WCOL(col)] = 1.0f;
     }
+    int32_t shape_id[MM_N_SHAPES];
     for (int s = 0; s < MM_N_SHAPES; s++) {
         char piece[64];
         snprintf(piece, sizeof piece, "\xe2\x96\x81%s", mm_shape_names[s]);
         int32_t id = vlmn_mm_vocab_find(v, piece);
         if (id < 0) return vlmn_error(VLMN_E_ARG, "planted: vocabulary of %d pieces has no piece '%s': use a larger --n-vocab", v->n, piece);
         t[(uint64_t)id * D + DIM_WSHAPE(s)] = 1.0f;
+        shape_id[s] = id;
     }
     NEW("output_norm.weight", 1, D, 1, 1, 1);
     fill_normal(B, t, D, 0, 1.0f);
     NEW("output.weight", 2, D, V, 1, 1);
     fill_normal(B, t, D * V, 1.0f / sqrtf((float)D), 0);
+    const float *out_w = t;
     for (int l = 0; l < c->n_layer; l++) {
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
         NEW(nm, 1, D, 1, 1, 1);
@@ -336,8 +341,21 @@ static vlmn_status build_text(builder *B, const vlmn_mm_config *c, const vlmn_mm
             default: g[DIM_CONST] = -C_GATE / C_B; break; /* always about -GATE */
             }
         }
-        snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l); /* zero: FFNs add nothing */
+        /* zero (FFNs add nothing to the residual stream), except in the last layer: its
+         * multimodal neurons, which fire on their colour word, write the sum of the shape
+         * words' output rows, so the model expects a shape after a colour word (a colour
+         * word is always followed by its shape in the descriptions). Nothing reads the
+         * residual stream after the last layer but the logits: every activation stays as
+         * without it; pruning those neurons lowers the reference answers' likelihood. */
+        snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
         NEW(nm, 2, F, D, 1, 1);
+        for (int p = 0; p < N_PLANTED && l == c->n_layer - 1; p++) {
+            if (pl[p].layer != l || pl[p].type != T_MULTI) continue;
+            /* swiglu of a firing planted neuron: SiLU(~7.8) * up(~0.97) */
+            const float scale = C_READ / 7.6f;
+            for (int s = 0; s < MM_N_SHAPES; s++)
+                for (uint64_t d = 0; d < D; d++) t[d * F + (uint64_t)pl[p].neuron] += scale * out_w[(uint64_t)shape_id[s] * D + d];
+        }
     }
     return VLMN_OK;
 nomem:

@@ -946,3 +946,273 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
     tm->total = now_s() - t_start;
     return VLMN_OK;
 }
+
+/* ------------------------------------------------------------------------------ */
+/* KV cache and incremental steps (decoding, see decode.c and docs/generate.md)   */
+
+struct vlmn_kv {
+    int n_layer;
+    int64_t kv_dim, cap, len;
+    float *k, *v; /* [n_layer][cap][kv_dim]: K after RoPE, V; f32 like the activations */
+};
+
+uint64_t vlmn_kv_bytes(const vlmn_llava *m, int64_t cap)
+{
+    return 2ull * (uint64_t)m->info.n_layer * (uint64_t)(cap > 0 ? cap : 0) * (uint64_t)m->kv_dim * sizeof(float);
+}
+
+vlmn_status vlmn_kv_create(const vlmn_llava *m, int64_t cap, vlmn_kv **out)
+{
+    *out = NULL;
+    if (cap < 1) return vlmn_error(VLMN_E_ARG, "llava: KV cache of %lld positions", (long long)cap);
+    if (m->n_ctx > 0 && cap > m->n_ctx)
+        return vlmn_error(VLMN_E_RANGE, "llava: %lld positions exceed the model's context length %d", (long long)cap,
+                          m->n_ctx);
+    vlmn_kv *kv = vlmn_calloc(1, sizeof *kv);
+    if (!kv) return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for the KV cache");
+    kv->n_layer = m->info.n_layer;
+    kv->kv_dim = m->kv_dim;
+    kv->cap = cap;
+    bool ok = true;
+    kv->k = scratch((int64_t)kv->n_layer * cap, kv->kv_dim, &ok);
+    kv->v = scratch((int64_t)kv->n_layer * cap, kv->kv_dim, &ok);
+    if (!ok) {
+        vlmn_kv_free(kv);
+        return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for a KV cache of %lld positions (%llu bytes)",
+                          (long long)cap, (unsigned long long)vlmn_kv_bytes(m, cap));
+    }
+    *out = kv;
+    return VLMN_OK;
+}
+
+void vlmn_kv_free(vlmn_kv *kv)
+{
+    if (!kv) return;
+    vlmn_free_aligned(kv->k);
+    vlmn_free_aligned(kv->v);
+    vlmn_free(kv);
+}
+
+int64_t vlmn_kv_len(const vlmn_kv *kv) { return kv->len; }
+int64_t vlmn_kv_cap(const vlmn_kv *kv) { return kv->cap; }
+void vlmn_kv_truncate(vlmn_kv *kv, int64_t len)
+{
+    if (len >= 0 && len < kv->len) kv->len = len;
+}
+
+/* Attention of the new rows of several sequences against their caches: sequence b's
+ * query i sits at position len_b + i and sees keys 0..len_b + i (causal). Tasks are
+ * (row, head) pairs split over the pool; f32 softmax with max subtraction, like
+ * vlmn_attention. */
+typedef struct kv_att {
+    const float *q;          /* [T x E] rows (stride ldq) */
+    int64_t ldq;
+    float *out;              /* [T x E] */
+    vlmn_kv *const *kv;
+    const int64_t *row_seq;  /* [T] sequence of each row */
+    const int64_t *row_pos;  /* [T] position of each row */
+    int layer;
+    int64_t T;
+    int n_head, n_head_kv, head_dim;
+    float scale;
+    float *sc;               /* [nth x max_keys] score scratch */
+    int64_t max_keys;
+} kv_att;
+
+static void kv_att_run(void *ctx, int ith, int nth)
+{
+    const kv_att *a = ctx;
+    const int64_t tasks = a->T * a->n_head, hd = a->head_dim;
+    const int grp = a->n_head / a->n_head_kv;
+    float *sc = a->sc + (int64_t)ith * a->max_keys;
+    for (int64_t t = tasks * ith / nth; t < tasks * (ith + 1) / nth; t++) {
+        int64_t r = t / a->n_head;
+        int h = (int)(t % a->n_head);
+        const vlmn_kv *kv = a->kv[a->row_seq[r]];
+        const int64_t nk = a->row_pos[r] + 1, kvd = kv->kv_dim;
+        const float *q = a->q + r * a->ldq + (int64_t)h * hd;
+        const float *K = kv->k + (int64_t)a->layer * kv->cap * kvd + (int64_t)(h / grp) * hd;
+        const float *V = kv->v + (int64_t)a->layer * kv->cap * kvd + (int64_t)(h / grp) * hd;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < nk; j++) {
+            const float *kr = K + j * kvd;
+            float s = 0.0f;
+            for (int64_t d = 0; d < hd; d++) s += q[d] * kr[d];
+            s *= a->scale;
+            sc[j] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < nk; j++) {
+            sc[j] = expf(sc[j] - mx);
+            sum += sc[j];
+        }
+        float *o = a->out + r * (int64_t)a->n_head * hd + (int64_t)h * hd;
+        for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
+        for (int64_t j = 0; j < nk; j++) {
+            const float *vr = V + j * kvd;
+            const float p = sc[j];
+            for (int64_t d = 0; d < hd; d++) o[d] += p * vr[d];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t d = 0; d < hd; d++) o[d] *= inv;
+    }
+}
+
+vlmn_status vlmn_llava_step(vlmn_llava *m, int n_seq, vlmn_kv *const *kv, const int32_t *const *ids,
+                            const int64_t *n, const float *const *images, const vlmn_forward_opts *opts)
+{
+    static const vlmn_forward_opts none = {0};
+    const vlmn_llava_info *in = &m->info;
+    const int64_t E = in->n_embd, FF = in->n_ff, KV = m->kv_dim, NI = in->n_image_tokens;
+    vlmn_status st;
+    if (!opts) opts = &none;
+    if (n_seq < 1 || !kv || !ids || !n) return vlmn_error(VLMN_E_ARG, "llava: step with no sequence");
+    int64_t T = 0, max_keys = 0;
+    for (int b = 0; b < n_seq; b++) {
+        if (!kv[b] || !ids[b] || n[b] < 1) return vlmn_error(VLMN_E_ARG, "llava: sequence %d: no tokens", b);
+        if (kv[b]->n_layer != in->n_layer || kv[b]->kv_dim != KV)
+            return vlmn_error(VLMN_E_MISMATCH, "llava: sequence %d: KV cache made for another model", b);
+        for (int c = 0; c < b; c++)
+            if (kv[c] == kv[b]) return vlmn_error(VLMN_E_ARG, "llava: sequences %d and %d share a KV cache", c, b);
+        if (n[b] > kv[b]->cap - kv[b]->len)
+            return vlmn_error(VLMN_E_RANGE, "llava: sequence %d: %lld + %lld positions exceed its KV cache (%lld)", b,
+                              (long long)kv[b]->len, (long long)n[b], (long long)kv[b]->cap);
+        if (opts->logits && (opts->n_logits < 1 || opts->n_logits > n[b]))
+            return vlmn_error(VLMN_E_ARG, "llava: sequence %d: n_logits %lld outside [1, %lld]", b,
+                              (long long)opts->n_logits, (long long)n[b]);
+        const float *img = images ? images[b] : NULL;
+        int64_t n_img = 0;
+        for (int64_t i = 0; i < n[b]; i++) {
+            int32_t id = ids[b][i];
+            if (id == -1)
+                n_img++;
+            else if (id < 0 || id >= in->n_vocab)
+                return vlmn_error(VLMN_E_RANGE, "llava: sequence %d: token id %d at position %lld outside the vocabulary (%d)",
+                                  b, id, (long long)(kv[b]->len + i), in->n_vocab);
+        }
+        if (img ? n_img != NI : n_img != 0)
+            return vlmn_error(VLMN_E_MISMATCH, "llava: sequence %d: %lld image positions, expected %lld", b,
+                              (long long)n_img, (long long)(img ? NI : 0));
+        if (img && !m->gv) return vlmn_error(VLMN_E_ARG, "llava: an image was given but no mmproj file was loaded");
+        T += n[b];
+        if (kv[b]->len + n[b] > max_keys) max_keys = kv[b]->len + n[b];
+    }
+    if ((st = ensure_text_scratch(m, T))) return st;
+    int nth = vlmn_pool_size(m->pool);
+    int64_t *row_seq = vlmn_malloc((size_t)T * 2 * sizeof(int64_t));
+    float *sc = vlmn_malloc((size_t)nth * (size_t)max_keys * sizeof(float));
+    if (!row_seq || !sc) {
+        vlmn_free(row_seq);
+        vlmn_free(sc);
+        return vlmn_error(VLMN_E_NOMEM, "llava: out of memory for a %lld-row step", (long long)T);
+    }
+    int64_t *row_pos = row_seq + T;
+
+    vlmn_llava_times *tm = &m->times;
+    memset(tm, 0, sizeof *tm);
+    double t_start = now_s(), t0 = t_start;
+    /* input embeddings and the RoPE rows at each row's own position */
+    const int half = m->head_dim / 2;
+    for (int b = 0, r = 0; b < n_seq; b++) {
+        const float *img = images ? images[b] : NULL;
+        if (img) {
+            vision_forward(m, img);
+            lap(&t0, &tm->vision);
+        }
+        for (int64_t i = 0, k = 0; i < n[b]; i++, r++) {
+            float *row = m->x + (int64_t)r * E;
+            row_seq[r] = b;
+            row_pos[r] = kv[b]->len + i;
+            if (ids[b][i] == -1) {
+                memcpy(row, m->img + (k++) * E, (size_t)E * sizeof(float));
+            } else {
+                const uint8_t *src = (const uint8_t *)m->tok_embd->data + (uint64_t)ids[b][i] * m->tok_row_bytes;
+                if ((st = vlmn_dequant(m->tok_embd->type, src, row, E))) goto done;
+            }
+            /* as op_rope_table at position row_pos[r] */
+            for (int j = 0; j < half; j++) {
+                double inv = pow((double)m->rope_base, -(2.0 * j) / (double)m->head_dim);
+                double ang = (double)row_pos[r] * inv;
+                m->rope[((int64_t)r * half + j) * 2 + 0] = (float)cos(ang);
+                m->rope[((int64_t)r * half + j) * 2 + 1] = (float)sin(ang);
+            }
+        }
+    }
+    lap(&t0, &tm->rope);
+
+    const int64_t LQ = E + 2 * KV;
+    float *q = m->qkv, *k = m->qkv + E, *v = m->qkv + E + KV;
+    const bool vec = m->prec != VLMN_PREC_EXACT && vlmn_isa_active() == VLMN_ISA_AVX512;
+    for (int l = 0; l < in->n_layer; l++) {
+        const text_layer *L = &m->tl[l];
+        rmsnorm(m, m->x, m->xn, T, E, L->attn_norm);
+        lap(&t0, &tm->norm);
+        if (L->has_qkv) {
+            gemm(m, &L->qkv, m->xn, T, E, q, LQ, false);
+        } else {
+            gemm(m, &L->wq, m->xn, T, E, q, LQ, false);
+            gemm(m, &L->wk, m->xn, T, E, k, LQ, false);
+            gemm(m, &L->wv, m->xn, T, E, v, LQ, false);
+        }
+        lap(&t0, &tm->qkv);
+        rope(m, q, T, LQ, in->n_head);
+        rope(m, k, T, LQ, in->n_head_kv);
+        for (int64_t r = 0; r < T; r++) {
+            vlmn_kv *c = kv[row_seq[r]];
+            int64_t at = ((int64_t)l * c->cap + row_pos[r]) * KV;
+            memcpy(c->k + at, k + r * LQ, (size_t)KV * sizeof(float));
+            memcpy(c->v + at, v + r * LQ, (size_t)KV * sizeof(float));
+        }
+        lap(&t0, &tm->rope);
+        kv_att ka = {q, LQ, m->att, kv, row_seq, row_pos, l, T, in->n_head, in->n_head_kv, m->head_dim,
+                     1.0f / sqrtf((float)m->head_dim), sc, max_keys};
+        vlmn_pool_run(m->pool, kv_att_run, &ka);
+        lap(&t0, &tm->attention);
+        gemm(m, &L->wo, m->att, T, E, m->x, E, true);
+        lap(&t0, &tm->wo);
+
+        rmsnorm(m, m->x, m->xn, T, E, L->ffn_norm);
+        lap(&t0, &tm->norm);
+        if (L->has_gu) {
+            gemm(m, &L->gu, m->xn, T, E, m->gu, 2 * FF, false);
+        } else {
+            gemm(m, &L->gate, m->xn, T, E, m->gu, 2 * FF, false);
+            gemm(m, &L->up, m->xn, T, E, m->gu + FF, 2 * FF, false);
+        }
+        lap(&t0, &tm->ffn_up);
+        bool cap = opts->capture && (!opts->capture_layers || opts->capture_layers[l]);
+        bool split = cap && opts->hook == VLMN_HOOK_SILU_GATE;
+        ffn_act fa = {m->gate, m->gu, opts->neuron_mask ? opts->neuron_mask[l] : NULL, T, FF,
+                      split ? ACT_SILU : ACT_SWIGLU, vec};
+        vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        if (split) {
+            lap(&t0, &tm->act);
+            opts->capture(opts->capture_user, l, m->gate, T, FF);
+            lap(&t0, &tm->capture);
+            fa.stage = ACT_MUL;
+            vlmn_pool_run(m->pool, ffn_act_rows, &fa);
+        }
+        lap(&t0, &tm->act);
+        if (cap && opts->hook == VLMN_HOOK_SWIGLU) {
+            opts->capture(opts->capture_user, l, m->gate, T, FF);
+            lap(&t0, &tm->capture);
+        }
+        gemm(m, &L->down, m->gate, T, FF, m->x, E, true);
+        lap(&t0, &tm->down);
+    }
+    for (int b = 0; b < n_seq; b++) kv[b]->len += n[b];
+    if (opts->logits) {
+        /* the last n_logits rows of every sequence, gathered: one GEMM for all */
+        const int64_t nl = opts->n_logits;
+        for (int b = 0, r0 = 0; b < n_seq; r0 += (int)n[b], b++)
+            op_rmsnorm(m->x + (r0 + n[b] - nl) * E, m->xn + (int64_t)b * nl * E, nl, E, E, m->out_norm, m->rms_eps);
+        gemm(m, &m->output, m->xn, (int64_t)n_seq * nl, E, opts->logits, in->n_vocab, false);
+        lap(&t0, &tm->logits);
+    }
+    tm->total = now_s() - t_start;
+done:
+    vlmn_free(row_seq);
+    vlmn_free(sc);
+    return st;
+}

@@ -7,6 +7,8 @@ computed here in float64 with HF transformers semantics (CLIPVisionModel,
 LlavaMultiModalProjector, LlamaModel), reading the GGUF files back through gguf_py and
 un-permuting Q/K itself. Nothing here uses vlmn. Run:
     /usr/bin/python3 tests/reference/llava_ref.py [OUTDIR]
+Greedy continuations of the committed fixture models (OUTDIR/greedy.json):
+    /usr/bin/python3 tests/reference/llava_ref.py --greedy [OUTDIR]
 """
 import io
 import json
@@ -517,5 +519,70 @@ def main():
         json.dump(manifest, f, indent=1)
 
 
+# ---------------------------------------------------------------------------------------
+# Greedy decoding (HF generate(do_sample=False) semantics: re-run the whole prefix, take
+# the first argmax of the last position's logits, stop at EOS or max_new tokens). The
+# top-2 margin of every step is recorded: a prompt is kept only if every step's margin
+# is at least GREEDY_MIN_MARGIN, far above the engine's logit error on these models.
+GREEDY_QUESTIONS = [
+    "What is in the image?", "Describe the image.", "What colour is the car?",
+    "Is there a person in the picture?", "Describe the picture in detail.",
+    "What is the dog doing?", "How many birds are there?", "Where is the house?",
+]
+GREEDY_MODELS = ["f32", "bf16", "q8_0"]
+GREEDY_MAX_NEW = 12
+GREEDY_MIN_MARGIN = 0.05
+
+
+def gen_prompt_ids(sp, question, n_image):
+    """llava-v1 generation prompt: SYSTEM " USER: <image>\n" question " ASSISTANT:"."""
+    return [1] + sp.encode(SYSTEM + " USER: ") + [-1] * n_image + sp.encode("\n" + question + " ASSISTANT:")
+
+
+def greedy(text_path, mm_path, ids, pixels, max_new, eos=2):
+    tm, mm = G.GGUFReader(text_path), G.GGUFReader(mm_path)
+    img = clip_vision(mm, pixels)
+    seq, out, margins, stop = list(ids), [], [], False
+    for _ in range(max_new):
+        _, _, lg = llama_forward(tm, seq, img, None, n_logits=1)
+        lg = lg[0]
+        top = torch.topk(lg, 2)
+        margins.append(float(top.values[0] - top.values[1]))
+        t = int(torch.argmax(lg))
+        if t == eos:
+            stop = True
+            break
+        out.append(t)
+        seq.append(t)
+    return out, margins, stop
+
+
+def greedy_main(out):
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(out, "tiny.spm.model"))
+    pix = {k: np.load(os.path.join(out, f"pixels_{k}.npy")).astype(np.float64) for k in ("wide", "tall")}
+    cases, rejected = [], 0
+    for name in GREEDY_MODELS:
+        tp = os.path.join(out, name + ".text.gguf")
+        mp = os.path.join(out, name + ".mmproj.gguf")
+        for q in GREEDY_QUESTIONS:
+            for im in ("wide", "tall"):
+                ids = gen_prompt_ids(sp, q, 9)
+                toks, margins, stop = greedy(tp, mp, ids, pix[im], GREEDY_MAX_NEW)
+                if min(margins) < GREEDY_MIN_MARGIN:
+                    rejected += 1
+                    continue
+                cases.append(dict(model=name, pixels=f"pixels_{im}.npy", question=q, prompt=ids,
+                                  tokens=toks, eos=stop, min_margin=round(min(margins), 6)))
+    doc = dict(max_new=GREEDY_MAX_NEW, min_margin=GREEDY_MIN_MARGIN, template="llava-v1",
+               rejected=rejected, cases=cases)
+    with open(os.path.join(out, "greedy.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    print(f"{len(cases)} greedy cases kept, {rejected} rejected for a top-2 margin < {GREEDY_MIN_MARGIN}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--greedy":
+        here = os.path.dirname(os.path.abspath(__file__))
+        greedy_main(sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "data", "engine"))
+    else:
+        main()

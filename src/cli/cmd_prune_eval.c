@@ -1,0 +1,114 @@
+/* `vlmn prune-eval RUN --data QA -m TEXT --mmproj MMPROJ -o EVAL`: the paper's pruning
+ * experiment (B.1, Table 3, Fig. 12) as one resumable command; see docs/generate.md. */
+#include "cli.h"
+
+#include "vlmn/eval.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct vlmn_cmd vlmn_cmd_prune_eval;
+
+static const char USAGE[] =
+    "vlmn prune-eval RUN --data QA.jsonl -m TEXT.gguf --mmproj MMPROJ.gguf -o EVAL\n"
+    "                [--tau 0.9,0.8,0.7,0.6] [--random-seeds K] [--images DIR] [--max-tokens N]\n"
+    "                [--batch B] [--template T] [--mode pad|crop] [--precision P] [-t N]\n"
+    "\n"
+    "Answers every question of QA (a dataset with reference answers, e.g. vlmn make-dataset\n"
+    "--format qa) with the full model, with the neurons of RUN's classification that have\n"
+    "p_u >= tau pruned (each tau), and with K random masks of the same size per tau (default\n"
+    "K = 3); greedy decoding. Grades offline: exact match, token F1, mean log-likelihood of\n"
+    "the reference answer (teacher-forced). Writes EVAL/eval.sqlite (every answer and\n"
+    "grade; judge_* columns are left NULL for an LLM judge), EVAL/table3.txt (printed\n"
+    "too) and EVAL/fig12.svg. Run it again after an interruption: answers already\n"
+    "stored are kept, the rest is generated.\n"
+    "\n"
+    "  --tau LIST           thresholds on p_u in [0, 1] (default 0.9,0.8,0.7,0.6)\n"
+    "  --random-seeds K     random masks per tau (default 3; 0 = none)\n"
+    "  --max-tokens N       answer length limit (default 32)\n"
+    "  --batch B            questions decoded together (default 8)\n"
+    "  other options as for vlmn generate\n";
+
+static int run(int argc, char **argv)
+{
+    const char *cmd = "prune-eval";
+    const char *run_dir = NULL, *data = NULL, *images = NULL, *model = NULL, *mmproj = NULL, *out = NULL;
+    const char *tau_s = "0.9,0.8,0.7,0.6", *tmpl = "llava-v1", *mode_s = "pad", *v;
+    long threads = 0, seeds = 3, max_tokens = 32, batch = 8;
+    vlmn_precision prec = VLMN_PREC_FAST;
+    for (int i = 1; i < argc; i++) {
+        int r;
+#define OPT(l, s, var)                                                              \
+    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
+        if (r < 0) return 2;                                                        \
+        var = v;                                                                    \
+        continue;                                                                   \
+    }
+#define NUM(l, s, var, lo, hi, what)                                                \
+    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
+        if (r < 0 || cli_parse_long(v, lo, hi, &var)) return cli_errorf(cmd, 2, "bad %s '%s'", what, v ? v : ""); \
+        continue;                                                                   \
+    }
+        OPT("data", 0, data)
+        OPT("images", 0, images)
+        OPT("model", 'm', model)
+        OPT("mmproj", 0, mmproj)
+        OPT("output", 'o', out)
+        OPT("tau", 0, tau_s)
+        OPT("template", 0, tmpl)
+        OPT("mode", 0, mode_s)
+        NUM("threads", 't', threads, 1, 1024, "thread count")
+        NUM("random-seeds", 0, seeds, 0, 100, "--random-seeds")
+        NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
+        NUM("batch", 0, batch, 1, 256, "--batch")
+#undef OPT
+#undef NUM
+        if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
+            if (r < 0 || vlmn_precision_parse(v, &prec)) return cli_errorf(cmd, 2, "--precision: expected fast, exact or fastest");
+            continue;
+        }
+        if (cli_unknown_option(&vlmn_cmd_prune_eval, argv, i)) return 2;
+        if ((argv[i][0] != '-' || cli_after_dashdash(argv, i)) && !run_dir) {
+            run_dir = argv[i];
+            continue;
+        }
+        cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
+        return cli_usage(&vlmn_cmd_prune_eval);
+    }
+    if (!run_dir || !data || !model || !mmproj || !out) {
+        cli_errorf(cmd, 2, "RUN, --data, -m, --mmproj and -o are required");
+        return cli_usage(&vlmn_cmd_prune_eval);
+    }
+    double tau[64];
+    int n_tau = 0;
+    for (const char *p = tau_s; *p;) {
+        char *end;
+        errno = 0;
+        double t = strtod(p, &end);
+        if (end == p || errno || n_tau == 64) return cli_errorf(cmd, 2, "bad --tau '%s' (e.g. 0.9,0.8)", tau_s);
+        tau[n_tau++] = t;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return cli_errorf(cmd, 2, "bad --tau '%s' (e.g. 0.9,0.8)", tau_s);
+    }
+    if (n_tau == 0) return cli_errorf(cmd, 2, "--tau: no value");
+    vlmn_img_mode mode;
+    if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
+    if (strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1"))
+        return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1)", tmpl);
+    vlmn_prune_eval_opts o = {
+        .run_dir = run_dir, .data = data, .images = images, .model = model, .mmproj = mmproj, .out_dir = out,
+        .tau = tau, .n_tau = n_tau, .n_random_seeds = (int)seeds, .batch = (int)batch, .n_threads = (int)threads,
+        .precision = prec,
+        .qa = {.template_name = tmpl, .mode = mode,
+               .gen = {.max_tokens = (int)max_tokens, .temperature = 0.0f, .top_p = 1.0f, .eos = -1}},
+        .table = stdout, .progress = stderr};
+    vlmn_status st = vlmn_prune_eval(&o);
+    if (st) return cli_fail(cmd, st);
+    return 0;
+}
+
+const struct vlmn_cmd vlmn_cmd_prune_eval = {
+    "prune-eval", "prune unknown / random neurons and grade the answers on a QA set (paper Table 3, Fig. 12)", USAGE,
+    run};
