@@ -393,6 +393,11 @@ vlmn_status vlmn_traces_get(vlmn_traces *t, int layer, int neuron, uint32_t samp
     int r = lookup(t, layer, neuron, sample, &off, &cnt);
     if (r < 0) return db_err(t, "traces");
     if (r == 0) return vlmn_error(VLMN_E_NOTFOUND, "%s: neuron %d:%d on sample %u not traced", t->path, layer, neuron, sample);
+    /* a reader opened before a writer's later commits: refresh the committed end */
+    if (off >= VLMN_TRACE_HEADER && cnt >= 0 && cnt <= (1 << 24) && (uint64_t)off + 4 * (uint64_t)cnt > t->end) {
+        vlmn_status st = read_end(t);
+        if (st) return st;
+    }
     if (off < VLMN_TRACE_HEADER || cnt < 0 || cnt > (1 << 24) || (uint64_t)off + 4 * (uint64_t)cnt > t->end)
         return vlmn_error(VLMN_E_FORMAT, "%s: trace %d:%d/%u points past the committed array", t->path, layer, neuron, sample);
     float *v = vlmn_malloc((size_t)(cnt ? cnt : 1) * sizeof *v);
