@@ -60,6 +60,9 @@ typedef struct vlmn_xexamples {
 vlmn_status vlmn_xexamples_load(const char *path, vlmn_xexamples *out);
 vlmn_status vlmn_xexamples_parse(const char *json, size_t len, const char *name, vlmn_xexamples *out);
 void vlmn_xexamples_free(vlmn_xexamples *e);
+/* The shipped default set (data/explain_examples.json, compiled in) and its text. */
+vlmn_status vlmn_xexamples_default(vlmn_xexamples *out);
+const char *vlmn_xexamples_default_text(void);
 
 /* Fig. 10 explainer prompt for a neuron of kind k from its samples (activations
  * normalised with max_act, the neuron's maximum), as a chat body. */
@@ -71,11 +74,15 @@ typedef struct vlmn_xprompt_opts {
     int64_t seed;
 } vlmn_xprompt_opts;
 
+void vlmn_xprompt_opts_default(vlmn_xprompt_opts *o);
+
 vlmn_status vlmn_explain_body(vlmn_xkind k, const vlmn_xexamples *ex, const vlmn_xsample *s, int n, double max_act,
                               const vlmn_xprompt_opts *o, char **json);
 /* The explanation text of a reply (the completion of "the main thing this neuron does
  * is find", trimmed). */
 vlmn_status vlmn_explain_parse(const char *body, size_t len, char **explanation);
+/* check() for explainer replies (retries empty or malformed ones). */
+vlmn_status vlmn_explain_check(const char *body, size_t len, void *user);
 
 /* ---- simulators ----
  * A simulator turns (explanation, sample) into simulated activations 0..10 on the
@@ -106,11 +113,39 @@ typedef struct vlmn_simulator {
 typedef enum vlmn_textsim_mode { VLMN_TEXTSIM_JSON = 0, VLMN_TEXTSIM_LOGPROB = 1 } vlmn_textsim_mode;
 vlmn_status vlmn_textsim_create(vlmn_textsim_mode mode, const vlmn_xexamples *ex, const vlmn_xprompt_opts *o,
                                 vlmn_simulator *out);
+/* The pieces of the text simulator, for tests and tools: the chat body for one sample
+ * (context examples with their answers, then the sample's tokens as "tok<TAB>unknown"
+ * lines; multi-modal neurons' examples carry their pictures, the sample never does)
+ * and the reply parsers (sim[s->n_text], NaN where not aligned). */
+vlmn_status vlmn_textsim_body(vlmn_textsim_mode mode, const vlmn_xexamples *ex, const vlmn_xprompt_opts *o,
+                              vlmn_xkind k, const char *explanation, const vlmn_xsample *s, char **json);
+vlmn_status vlmn_textsim_parse_json(const vlmn_xsample *s, const char *reply, size_t len, float *sim,
+                                    int *n_mismatch);
+vlmn_status vlmn_textsim_parse_logprob(const vlmn_xsample *s, const char *reply, size_t len, float *sim,
+                                       int *n_mismatch);
 
 /* ---- scoring (A.3) ----
  * Pearson r of x and y over n pairs, in double, skipping pairs where either is NaN;
  * NAN when fewer than 2 pairs remain or either vector is constant. */
 double vlmn_pearson(const float *x, const float *y, int n, int *n_used);
+
+/* A neuron's A.3 score from its concatenated real/simulated vectors per modality
+ * (NULL / n = 0 when that modality was not simulated). Visual neurons: r on visual
+ * tokens; text: r on text tokens; multi-modal: the mean of both. A modality whose real
+ * activations are constant is undefined (NaN, note says so); a simulation that is
+ * constant while the real one varies scores 0 (it predicts nothing). Multi-modal with
+ * one part undefined is undefined. *note gets a static string or NULL. */
+typedef struct vlmn_xscore {
+    double score, visual, text;     /* NaN when undefined */
+    int n_visual, n_text;           /* pairs used */
+    const char *note;
+} vlmn_xscore;
+void vlmn_score_neuron(vlmn_xkind k, const float *real_v, const float *sim_v, int n_v, const float *real_t,
+                       const float *sim_t, int n_t, vlmn_xscore *out);
+
+/* Mean of x[0..n) and its 95% percentile bootstrap interval (n_boot resamples with a
+ * fixed seed); lo = hi = mean for n < 2. */
+void vlmn_bootstrap_mean(const double *x, int n, int n_boot, uint64_t seed, double *mean, double *lo, double *hi);
 
 /* ---- run tables (docs/run-format.md) ---- */
 vlmn_status vlmn_xdb_init(sqlite3 *db);
