@@ -482,9 +482,23 @@ static vlmn_status finish(vlmn_llm *c, vlmn_llm_item *it, xfer *x, CURLcode res,
     return set_error(it, transient ? "%s (after %s attempts)" : "%s", why, att);
 }
 
+static int cmp_key(const void *a, const void *b, void *ctx)
+{
+    const vlmn_llm_item *items = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int r = strcmp(items[i].key, items[j].key);
+    return r ? r : (i < j ? -1 : i > j);
+}
+static int cmp_size(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    return i < j ? -1 : i > j;
+}
+
 vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_done_fn done, void *user)
 {
     vlmn_status st = VLMN_OK;
+    size_t *next_dup = NULL;
     int conc = c->o.concurrency;
     xfer *xs = vlmn_calloc((size_t)conc, sizeof *xs);
     bool *busy = vlmn_calloc((size_t)conc, sizeof *busy);
@@ -521,6 +535,36 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
             st = vlmn_error(VLMN_E_NOMEM, "llm: out of memory");
             goto out;
         }
+    }
+    /* identical requests in one run are sent once: the others follow their leader */
+    if (q.n > 1) {
+        size_t *ord = vlmn_malloc(q.n * sizeof *ord);
+        next_dup = vlmn_malloc(n * sizeof *next_dup);
+        if (!ord || !next_dup) {
+            vlmn_free(ord);
+            vlmn_free(next_dup);
+            st = vlmn_error(VLMN_E_NOMEM, "llm: out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) next_dup[i] = SIZE_MAX;
+        memcpy(ord, q.idx, q.n * sizeof *ord);
+        qsort_r(ord, q.n, sizeof *ord, cmp_key, items);
+        size_t w = 0, lead = SIZE_MAX, tail = SIZE_MAX;
+        for (size_t k = 0; k < q.n; k++) {
+            size_t i = ord[k];
+            if (lead != SIZE_MAX && !strcmp(items[lead].key, items[i].key)) {
+                next_dup[tail] = i;
+                tail = i;
+                continue;
+            }
+            lead = tail = i;
+            ord[w++] = i;
+        }
+        /* keep the queue in item order */
+        qsort(ord, w, sizeof *ord, cmp_size);
+        memcpy(q.idx, ord, w * sizeof *ord);
+        q.n = w;
+        vlmn_free(ord);
     }
     size_t head = 0; /* q entries before head are taken; retries are appended */
     int active = 0;
@@ -576,6 +620,25 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
                 if (it->state == VLMN_LLM_ANSWERED) c->s.answered++;
                 else c->s.failed++;
                 if (done && (st = done(it, user))) goto out;
+                for (size_t j = next_dup ? next_dup[x->item] : SIZE_MAX; j != SIZE_MAX; j = next_dup[j]) {
+                    vlmn_llm_item *d = &items[j];
+                    d->state = it->state;
+                    d->http_status = it->http_status;
+                    if ((it->reply && !(d->reply = vlmn_malloc(it->reply_len + 1))) ||
+                        (it->error && !(d->error = vlmn_strdup(it->error)))) {
+                        st = vlmn_error(VLMN_E_NOMEM, "llm: out of memory");
+                        goto out;
+                    }
+                    if (it->reply) memcpy(d->reply, it->reply, it->reply_len + 1);
+                    d->reply_len = it->reply_len;
+                    if (d->state == VLMN_LLM_ANSWERED) {
+                        c->s.answered++;
+                        account(c, d->reply, d->reply_len);
+                    } else {
+                        c->s.failed++;
+                    }
+                    if (done && (st = done(d, user))) goto out;
+                }
             }
             if (head < q.n && active < conc && wait_ms == 0) continue;
             curl_multi_poll(c->multi, NULL, 0, active < conc && next >= 0 ? wait_ms : 1000, NULL);
@@ -584,6 +647,7 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
         }
     }
 out:
+    vlmn_free(next_dup);
     if (xs) {
         for (int k = 0; k < conc; k++) {
             if (xs[k].easy) {

@@ -9,13 +9,16 @@
  *   f400        400 with an error message, every time
  *   always500   500 every time
  *   fbadtok     simulator reply whose token list does not match the prompt's, every time
- *   planted     deterministic "LLM": explains from the prompt's token/activation lines
- *               and simulates from an explanation (see docs/explain.md)
+ *   planted     deterministic "LLM": explains a neuron as the tokens its prompt shows
+ *               with activation >= 5 (quoted), simulates 10 on the tokens an explanation
+ *               quotes and 0 elsewhere (see docs/explain.md); slowplanted: the same after
+ *               200 ms (for kill -9 tests)
  * Checks: body is JSON with model + messages (role, content string or parts), image
  * parts are data:image/png;base64 of a PNG, response_format well-formed, the key in
  * $VLMN_TEST_KEY appears only in the Authorization header. A failed check answers 400
  * "check failed: ..." and counts a violation. GET /stats: {"requests":N,"violations":N,
- * "last_violation":"...","by_model":{...},"images":N}. */
+ * "last_violation":"...","by_model":{...},"images":N,"dup_answered":N}
+ * (dup_answered: 200 answers to a body that had been answered before). */
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
@@ -33,7 +36,8 @@
 
 static const char *g_key;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static long g_requests, g_violations, g_images;
+static long g_requests, g_violations, g_images, g_dup_answered;
+static uint64_t *g_answered; /* hashes of bodies answered 200 (open addressing) */
 static char g_last_violation[512];
 static cJSON *g_by_model;
 static uint64_t *g_seen; /* hashes of bodies seen (open addressing) */
@@ -72,6 +76,25 @@ static bool first_time(const char *p, size_t n)
     }
     pthread_mutex_unlock(&g_mu);
     return first;
+}
+
+/* counts a 200 answer; true when this body was answered before */
+static void answered(const char *p, size_t n)
+{
+    uint64_t h = fnv(p, n);
+    pthread_mutex_lock(&g_mu);
+    size_t i = h % MAX_SEEN;
+    for (size_t k = 0; k < MAX_SEEN; k++, i = (i + 1) % MAX_SEEN) {
+        if (g_answered[i] == h) {
+            g_dup_answered++;
+            break;
+        }
+        if (!g_answered[i]) {
+            g_answered[i] = h;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
 }
 
 static void violation(const char *msg)
@@ -203,37 +226,38 @@ static void last_user_text(const cJSON *root, char *out, size_t n)
     }
 }
 
-/* Tokens between the last <start> and <end> of `txt`: each line "tok\tvalue". */
+/* Tokens of every <start> .. <end> block of `txt`: each line "tok\tvalue". */
 typedef struct toks {
-    char tok[512][64];
-    char val[512][16];
+    char tok[4096][64];
+    char val[4096][16];
     int n;
 } toks;
 
 static void parse_lines(const char *txt, toks *t)
 {
     t->n = 0;
-    const char *s = NULL, *p = txt;
-    while ((p = strstr(p, "<start>\n"))) s = p, p++;
-    if (!s) return;
-    s += 8;
-    const char *e = strstr(s, "<end>");
-    if (!e) return;
-    while (s < e && t->n < 512) {
-        const char *nl = memchr(s, '\n', (size_t)(e - s));
-        if (!nl) nl = e;
-        const char *tab = memchr(s, '\t', (size_t)(nl - s));
-        if (tab) {
-            size_t a = (size_t)(tab - s), b = (size_t)(nl - tab - 1);
-            if (a > 63) a = 63;
-            if (b > 15) b = 15;
-            memcpy(t->tok[t->n], s, a);
-            t->tok[t->n][a] = 0;
-            memcpy(t->val[t->n], tab + 1, b);
-            t->val[t->n][b] = 0;
-            t->n++;
+    const char *s = txt;
+    while ((s = strstr(s, "<start>\n"))) {
+        s += 8;
+        const char *e = strstr(s, "<end>");
+        if (!e) return;
+        while (s < e && t->n < 4096) {
+            const char *nl = memchr(s, '\n', (size_t)(e - s));
+            if (!nl) nl = e;
+            const char *tab = memchr(s, '\t', (size_t)(nl - s));
+            if (tab) {
+                size_t a = (size_t)(tab - s), b = (size_t)(nl - tab - 1);
+                if (a > 63) a = 63;
+                if (b > 15) b = 15;
+                memcpy(t->tok[t->n], s, a);
+                t->tok[t->n][a] = 0;
+                memcpy(t->val[t->n], tab + 1, b);
+                t->val[t->n][b] = 0;
+                t->n++;
+            }
+            s = nl + 1;
         }
-        s = nl + 1;
+        s = e;
     }
 }
 
@@ -291,7 +315,7 @@ static char *answer(const cJSON *root, const char *model, bool bad_tokens)
     parse_lines(txt, t);
     bool simulating = t->n > 0 && !strcmp(t->val[0], "unknown");
     char *out = NULL;
-    const bool planted = !strcmp(model, "planted");
+    const bool planted = !strcmp(model, "planted") || !strcmp(model, "slowplanted");
     if (simulating) {
         const char *expl = explanation_of(txt);
         if (json_mode) {
@@ -418,6 +442,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cJSON_AddNumberToObject(o, "requests", (double)g_requests);
         cJSON_AddNumberToObject(o, "violations", (double)g_violations);
         cJSON_AddNumberToObject(o, "images", (double)g_images);
+        cJSON_AddNumberToObject(o, "dup_answered", (double)g_dup_answered);
         cJSON_AddStringToObject(o, "last_violation", g_last_violation);
         cJSON_AddItemToObject(o, "by_model", cJSON_Duplicate(g_by_model, 1));
         pthread_mutex_unlock(&g_mu);
@@ -485,7 +510,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         MHD_destroy_response(r);
     } else {
         if (first && !strcmp(model, "fslow")) usleep(2500000);
+        if (!strcmp(model, "slowplanted")) usleep(200000);
         char *s = answer(root, model, !strcmp(model, "fbadtok"));
+        answered(body, cn->n);
         ret = reply(c, 200, s, NULL);
         free(s);
     }
@@ -517,6 +544,7 @@ int main(int argc, char **argv)
     g_key = getenv("VLMN_TEST_KEY");
     g_by_model = cJSON_CreateObject();
     g_seen = calloc(MAX_SEEN, sizeof *g_seen);
+    g_answered = calloc(MAX_SEEN, sizeof *g_answered);
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
     signal(SIGPIPE, SIG_IGN);
@@ -545,5 +573,6 @@ int main(int argc, char **argv)
     MHD_stop_daemon(d);
     cJSON_Delete(g_by_model);
     free(g_seen);
+    free(g_answered);
     return 0;
 }

@@ -294,6 +294,32 @@ TEST(many_in_flight)
     CHECK_EQ_INT(server_stat("violations"), 0);
 }
 
+TEST(identical_requests_sent_once)
+{
+    vlmn_llm_opts o;
+    vlmn_llm_opts_default(&o);
+    o.base_url = srv.base_url;
+    o.api_key_env = "VLMN_TEST_CLIENT_KEY";
+    vlmn_llm *c = NULL;
+    CHECK(vlmn_llm_create(&o, &c) == VLMN_OK);
+    if (!c) return;
+    char *b1 = simple_body("ok", "same"), *b2 = simple_body("ok", "other");
+    vlmn_llm_item it[4] = {{.path = "/chat/completions", .body = b1}, {.path = "/chat/completions", .body = b2},
+                           {.path = "/chat/completions", .body = b1}, {.path = "/chat/completions", .body = b1}};
+    long before = server_stat("requests");
+    n_done = 0;
+    CHECK(vlmn_llm_run(c, it, 4, count_done, NULL) == VLMN_OK);
+    CHECK_EQ_INT(n_done, 4);
+    CHECK_EQ_INT(server_stat("requests") - before, 2);
+    for (int i = 0; i < 4; i++) CHECK(it[i].state == VLMN_LLM_ANSWERED && it[i].reply);
+    CHECK_EQ_STR(it[0].reply, it[3].reply);
+    CHECK_EQ_INT(it[2].attempts, 0);
+    for (int i = 0; i < 4; i++) vlmn_llm_item_clear(&it[i]);
+    vlmn_free(b1);
+    vlmn_free(b2);
+    vlmn_llm_free(c);
+}
+
 TEST(no_key_is_a_401_failure)
 {
     vlmn_llm_opts o;
