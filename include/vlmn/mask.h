@@ -7,6 +7,7 @@
 #define VLMN_MASK_H
 
 #include "vlmn/vlmn.h"
+#include "vlmn/select.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,16 +27,16 @@ double vlmn_mask_ratio(const vlmn_mask *m);                /* count / (n_layer *
  * NULL when the mask is empty, so an empty mask runs exactly the unmasked path. */
 const uint8_t *const *vlmn_mask_rows(const vlmn_mask *m);
 
-/* A neuron query on a classification: conditions joined by '&' (or ','):
- *   FIELD OP VALUE   FIELD p_v|p_t|p_m|p_u (or p_visual, p_text, p_multimodal,
- *                    p_unknown), OP >= > <= < ==, VALUE in [0, 1]
- *   label=TYPE       TYPE visual|text|multimodal|unknown
- * e.g. "p_u>=0.8", "p_v>=0.5&p_u<0.2", "label=unknown". */
-typedef struct vlmn_query vlmn_query;
-vlmn_status vlmn_query_parse(const char *text, vlmn_query **out);
-void vlmn_query_free(vlmn_query *q);
-struct vlmn_neuron_class;
-bool vlmn_query_match(const vlmn_query *q, const struct vlmn_neuron_class *c);
+/* A neuron query: a neuron SPEC of vlmn/select.h (the one parser), e.g. "p_u>=0.8",
+ * "p_v>=0.5&p_u<0.2", "label=unknown", "layer=2-3,p_u>=0.9". vlmn_query_match applies
+ * its label/p terms to one neuron's class; vlmn_mask_from_query resolves all terms. */
+typedef struct vlmn_nsel vlmn_query;
+static inline vlmn_status vlmn_query_parse(const char *text, vlmn_query **out) { return vlmn_nsel_parse(text, out); }
+static inline void vlmn_query_free(vlmn_query *q) { vlmn_nsel_free(q); }
+static inline bool vlmn_query_match(const vlmn_query *q, const struct vlmn_neuron_class *c)
+{
+    return vlmn_nsel_match_class(q, c);
+}
 
 /* Masks from a source. n_layer/n_ff are the model's; a run's classification must have
  * the same shape.
@@ -43,7 +44,7 @@ bool vlmn_query_match(const vlmn_query *q, const struct vlmn_neuron_class *c);
  *                          and '#' comments allowed); an index outside the model is an
  *                          error naming the line.
  *   vlmn_mask_from_query:  the neurons of RUN/run.sqlite's classification matching the
- *                          query (read-only); an empty result is an error.
+ *                          query (read-only; a neuron SPEC); an empty result is an error.
  *   vlmn_mask_random:      round(ratio * n_layer * n_ff) neurons drawn uniformly over
  *                          all layers (the paper's control), ratio in [0, 1].
  *   vlmn_mask_random_like: in every layer as many neurons as `like` has there, drawn

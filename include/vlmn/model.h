@@ -83,6 +83,9 @@ typedef struct vlmn_forward_opts {
      * [n_logits x n_vocab] for the last n_logits positions. */
     float *logits;
     int64_t n_logits;
+    /* vlmn_llava_forward only: run decoder layers 0..n_layers_run-1 and stop (0 = all),
+     * e.g. when only shallow layers are captured; logits must then be NULL. */
+    int n_layers_run;
 } vlmn_forward_opts;
 
 /* One sample: `ids` has n entries; positions with id -1 take the image embeddings in

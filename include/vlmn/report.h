@@ -46,6 +46,11 @@ typedef struct vlmn_report_input {
  * dir/img/ and shown as thumbnails. */
 vlmn_status vlmn_report_write(const char *dir, const vlmn_report_input *in);
 
+/* The report's figure sections (Figures 5-7, Table 3) as HTML with inline SVG, and the
+ * report's style sheet: shared with the browser's overview page (vlmn browse). */
+void vlmn_report_write_figures(FILE *f, const vlmn_stats *s);
+const char *vlmn_report_css(void);
+
 /* HTML-escape s (& < > " ') onto f. */
 void vlmn_report_escape(FILE *f, const char *s);
 

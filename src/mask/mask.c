@@ -147,42 +147,41 @@ vlmn_status vlmn_mask_from_csv(const char *path, int n_layer, int n_ff, vlmn_mas
 vlmn_status vlmn_mask_from_query(const char *run_dir, const char *query, int n_layer, int n_ff, vlmn_mask **out)
 {
     *out = NULL;
-    vlmn_query *q;
-    vlmn_status st = vlmn_query_parse(query, &q);
+    vlmn_nsel *q;
+    vlmn_status st = vlmn_nsel_parse(query, &q);
     if (st) return st;
     char path[4096];
     snprintf(path, sizeof path, "%s/run.sqlite", run_dir);
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        st = vlmn_error(VLMN_E_NOTFOUND, "%s: not a run directory (cannot open run.sqlite read-only)", run_dir);
-        sqlite3_close(db);
-        vlmn_query_free(q);
-        return st;
-    }
-    sqlite3_busy_timeout(db, 10000);
     vlmn_classification *c = NULL;
-    st = vlmn_classification_load(db, &c);
-    sqlite3_close(db);
-    if (st) {
-        vlmn_query_free(q);
-        return vlmn_error_prefix(st, "%s", run_dir);
-    }
-    vlmn_mask *m = NULL;
-    if (c->n_layers != n_layer || c->n_ff != n_ff) {
-        st = vlmn_error(VLMN_E_MISMATCH, "%s: classified %d layers x %d neurons, the model has %d x %d", run_dir,
-                        c->n_layers, c->n_ff, n_layer, n_ff);
-    } else if (!(st = vlmn_mask_create(n_layer, n_ff, &m))) {
-        for (int l = 0; l < n_layer; l++)
-            for (int j = 0; j < n_ff; j++)
-                if (vlmn_query_match(q, &c->neurons[(int64_t)l * n_ff + j])) vlmn_mask_set(m, l, j);
-        if (m->count == 0) {
-            st = vlmn_error(VLMN_E_NOTFOUND, "%s: query '%s' selects no neuron", run_dir, query);
-            vlmn_mask_free(m);
-            m = NULL;
+    if (vlmn_nsel_needs_class(q)) {
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+            st = vlmn_error(VLMN_E_NOTFOUND, "%s: not a run directory (cannot open run.sqlite read-only)", run_dir);
+            sqlite3_close(db);
+            vlmn_nsel_free(q);
+            return st;
         }
+        sqlite3_busy_timeout(db, 10000);
+        st = vlmn_classification_load(db, &c);
+        sqlite3_close(db);
+        if (st) {
+            vlmn_nsel_free(q);
+            return vlmn_error_prefix(st, "%s", run_dir);
+        }
+        if (c->n_layers != n_layer || c->n_ff != n_ff)
+            st = vlmn_error(VLMN_E_MISMATCH, "%s: classified %d layers x %d neurons, the model has %d x %d", run_dir,
+                            c->n_layers, c->n_ff, n_layer, n_ff);
     }
+    vlmn_neuron_ref *sel = NULL;
+    int64_t n_sel = 0;
+    vlmn_mask *m = NULL;
+    if (!st) st = vlmn_nsel_resolve(q, n_layer, n_ff, c, &sel, &n_sel);
+    if (!st && n_sel == 0) st = vlmn_error(VLMN_E_NOTFOUND, "%s: query '%s' selects no neuron", run_dir, query);
+    if (!st && !(st = vlmn_mask_create(n_layer, n_ff, &m)))
+        for (int64_t i = 0; i < n_sel; i++) vlmn_mask_set(m, sel[i].layer, sel[i].neuron);
+    vlmn_free(sel);
     vlmn_classification_free(c);
-    vlmn_query_free(q);
+    vlmn_nsel_free(q);
     *out = m;
     return st;
 }

@@ -860,6 +860,10 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
     if (opts->logits && (opts->n_logits < 1 || opts->n_logits > n))
         return vlmn_error(VLMN_E_ARG, "llava: n_logits %lld outside [1, %lld]", (long long)opts->n_logits, (long long)n);
     if (image && !m->gv) return vlmn_error(VLMN_E_ARG, "llava: an image was given but no mmproj file was loaded");
+    if (opts->n_layers_run < 0 || opts->n_layers_run > in->n_layer || (opts->n_layers_run && opts->logits))
+        return vlmn_error(VLMN_E_ARG, "llava: n_layers_run %d outside [0, %d] or with logits", opts->n_layers_run,
+                          in->n_layer);
+    const int n_run = opts->n_layers_run ? opts->n_layers_run : in->n_layer;
     if ((st = ensure_text_scratch(m, n))) return st;
 
     vlmn_llava_times *tm = &m->times;
@@ -883,7 +887,7 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
     const int64_t LQ = E + 2 * KV;  /* row stride of q | k | v */
     float *q = m->qkv, *k = m->qkv + E, *v = m->qkv + E + KV;
     const bool vec = m->prec != VLMN_PREC_EXACT && vlmn_isa_active() == VLMN_ISA_AVX512;
-    for (int l = 0; l < in->n_layer; l++) {
+    for (int l = 0; l < n_run; l++) {
         const text_layer *L = &m->tl[l];
         /* attention block (LlamaAttention): pre-RMSNorm, RoPE, causal SDPA, residual */
         rmsnorm(m, m->x, m->xn, n, E, L->attn_norm);

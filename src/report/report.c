@@ -429,3 +429,13 @@ vlmn_status vlmn_report_write(const char *dir, const vlmn_report_input *in)
     if (s) unlink(tmp);
     return s;
 }
+
+void vlmn_report_write_figures(FILE *f, const vlmn_stats *s)
+{
+    write_fig5(f, s);
+    write_fig6(f, s);
+    write_fig7(f, s);
+    write_prune(f, s);
+}
+
+const char *vlmn_report_css(void) { return css; }

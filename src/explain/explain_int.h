@@ -1,0 +1,31 @@
+/* Internals shared by the explain module's files: building chat messages part by part
+ * (text runs, PNG images) before handing them to vlmn_llm_chat_body. */
+#ifndef VLMN_EXPLAIN_INT_H
+#define VLMN_EXPLAIN_INT_H
+
+#include "vlmn/explain.h"
+#include "core/buf.h"
+
+#define VLMN_X_MAX_EXAMPLES 64
+#define VLMN_X_MAX_TOKENS 8192
+
+typedef struct xmsgs {
+    vlmn_llm_part *parts;
+    char **own;              /* [n_parts] text owned by the part (NULL for images) */
+    int n_parts, cap_parts;
+    const char **roles;      /* per message */
+    int *first, *count;      /* its parts */
+    int n_msgs, cap_msgs;
+    vlmn_llm_msg *msgs;      /* made by xmsg_finish */
+    vlmn_buf cur;            /* text being appended */
+} xmsgs;
+
+bool xmsg_text(xmsgs *m, const char *s);
+bool xmsg_image(xmsgs *m, const uint8_t *png, size_t len);
+bool xmsg_end(xmsgs *m, const char *role);
+bool xmsg_finish(xmsgs *m);
+void xmsg_free(xmsgs *m);
+/* "<start>\n" tok \t act|unknown "\n" ... "<end>\n" */
+bool xmsg_lines(xmsgs *m, int n, const char *const *tokens, const int *acts, bool unknown);
+
+#endif

@@ -1,0 +1,39 @@
+/* The explanation run tables (explanations, simulations, scores) in RUN/run.sqlite;
+ * schema documented in docs/run-format.md. Flow: explain/simulate/score -> [this]. */
+#include "vlmn/explain.h"
+
+static const char XSCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS explanations ("
+    "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL, sampling TEXT NOT NULL, explainer TEXT NOT NULL,"
+    "  images TEXT NOT NULL, kind TEXT NOT NULL, samples TEXT NOT NULL, max_act REAL NOT NULL, text TEXT,"
+    "  status TEXT NOT NULL CHECK (status IN ('ok','failed')), error TEXT, prompt_hash TEXT NOT NULL,"
+    "  settings TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, attempts INTEGER, cached INTEGER,"
+    "  created TEXT NOT NULL,"
+    "  PRIMARY KEY (layer, neuron, sampling, explainer, images)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS simulations ("
+    "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL, sampling TEXT NOT NULL, explainer TEXT NOT NULL,"
+    "  images TEXT NOT NULL, simulator TEXT NOT NULL, mode TEXT NOT NULL, modality TEXT NOT NULL,"
+    "  sample_index INTEGER NOT NULL, rank INTEGER NOT NULL, n INTEGER NOT NULL, sim BLOB, real BLOB NOT NULL,"
+    "  n_mismatch INTEGER NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok','failed')), error TEXT,"
+    "  prompt_hash TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, attempts INTEGER, cached INTEGER,"
+    "  created TEXT NOT NULL,"
+    "  PRIMARY KEY (layer, neuron, sampling, explainer, images, simulator, mode, modality, sample_index))"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS scores ("
+    "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL, sampling TEXT NOT NULL, explainer TEXT NOT NULL,"
+    "  images TEXT NOT NULL, simulator TEXT NOT NULL, scorer TEXT NOT NULL, kind TEXT NOT NULL, score REAL,"
+    "  score_visual REAL, score_text REAL, n_visual INTEGER NOT NULL, n_text INTEGER NOT NULL,"
+    "  n_mismatch INTEGER NOT NULL, note TEXT, created TEXT NOT NULL,"
+    "  PRIMARY KEY (layer, neuron, sampling, explainer, images, simulator, scorer)) WITHOUT ROWID;";
+
+vlmn_status vlmn_xdb_init(sqlite3 *db)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, XSCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+        vlmn_status st = vlmn_error(VLMN_E_DB, "%s: explanation tables: %s", sqlite3_db_filename(db, "main"),
+                                    msg ? msg : "error");
+        sqlite3_free(msg);
+        return st;
+    }
+    return VLMN_OK;
+}
