@@ -9,6 +9,7 @@
 #include "vlmn/vlmn.h"
 #include "vlmn/model.h"
 #include "vlmn/image.h"
+#include "vlmn/llm.h"
 
 #include <stdio.h>
 
@@ -64,8 +65,8 @@ double vlmn_grade_f1(const char *answer, const char *reference);
  * (exact, F1, teacher-forced mean log-likelihood of the reference), store it in
  * OUT/eval.sqlite (table `answers`, one row per config and question, committed batch by
  * batch: a killed run resumes where it stopped), then write OUT/table3.txt (also on
- * `table`), OUT/fig12.svg. The judge_* columns are left NULL for an LLM judge (see
- * docs/generate.md). All masks are built and checked before OUT is touched. */
+ * `table`), OUT/fig12.svg. With judge_model set, every answer is then graded by the
+ * LLM judge (vlmn_judge_answers) and Table 3 gets judge accuracy / score rows. All masks are built and checked before OUT is touched. */
 typedef struct vlmn_prune_eval_opts {
     const char *run_dir, *data, *images, *model, *mmproj, *out_dir;
     const double *tau;
@@ -77,9 +78,23 @@ typedef struct vlmn_prune_eval_opts {
     vlmn_qa_params qa;          /* template, mode, gen (max_tokens, greedy...) */
     FILE *table;                /* Table 3 layout printed here too (NULL: not) */
     FILE *progress;             /* one line per batch (NULL: quiet) */
+    const char *judge_model;    /* LLM judge (Video-ChatGPT protocol) model; NULL: no judge */
+    vlmn_llm_opts judge;        /* its client options (base_url = --judge URL) */
 } vlmn_prune_eval_opts;
 
 vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o);
+
+/* ---- LLM judge (Video-ChatGPT protocol: yes/no + score 0..5) ----
+ * The chat body for one answer; the lenient parse of the Python-dict reply
+ * ("{'pred': 'yes', 'score': 4}"); and grading every answer of an eval database that
+ * has no grade by `model` yet (judge_yes, judge_score, judge_model; a reply still
+ * malformed after the client's retries leaves judge_yes NULL: a failure, never "no"). */
+vlmn_status vlmn_judge_body(const char *model, const char *question, const char *reference, const char *answer,
+                            char **json);
+vlmn_status vlmn_judge_parse(const char *content, int *yes, double *score);
+struct sqlite3;
+vlmn_status vlmn_judge_answers(struct sqlite3 *db, const char *path, const char *model, const vlmn_llm_opts *lo,
+                               FILE *progress, int64_t *n_judged, int64_t *n_failed);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,11 @@ static const char USAGE[] =
     "  --random-seeds K     random masks per tau (default 3; 0 = none)\n"
     "  --max-tokens N       answer length limit (default 32)\n"
     "  --batch B            questions decoded together (default 8)\n"
+    "  --judge URL          grade every answer with an LLM judge (Video-ChatGPT protocol: yes/no\n"
+    "                       and score 0..5) at this OpenAI-compatible base URL; adds judge rows\n"
+    "  --judge-model NAME   the judge's model (e.g. gpt-3.5-turbo); with --judge\n"
+    "  --judge-key-env NAME environment variable of its key (OPENAI_API_KEY)\n"
+    "  --judge-concurrency N  judge requests in flight (8)\n"
     "  other options as for vlmn generate\n";
 
 static int run(int argc, char **argv)
@@ -37,6 +42,8 @@ static int run(int argc, char **argv)
     const char *tau_s = "0.9,0.8,0.7,0.6", *tmpl = "llava-v1", *mode_s = "pad", *v;
     long threads = 0, seeds = 3, max_tokens = 32, batch = 8;
     vlmn_precision prec = VLMN_PREC_FAST;
+    const char *judge = NULL, *judge_model = NULL, *judge_key = NULL;
+    long judge_conc = 8;
     for (int i = 1; i < argc; i++) {
         int r;
 #define OPT(l, s, var)                                                              \
@@ -62,6 +69,10 @@ static int run(int argc, char **argv)
         NUM("random-seeds", 0, seeds, 0, 100, "--random-seeds")
         NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
         NUM("batch", 0, batch, 1, 256, "--batch")
+        OPT("judge", 0, judge)
+        OPT("judge-model", 0, judge_model)
+        OPT("judge-key-env", 0, judge_key)
+        NUM("judge-concurrency", 0, judge_conc, 1, 1024, "--judge-concurrency")
 #undef OPT
 #undef NUM
         if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
@@ -80,6 +91,7 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "RUN, --data, -m, --mmproj and -o are required");
         return cli_usage(&vlmn_cmd_prune_eval);
     }
+    if (!judge != !judge_model) return cli_errorf(cmd, 2, "--judge and --judge-model go together");
     double tau[64];
     int n_tau = 0;
     for (const char *p = tau_s; *p;) {
@@ -104,6 +116,16 @@ static int run(int argc, char **argv)
         .qa = {.template_name = tmpl, .mode = mode,
                .gen = {.max_tokens = (int)max_tokens, .temperature = 0.0f, .top_p = 1.0f, .eos = -1}},
         .table = stdout, .progress = stderr};
+    if (judge) {
+        vlmn_llm_opts_default(&o.judge);
+        o.judge.base_url = judge;
+        o.judge.concurrency = (int)judge_conc;
+        if (judge_key) o.judge.api_key_env = judge_key;
+        static char cache[4200];
+        snprintf(cache, sizeof cache, "%s/judge-cache.sqlite", out);
+        o.judge.cache_path = cache; /* a rerun asks nothing already answered */
+        o.judge_model = judge_model;
+    }
     vlmn_status st = vlmn_prune_eval(&o);
     if (st) return cli_fail(cmd, st);
     return 0;

@@ -93,14 +93,18 @@ static char *tokens_json(const int32_t *t, int n)
 typedef struct agg {
     double em, f1, ll;
     int64_t n;
+    double jy, js; /* judge accuracy (mean of yes) and mean score over the graded answers */
+    int64_t jn;    /* graded answers (failures excluded) */
 } agg;
 
 static vlmn_status aggregate(sqlite3 *db, const char *path, const char *cfg, agg *a)
 {
     sqlite3_stmt *s;
     memset(a, 0, sizeof *a);
-    if (sqlite3_prepare_v2(db, "SELECT avg(exact), avg(f1), avg(loglik), count(*) FROM answers WHERE config=?", -1, &s,
-                           NULL))
+    if (sqlite3_prepare_v2(db,
+                           "SELECT avg(exact), avg(f1), avg(loglik), count(*), avg(judge_yes), avg(judge_score), "
+                           "count(judge_yes) FROM answers WHERE config=?",
+                           -1, &s, NULL))
         return dberr(db, path, "aggregate");
     sqlite3_bind_text(s, 1, cfg, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW) {
@@ -108,6 +112,9 @@ static vlmn_status aggregate(sqlite3 *db, const char *path, const char *cfg, agg
         a->f1 = sqlite3_column_double(s, 1);
         a->ll = sqlite3_column_double(s, 2);
         a->n = sqlite3_column_int64(s, 3);
+        a->jy = sqlite3_column_double(s, 4);
+        a->js = sqlite3_column_double(s, 5);
+        a->jn = sqlite3_column_int64(s, 6);
     }
     sqlite3_finalize(s);
     return VLMN_OK;
@@ -127,6 +134,7 @@ typedef struct summary {
     double ratio[64];
     agg full, unk[64];
     double rnd_m[64][3], rnd_s[64][3];
+    double rnd_jm[64][2], rnd_js[64][2];
 } summary;
 
 static void write_table(FILE *f, const vlmn_prune_eval_opts *o, const summary *S)
@@ -147,6 +155,19 @@ static void write_table(FILE *f, const vlmn_prune_eval_opts *o, const summary *S
         for (int t = 0; t < o->n_tau; t++)
             fprintf(f, " %.1f+-%.1f/%.1f+-%.1f/%.4f+-%.4f", 100 * S->rnd_m[t][0], 100 * S->rnd_s[t][0],
                     100 * S->rnd_m[t][1], 100 * S->rnd_s[t][1], S->rnd_m[t][2], S->rnd_s[t][2]);
+    }
+    if (o->judge_model) {
+        fprintf(f, "\n%-30s %6.1f/%4.2f (n=%lld)      ", "Unknown neurons (judge Acc./Score)", 100 * S->full.jy,
+                S->full.js, (long long)S->full.jn);
+        for (int t = 0; t < o->n_tau; t++)
+            fprintf(f, " %6.1f/%4.2f (n=%lld)      ", 100 * S->unk[t].jy, S->unk[t].js, (long long)S->unk[t].jn);
+        if (o->n_random_seeds > 0) {
+            fprintf(f, "\n%-30s %6.1f/%4.2f              ", "Random neurons (judge Acc./Score)", 100 * S->full.jy,
+                    S->full.js);
+            for (int t = 0; t < o->n_tau; t++)
+                fprintf(f, " %.1f+-%.1f/%.2f+-%.2f", 100 * S->rnd_jm[t][0], 100 * S->rnd_js[t][0], S->rnd_jm[t][1],
+                        S->rnd_js[t][1]);
+        }
     }
     fprintf(f, "\n%-30s %-22.1f", "Pruning ratio (%)", 0.0);
     for (int t = 0; t < o->n_tau; t++) fprintf(f, " %-22.2f", 100 * S->ratio[t]);
@@ -437,6 +458,10 @@ loop_done:
     vlmn_free(have);
     vlmn_free(items);
     if (st) goto done;
+    if (o->judge_model) {
+        int64_t nj = 0, nf = 0;
+        if ((st = vlmn_judge_answers(db, dbpath, o->judge_model, &o->judge, o->progress, &nj, &nf))) goto done;
+    }
 
     summary *S = vlmn_calloc(1, sizeof *S);
     if (!S) {
@@ -447,16 +472,18 @@ loop_done:
     for (int t = 0; t < o->n_tau; t++) {
         S->ratio[t] = vlmn_mask_ratio(cf[1 + t].mask);
         if ((st = aggregate(db, dbpath, cf[1 + t].name, &S->unk[t]))) goto sum_done;
-        double v[3][MAX_CONFIGS];
+        double v[3][MAX_CONFIGS], jv[2][MAX_CONFIGS];
         int nv = 0;
         for (int c = 1 + o->n_tau; c < n_cf; c++) {
             if (cf[c].tau_i != t) continue;
             agg a;
             if ((st = aggregate(db, dbpath, cf[c].name, &a))) goto sum_done;
             v[0][nv] = a.em, v[1][nv] = a.f1, v[2][nv] = a.ll;
+            jv[0][nv] = a.jy, jv[1][nv] = a.js;
             nv++;
         }
         for (int k = 0; k < 3; k++) mean_std(v[k], nv, &S->rnd_m[t][k], &S->rnd_s[t][k]);
+        for (int k = 0; k < 2; k++) mean_std(jv[k], nv, &S->rnd_jm[t][k], &S->rnd_js[t][k]);
     }
     if ((st = write_file(o->out_dir, "table3.txt", o, S, false)) || (st = write_file(o->out_dir, "fig12.svg", o, S, true)))
         goto sum_done;

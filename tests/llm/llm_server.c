@@ -9,6 +9,9 @@
  *   f400        400 with an error message, every time
  *   always500   500 every time
  *   fbadtok     simulator reply whose token list does not match the prompt's, every time
+ *   judge       Video-ChatGPT judge: {'pred': 'yes', 'score': 5} when the predicted answer
+ *               equals the correct one, else no/1; judgebad: first reply malformed;
+ *               judgenever: always malformed
  *   planted     deterministic "LLM": explains a neuron as the tokens its prompt shows
  *               with activation >= 5 (quoted), simulates 10 on the tokens an explanation
  *               quotes and 0 elsewhere (see docs/explain.md); slowplanted: the same after
@@ -303,6 +306,18 @@ static bool quoted_in(const char *expl, const char *tok)
     return strstr(expl, q) != NULL;
 }
 
+/* Video-ChatGPT judge: yes/5 when the predicted answer equals the correct one (case and
+ * surrounding blanks aside), else no/1. */
+static char *judge_reply(const char *txt)
+{
+    char ref[1024] = "", pred[1024] = "";
+    const char *a = strstr(txt, "Correct Answer: "), *b = strstr(txt, "Predicted Answer: ");
+    if (a) sscanf(a + 16, "%1023[^\n]", ref);
+    if (b) sscanf(b + 18, "%1023[^\n]", pred);
+    bool same = a && b && !strcasecmp(ref, pred);
+    return chat_reply(same ? "{'pred': 'yes', 'score': 5}" : "{'pred': 'no', 'score': 1}", NULL);
+}
+
 /* The answer content for a checked request. */
 static char *answer(const cJSON *root, const char *model, bool bad_tokens)
 {
@@ -316,6 +331,10 @@ static char *answer(const cJSON *root, const char *model, bool bad_tokens)
     bool simulating = t->n > 0 && !strcmp(t->val[0], "unknown");
     char *out = NULL;
     const bool planted = !strcmp(model, "planted") || !strcmp(model, "slowplanted");
+    if (!strcmp(model, "judge") || !strcmp(model, "judgebad")) {
+        free(t);
+        return judge_reply(txt);
+    }
     if (simulating) {
         const char *expl = explanation_of(txt);
         if (json_mode) {
@@ -502,6 +521,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         ret = reply(c, 429, "{\"error\":{\"message\":\"rate limited\"}}", "1");
     } else if (first && !strcmp(model, "f500")) {
         ret = reply(c, 500, "{\"error\":{\"message\":\"boom\"}}", NULL);
+    } else if ((first && !strcmp(model, "judgebad")) || !strcmp(model, "judgenever")) {
+        char *s = chat_reply("I think the answer is right.", NULL);
+        ret = reply(c, 200, s, NULL);
+        free(s);
     } else if (first && !strcmp(model, "fbadjson")) {
         ret = reply(c, 200, "{\"choices\":[{\"message\":{\"content\":\"x\"", NULL);
     } else if (first && !strcmp(model, "fdrop")) {
