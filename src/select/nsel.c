@@ -381,7 +381,7 @@ bool vlmn_nsel_match_class(const vlmn_nsel *s, const vlmn_neuron_class *c)
 
 static bool in_set(const nterm *t, int64_t key)
 {
-    return bsearch(&key, t->keys, (size_t)t->n_keys, sizeof key, cmp_i64) != NULL;
+    return t->n_keys && bsearch(&key, t->keys, (size_t)t->n_keys, sizeof key, cmp_i64) != NULL;
 }
 
 vlmn_status vlmn_nsel_resolve(const vlmn_nsel *s, int n_layers, int n_ff, const vlmn_classification *cls,

@@ -265,7 +265,7 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
                 n_todo_pairs++;
             }
         }
-        newsample[d] = !bsearch(&sel->distinct[d], stored, (size_t)n_stored, sizeof *stored, cmp_u32);
+        newsample[d] = !n_stored || !bsearch(&sel->distinct[d], stored, (size_t)n_stored, sizeof *stored, cmp_u32);
         if (any) n_todo_samples++;
     }
     vlmn_free(stored);
