@@ -6,6 +6,8 @@
 #include "vlmn/explain.h"
 #include "core/buf.h"
 
+#include <sqlite3.h>
+
 #define VLMN_X_MAX_EXAMPLES 64
 #define VLMN_X_MAX_TOKENS 8192
 
@@ -27,5 +29,13 @@ bool xmsg_finish(xmsgs *m);
 void xmsg_free(xmsgs *m);
 /* "<start>\n" tok \t act|unknown "\n" ... "<end>\n" */
 bool xmsg_lines(xmsgs *m, int n, const char *const *tokens, const int *acts, bool unknown);
+/* The chat request for finished messages with the prompt options' model and sampling
+ * settings (m must outlive the result). */
+vlmn_llm_chat xmsg_chat(const xmsgs *m, const vlmn_xprompt_opts *o);
+
+/* Resets s and binds an explanation's key (layer, neuron, sampling, explainer, images),
+ * the leading columns of every explanation table (xdb.c), to parameters 1..5. */
+void xdb_bind_key(sqlite3_stmt *s, int layer, int neuron, const char *sampling, const char *explainer,
+                  const char *images);
 
 #endif

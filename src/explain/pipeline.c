@@ -201,12 +201,8 @@ static vlmn_status explain_done(vlmn_llm_item *it, void *user)
         }
     }
     sqlite3_stmt *s = c->ins;
-    sqlite3_reset(s);
-    sqlite3_bind_int(s, 1, x->layer);
-    sqlite3_bind_int(s, 2, x->neuron);
-    sqlite3_bind_text(s, 3, c->o->sampling, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, c->o->prompt.model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, x->kind == VLMN_XK_TEXT ? "none" : c->o->images, -1, SQLITE_STATIC);
+    xdb_bind_key(s, x->layer, x->neuron, c->o->sampling, c->o->prompt.model,
+                 x->kind == VLMN_XK_TEXT ? "none" : c->o->images);
     sqlite3_bind_text(s, 6, vlmn_xkind_name(x->kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 7, x->samples, -1, SQLITE_STATIC);
     sqlite3_bind_double(s, 8, x->max_act);
@@ -240,12 +236,7 @@ static vlmn_status explain_done(vlmn_llm_item *it, void *user)
 static bool explained(sqlite3_stmt *q, int layer, int neuron, const char *sampling, const char *model,
                       const char *images)
 {
-    sqlite3_reset(q);
-    sqlite3_bind_int(q, 1, layer);
-    sqlite3_bind_int(q, 2, neuron);
-    sqlite3_bind_text(q, 3, sampling, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, images, -1, SQLITE_STATIC);
+    xdb_bind_key(q, layer, neuron, sampling, model, images);
     bool r = sqlite3_step(q) == SQLITE_ROW;
     sqlite3_reset(q);
     return r;
@@ -425,12 +416,7 @@ static vlmn_status put_sim(sctx *c, sitem *x, const float *sim, int n, const flo
                            const vlmn_llm_item *it, int64_t pt, int64_t ct)
 {
     sqlite3_stmt *s = c->ins;
-    sqlite3_reset(s);
-    sqlite3_bind_int(s, 1, x->layer);
-    sqlite3_bind_int(s, 2, x->neuron);
-    sqlite3_bind_text(s, 3, x->sampling, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, x->explainer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, x->images, -1, SQLITE_STATIC);
+    xdb_bind_key(s, x->layer, x->neuron, x->sampling, x->explainer, x->images);
     sqlite3_bind_text(s, 6, c->simname, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 7, c->sim->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 8, c->sim->modality == VLMN_SIM_TEXT ? "text" : "visual", -1, SQLITE_STATIC);
@@ -573,12 +559,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
             snprintf(x->sampling, sizeof x->sampling, "%s", (const char *)sqlite3_column_text(ex, 2));
             snprintf(x->explainer, sizeof x->explainer, "%s", (const char *)sqlite3_column_text(ex, 3));
             snprintf(x->images, sizeof x->images, "%s", (const char *)sqlite3_column_text(ex, 4));
-            sqlite3_reset(q);
-            sqlite3_bind_int(q, 1, L);
-            sqlite3_bind_int(q, 2, N);
-            sqlite3_bind_text(q, 3, x->sampling, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 4, x->explainer, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 5, x->images, -1, SQLITE_STATIC);
+            xdb_bind_key(q, L, N, x->sampling, x->explainer, x->images);
             sqlite3_bind_text(q, 6, simname, -1, SQLITE_STATIC);
             sqlite3_bind_text(q, 7, sim->name, -1, SQLITE_STATIC);
             sqlite3_bind_text(q, 8, modality, -1, SQLITE_STATIC);

@@ -285,6 +285,17 @@ static const char EXPLAIN_SYSTEM_IMAGES[] =
     " The pictures are activation-modulated: the more visible an image patch, the more the neuron is activated "
     "by it.";
 
+vlmn_llm_chat xmsg_chat(const xmsgs *m, const vlmn_xprompt_opts *o)
+{
+    return (vlmn_llm_chat){.model = o->model,
+                           .msgs = m->msgs,
+                           .n_msgs = m->n_msgs,
+                           .temperature = o->temperature,
+                           .max_tokens = o->max_tokens,
+                           .has_seed = o->has_seed,
+                           .seed = o->seed};
+}
+
 static bool add_neuron(xmsgs *m, int index, int n_samples, const vlmn_xsample *s, const vlmn_xexample *ex,
                        vlmn_xkind k, double max_act)
 {
@@ -333,13 +344,7 @@ vlmn_status vlmn_explain_body(vlmn_xkind k, const vlmn_xexamples *ex, const vlmn
         xmsg_free(&m);
         return vlmn_error(VLMN_E_NOMEM, "explain: out of memory building the prompt");
     }
-    vlmn_llm_chat c = {.model = o->model,
-                       .msgs = m.msgs,
-                       .n_msgs = m.n_msgs,
-                       .temperature = o->temperature,
-                       .max_tokens = o->max_tokens,
-                       .has_seed = o->has_seed,
-                       .seed = o->seed};
+    vlmn_llm_chat c = xmsg_chat(&m, o);
     vlmn_status st = vlmn_llm_chat_body(&c, json);
     xmsg_free(&m);
     return st;

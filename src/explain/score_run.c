@@ -6,13 +6,13 @@
 #include "vlmn/pipeline.h"
 #include "vlmn/run.h"
 #include "core/alloc.h"
+#include "store/store.h"
+#include "explain/explain_int.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-vlmn_status vlmn_db_exec_sql(sqlite3 *db, const char *sql);
 
 static vlmn_status db_err(sqlite3 *db, const char *what)
 {
@@ -61,12 +61,7 @@ static vlmn_status load_sets(sqlite3_stmt *q, int L, int N, const char *sampling
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_reset(q);
-    sqlite3_bind_int(q, 1, L);
-    sqlite3_bind_int(q, 2, N);
-    sqlite3_bind_text(q, 3, sampling, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, explainer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, images, -1, SQLITE_STATIC);
+    xdb_bind_key(q, L, N, sampling, explainer, images);
     sqlite3_bind_text(q, 6, modality, -1, SQLITE_STATIC);
     simset *s = NULL;
     int n = 0, cap = 0;
@@ -106,12 +101,7 @@ static vlmn_status put_score(sqlite3 *db, sqlite3_stmt *ins, int L, int N, const
                              const char *images, const char *simname, vlmn_xkind k, const vlmn_xscore *s, int mismatch,
                              int64_t *n_scored, int64_t *n_undef)
 {
-    sqlite3_reset(ins);
-    sqlite3_bind_int(ins, 1, L);
-    sqlite3_bind_int(ins, 2, N);
-    sqlite3_bind_text(ins, 3, sampling, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 4, explainer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 5, images, -1, SQLITE_STATIC);
+    xdb_bind_key(ins, L, N, sampling, explainer, images);
     sqlite3_bind_text(ins, 6, simname, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 7, "pearson", -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 8, vlmn_xkind_name(k), -1, SQLITE_STATIC);
@@ -155,7 +145,7 @@ vlmn_status vlmn_score_run(const char *run_dir, int64_t *n_scored, int64_t *n_un
         st = db_err(db, "scores");
         goto out;
     }
-    if ((st = vlmn_db_exec_sql(db, "BEGIN; DELETE FROM scores WHERE scorer='pearson';"))) goto out;
+    if ((st = vlmn_db_exec(db, "BEGIN; DELETE FROM scores WHERE scorer='pearson';"))) goto out;
     while (sqlite3_step(ex) == SQLITE_ROW) {
         int L = sqlite3_column_int(ex, 0), N = sqlite3_column_int(ex, 1);
         char sampling[32], explainer[256], images[32];
@@ -193,27 +183,16 @@ vlmn_status vlmn_score_run(const char *run_dir, int64_t *n_scored, int64_t *n_un
         simset_free(vs, nv);
         if (st) goto rollback;
     }
-    st = vlmn_db_exec_sql(db, "COMMIT");
+    st = vlmn_db_exec(db, "COMMIT");
     goto out;
 rollback:
-    vlmn_db_exec_sql(db, "ROLLBACK");
+    vlmn_db_exec(db, "ROLLBACK");
 out:
     sqlite3_finalize(ex);
     sqlite3_finalize(q);
     sqlite3_finalize(ins);
     vlmn_run_close(run);
     return st;
-}
-
-vlmn_status vlmn_db_exec_sql(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        vlmn_status st = vlmn_error(VLMN_E_DB, "%s: %s", sqlite3_db_filename(db, "main"), msg ? msg : "error");
-        sqlite3_free(msg);
-        return st;
-    }
-    return VLMN_OK;
 }
 
 static const char *ROW_NAMES[3] = {"Visual neurons", "Text neurons", "Multi-modal neurons"};

@@ -91,13 +91,7 @@ vlmn_status vlmn_textsim_body(vlmn_textsim_mode mode, const vlmn_xexamples *ex, 
         xmsg_free(&m);
         return vlmn_error(VLMN_E_NOMEM, "simulate: out of memory building the prompt");
     }
-    vlmn_llm_chat c = {.model = o->model,
-                       .msgs = m.msgs,
-                       .n_msgs = m.n_msgs,
-                       .temperature = o->temperature,
-                       .max_tokens = o->max_tokens,
-                       .has_seed = o->has_seed,
-                       .seed = o->seed};
+    vlmn_llm_chat c = xmsg_chat(&m, o);
     if (mode == VLMN_TEXTSIM_JSON) {
         c.schema_name = "simulation";
         c.schema_json = SIM_SCHEMA;

@@ -1,6 +1,7 @@
 /* The explanation run tables (explanations, simulations, scores) in RUN/run.sqlite;
  * schema documented in docs/run-format.md. Flow: explain/simulate/score -> [this]. */
 #include "vlmn/explain.h"
+#include "explain/explain_int.h"
 
 static const char XSCHEMA[] =
     "CREATE TABLE IF NOT EXISTS explanations ("
@@ -36,4 +37,15 @@ vlmn_status vlmn_xdb_init(sqlite3 *db)
         return st;
     }
     return VLMN_OK;
+}
+
+void xdb_bind_key(sqlite3_stmt *s, int layer, int neuron, const char *sampling, const char *explainer,
+                  const char *images)
+{
+    sqlite3_reset(s);
+    sqlite3_bind_int(s, 1, layer);
+    sqlite3_bind_int(s, 2, neuron);
+    sqlite3_bind_text(s, 3, sampling, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, explainer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, images, -1, SQLITE_STATIC);
 }
