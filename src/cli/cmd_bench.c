@@ -35,6 +35,7 @@ static const struct {
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
     {"forward", bench_forward, "LLaVA forward tokens/s with and without capture, peak RSS"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
+    {"llm", bench_llm, "LLM client requests/s at C in flight vs 1, CPU cost of a 5-image explainer prompt"},
 };
 
 static int run(int argc, char **argv);
@@ -73,7 +74,14 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
     "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
     "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"
-    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n",
+    "  does it (open, classify, save); --keep leaves the run for `time vlmn classify DIR`.\n"
+    "vlmn bench llm [--base-url URL] [--model ok] [--requests 5000] [--concurrency 64]\n"
+    "               [--baseline-requests 200] [--images 5] [--width 640] [--height 480] [--reps 3]\n"
+    "  With --base-url (an OpenAI-compatible server; the tests' vlmn_llm_server answers\n"
+    "  model 'ok' at once): N distinct chat requests at C in flight and, in the same run, a\n"
+    "  baseline with 1 in flight; prints requests/s, the ratio and client CPU per request.\n"
+    "  Always: CPU cost of one Fig. 10 explainer prompt with K modulated W x H images\n"
+    "  (draw, PNG, chat body) against the PNG encoding alone.\n",
     run,
 };
 
