@@ -76,6 +76,8 @@ near() {  # JSON KEY_PREFIX WANT: the first number after KEY_PREFIX in JSON is W
     'BEGIN { d = g - w; exit !(g != "" && d < 1e-6 && d > -1e-6) }'
 }
 check "api: its score" near "$j" "\"layer\":$TL,\"neuron\":$TN,[^}]*\"score\":" "$tscore_exact"
+j=$(api "neurons?sort=score&order=asc&per=1")
+check "api: ascending score sort puts missing scores last" grep -q "\"neurons\":\[{\"layer\":$TL,\"neuron\":$TN," <<<"$j"
 j=$(api "neurons?score=-1")
 check "api: score filter keeps only the scored neuron" grep -q "^{\"total\":1,.*\"layer\":$TL,\"neuron\":$TN," <<<"$j"
 j=$(api "neurons?q=$word")
@@ -144,6 +146,7 @@ visual_page() {  # MODE
   green=$(js "return String([...document.querySelectorAll('div.heat span')].filter(s => { const c = s.style.backgroundColor; return c.includes('0, 160, 0') && !c.endsWith(', 0)'); }).length)")
   check "$1: heat spans coloured ($green)" test "${green:-0}" -gt 0
   check "$1: explanation on screen" grep -qF "$vexpl" <<<"$(text '#explanations')"
+  check "$1: no score yet, said so" test "$(js "return String(document.body.innerText.includes('none yet for this neuron'))")" = true
 }
 text_page() {  # MODE
   check "$1: text neuron page title" test "$(text '#title')" = "Neuron $TL:$TN text"
@@ -151,6 +154,7 @@ text_page() {  # MODE
   check "$1: score on screen ($tscore)" grep -q "pearson text $tscore" <<<"$(text '#scores')"
   sims=$(text '#simulations')
   check "$1: real vs simulated rows" test "$(grep -c '^real \|^simulated ' <<<"$sims")" -eq 10
+  check "$1: simulated tokens shown" test "$(grep -c '^token ' <<<"$sims")" -eq 5
 }
 
 # ---- live server
