@@ -206,9 +206,7 @@ static int overview(vlmn_browse *b, const vlmn_browse_req *r, const browse_links
 
 /* ---- neuron table ---- */
 
-/* FTS5 query from free text: each run of letters/digits (or UTF-8 bytes) becomes a
- * quoted term, so no user byte is ever FTS5 syntax. */
-static int fts_query(const char *q, char *out, size_t n)
+int browse_fts_query(const char *q, char *out, size_t n)
 {
     size_t o = 0;
     int terms = 0;
@@ -233,7 +231,7 @@ static int neurons(vlmn_browse *b, const vlmn_browse_req *r, const browse_links 
 {
     char where[1024] = "1", fq[VLMN_BROWSE_MAX_Q * 2 + 8];
     if (r->f_layer >= 0 && r->f_layer >= b->n_layers) return -400;
-    if (r->q[0] && fts_query(r->q, fq, sizeof fq) <= 0) return -401;
+    if (r->q[0] && browse_fts_query(r->q, fq, sizeof fq) <= 0) return -401;
     size_t w = 1;
 #define W(...) w += (size_t)snprintf(where + w, sizeof where - w, __VA_ARGS__)
     if (r->f_layer >= 0) W(" AND k >= ?1 AND k < ?2");
