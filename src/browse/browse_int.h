@@ -20,6 +20,7 @@ struct vlmn_browse {
     int64_t label_count[4];
     char *figures;            /* overview figures HTML (report), NULL without classification */
     vlmn_traces *traces;      /* NULL when the run has none */
+    vlmn_browse_index_src index_src;
 };
 
 /* Where links point: the server ("/neuron/3/7") or a static export ("../neuron/3/7.html"
