@@ -29,7 +29,7 @@ rm -rf "$D"; mkdir -p "$D"
 "$V" classify "$D/run" >/dev/null
 "$V" score "$D/run" >/dev/null 2>&1   # creates explanations, simulations, scores (empty)
 t0=$(now)
-sqlite3 "$D/run/run.sqlite" <<SQL
+sqlite3 "$D/run/run.sqlite" >/dev/null <<SQL
 PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
 BEGIN;
 DELETE FROM samples; DELETE FROM neurons; DELETE FROM top; DELETE FROM classification;
