@@ -21,8 +21,8 @@ typedef enum vlmn_xkind { VLMN_XK_VISUAL = 0, VLMN_XK_TEXT = 1, VLMN_XK_MULTIMOD
 const char *vlmn_xkind_name(vlmn_xkind k); /* "visual", "text", "multimodal" */
 vlmn_status vlmn_xkind_parse(const char *s, vlmn_xkind *k);
 
-/* Bills et al. (neuron-explainer, explanations/activations.py, relu + scale + round):
- * a' = max(a, 0) * 10 / max_act, rounded half to even (Python round()) to an integer;
+/* Bills et al. (neuron-explainer, activations/activation_records.py,
+ * normalize_activations): a' = min(10, floor(10 * max(a, 0) / max_act)), an integer;
  * max_act <= 0 gives all zeros. */
 int vlmn_norm_act(double a, double max_act);
 
