@@ -1,8 +1,9 @@
 /* libFuzzer target for everything that parses an LLM server's reply (untrusted bytes):
  * the chat-completion parser (content, usage, logprobs), the server error message
  * extractor, the explainer's reply parser, both simulator reply aligners (JSON token
- * list and logprob expectation) on a fixed 4-token sample, and the judge's lenient
- * Python-dict parser. Parsed values must stay in their documented ranges. */
+ * list and logprob expectation) on a fixed 4-token sample, the detection / fuzzing
+ * scorers' 0/1 answers (both modes, 3 examples), and the judge's lenient Python-dict
+ * parser. Parsed values must stay in their documented ranges. */
 #include "vlmn/eval.h"
 #include "vlmn/explain.h"
 #include "vlmn/llm.h"
@@ -54,6 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* mismatches may exceed n_text (extra returned tokens count too) */
     if (!vlmn_textsim_parse_json(&xs, s, size, sim, &mism) && (mism < 0 || !in_range(sim, 4))) abort();
     if (!vlmn_textsim_parse_logprob(&xs, s, size, sim, &mism) && (mism < 0 || !in_range(sim, 4))) abort();
+
+    /* detection / fuzzing answers: 0/1, P(1) in [0, 1] */
+    int ans[3];
+    double prob[3];
+    bool have_prob;
+    for (int mode = 0; mode < 2; mode++)
+        if (!vlmn_dscore_parse((vlmn_dmode)mode, s, size, 3, ans, prob, &have_prob))
+            for (int i = 0; i < 3; i++)
+                if ((ans[i] != 0 && ans[i] != 1) || !(prob[i] >= 0 && prob[i] <= 1)) abort();
 
     int yes = 0;
     double score = 0;
