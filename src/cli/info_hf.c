@@ -88,8 +88,14 @@ static void print_engine(const char *dir)
            "patch %u; projector mlp (linear_1, gelu, linear_2)\n",
            VL, (long long)run, (int)fl, VW, VFF, VH, S, P);
     int64_t nv = vlmn_gguf_find_key(t, "tokenizer.ggml.tokens");
-    printf("engine: tokenizer tokenizer.model, %" PRIu64 " pieces; Q/K rows permuted at load (copy), other weights mapped\n",
-           nv >= 0 ? vlmn_gguf_arr_count(t, nv) : 0);
+    vlmn_tok *tok = NULL;
+    if (nv < 0 && vlmn_tok_from_gguf(t, &tok) == VLMN_OK)
+        printf("engine: tokenizer tokenizer.json, %d tokens; Q/K rows permuted at load (copy), other weights mapped\n",
+               (int)vlmn_tok_n_vocab(tok));
+    else
+        printf("engine: tokenizer tokenizer.model, %" PRIu64 " pieces; Q/K rows permuted at load (copy), other weights mapped\n",
+               nv >= 0 ? vlmn_gguf_arr_count(t, nv) : 0);
+    vlmn_tok_free(tok);
     vlmn_gguf_close(t);
     vlmn_gguf_close(v);
 }

@@ -180,20 +180,50 @@ static vlmn_status permute_rows(struct hf_owner *o, const vlmn_st_tensor *t, int
     return VLMN_OK;
 }
 
+/* tokenizer.json (used when there is no tokenizer.model) -> the GGUF key
+ * tokenizer.huggingface.json, checked here so that a bad file fails at load. */
+static vlmn_status add_tokenizer_json(vlmn_gguf_writer *w, const char *dir)
+{
+    char *p = join(dir, "tokenizer.json");
+    if (!p) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
+    if (access(p, F_OK) != 0) {
+        vlmn_free(p);
+        return vlmn_error(VLMN_E_NOTFOUND, "%s: no tokenizer.model or tokenizer.json", dir);
+    }
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    char *json = NULL;
+    vlmn_tok *t = NULL;
+    vlmn_status st = vlmn_file_read(p, HF_MAX_TOKENIZER, "tokenizer.json", &buf, &n);
+    if (st) goto done;
+    if (memchr(buf, 0, n)) {
+        st = vlmn_error(VLMN_E_FORMAT, "%s: holds a NUL byte", p);
+        goto done;
+    }
+    if ((st = vlmn_tok_from_hf_json((const char *)buf, n, p, &t))) goto done;
+    if (!(json = vlmn_strndup((const char *)buf, n))) {
+        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", p);
+        goto done;
+    }
+    if ((st = vlmn_gguf_set_str(w, "tokenizer.huggingface.json", json)) ||
+        (st = vlmn_gguf_set_str(w, "tokenizer.huggingface.source", p)))
+        goto done;
+done:
+    vlmn_tok_free(t);
+    vlmn_free(json);
+    vlmn_free(buf);
+    vlmn_free(p);
+    return st;
+}
+
 /* tokenizer.model -> tokenizer.ggml.* keys. */
 static vlmn_status add_tokenizer(vlmn_gguf_writer *w, const char *dir, const cJSON *tcfg)
 {
     char *p = join(dir, "tokenizer.model");
     if (!p) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
     if (access(p, F_OK) != 0) {
-        char *j = join(dir, "tokenizer.json");
-        bool has_json = j && access(j, F_OK) == 0;
-        vlmn_free(j);
-        vlmn_status st = vlmn_error(VLMN_E_UNSUPPORTED, "%s: %s", dir,
-                                    has_json ? "only tokenizer.json: not yet supported (needs tokenizer.model)"
-                                             : "no tokenizer.model");
         vlmn_free(p);
-        return st;
+        return add_tokenizer_json(w, dir);
     }
     unsigned char *buf = NULL;
     size_t n = 0;

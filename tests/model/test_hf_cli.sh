@@ -6,6 +6,7 @@ V=$VLMN_BIN
 D="$VLMN_TEST_DATA/engine"
 H="$VLMN_TEST_DATA/hf"
 S=$(scratch)
+fails() { local want=$1; shift; "$@" >/dev/null 2>"$S/err"; local rc=$?; [ $rc -eq "$want" ] && [ "$(wc -l <"$S/err")" -eq 1 ]; }
 
 for ty in f32 bf16; do
   "$V" make-model --preset tiny --type $ty --seed 5 -q -o "$S/g$ty" >/dev/null
@@ -26,6 +27,24 @@ check "same seed, same folder" cmp "$S/hf32/model-00002-of-00002.safetensors" "$
 "$V" probe -m "$D/f16.text.gguf" --mmproj "$D/f16.mmproj.gguf" --image "$D/img_tall.png" --template plain \
     --answer "Two cats." -o "$S/fg" 2>/dev/null
 check "fixture f16 folder == gguf pair" cmp "$S/fh/activations.npy" "$S/fg/activations.npy"
+
+# tokenizer.json instead of tokenizer.model: the same vocabulary converted as transformers
+# does (tests/reference/hftok_ref.py) gives the same tokens and activations
+mkdir -p "$S/tj" && cp "$H/llava-f16/"*.json "$H/llava-f16/model.safetensors" "$S/tj/" &&
+  cp "$VLMN_TEST_DATA/hftok/tiny_llava.tokenizer.json" "$S/tj/tokenizer.json"
+Q=(--image "$D/img_tall.png" --question "What is in the <s> image?  Two   cats, 42." --answer "Two cats.")
+"$V" probe -m "$H/llava-f16" "${Q[@]}" -o "$S/tm" 2>/dev/null
+"$V" probe -m "$S/tj" "${Q[@]}" -o "$S/tjp" 2>/dev/null
+check "tokenizer.json folder: same tokens" cmp "$S/tm/tokens.json" "$S/tjp/tokens.json"
+check "tokenizer.json folder: same activations" cmp "$S/tm/activations.npy" "$S/tjp/activations.npy"
+"$V" info "$S/tj" >"$S/tjinfo" 2>&1
+check "info tokenizer.json" grep -q "^engine: tokenizer tokenizer.json, 440 tokens" "$S/tjinfo"
+echo '{"model": {"type": "Unigram", "vocab": []}}' >"$S/tj/tokenizer.json"
+check "bad tokenizer.json" fails 1 "$V" probe -m "$S/tj" "${Q[@]}" -o "$S/x"
+check "bad tokenizer.json message" grep -q "tj/tokenizer.json: model type \"Unigram\" is not supported" "$S/err"
+rm "$S/tj/tokenizer.json"
+check "no tokenizer" fails 1 "$V" probe -m "$S/tj" "${Q[@]}" -o "$S/x"
+check "no tokenizer message" grep -q "no tokenizer.model or tokenizer.json" "$S/err"
 
 # record: the same run from both forms (neurons and top lists)
 "$V" make-dataset -n 6 --seed 2 --format jsonl -o "$S/ds" >/dev/null
@@ -48,7 +67,6 @@ check "info clip projection" grep -q "visual_projection.weight  *F32   \[12, 24\
 check "info --json" bash -c "'$V' info --json '$H/clip' | grep -q '\"architecture\":\"CLIPModel\"'"
 
 # one-line errors
-fails() { local want=$1; shift; "$@" >/dev/null 2>"$S/err"; local rc=$?; [ $rc -eq "$want" ] && [ "$(wc -l <"$S/err")" -eq 1 ]; }
 check "folder + --mmproj" fails 1 "$V" probe -m "$S/hf32" --mmproj "$S/gf32-mmproj.gguf" --image "$D/img_wide.png" --question q --answer a -o "$S/x"
 check "clip folder is not a llava" fails 1 "$V" probe -m "$H/clip" --image "$D/img_wide.png" --question q --answer a -o "$S/x"
 check "clip message" grep -q "CLIPModel: a CLIP model, not a LLaVA" "$S/err"
