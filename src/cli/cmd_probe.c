@@ -3,6 +3,7 @@
  * the positions they belong to (DIR/tokens.json). The front end of the engine for
  * inspection and end-to-end tests. */
 #include "cli.h"
+#include "info_hf.h"
 
 #include "vlmn/image.h"
 #include "vlmn/model.h"
@@ -23,7 +24,7 @@ extern const struct vlmn_cmd vlmn_cmd_probe;
 
 static const char USAGE[] =
     "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --image IMG\n"
-    "                  (--question Q --answer A [--template llava-v1|vicuna-v1|plain] | --prompt RAW)\n"
+    "                  (--question Q --answer A [--template T] | --prompt RAW)\n"
     "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop]\n"
     "                  [--precision fast|exact|fastest | --exact] [-t N] -o DIR\n"
     "\n"
@@ -40,7 +41,9 @@ static const char USAGE[] =
     "  --answer A           answer / description: the positions labelled \"text\"\n"
     "  --template T         llava-v1 (default: LLaVA's conv_llava_v1 with its system\n"
     "                       prompt), vicuna-v1 (the same with \"user\" for \"human\") or\n"
-    "                       plain (<image> followed by the answer)\n"
+    "                       plain (<image> followed by the answer), llava-hf (USER: <image>\\n\n"
+    "                       Q ASSISTANT: A, the chat template of llava-hf folders) or auto\n"
+    "                       (the folder's chat template; llava-v1 if none)\n"
     "  --prompt RAW         raw prompt containing <image> once, tokenized as LLaVA's\n"
     "                       tokenizer_image_token (BOS, chunks tokenized separately)\n"
     "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
@@ -197,9 +200,10 @@ static int run(int argc, char **argv)
     }
     if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");
     if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
-    bool known = false;
+    bool known = !strcmp(tmpl, "auto");
     for (const char *const *t = vlmn_prompt_templates(); *t; t++) known |= !strcmp(*t, tmpl);
-    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain)", tmpl);
+    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain, llava-hf, auto)", tmpl);
+    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
     if (!raw && strcmp(tmpl, "plain") && !question) return cli_errorf(cmd, 2, "the %s template needs --question", tmpl);
     vlmn_hook hook;
     if (!strcmp(hook_s, "silu_gate"))

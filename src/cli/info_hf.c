@@ -100,6 +100,16 @@ static void print_engine(const char *dir)
     vlmn_gguf_close(v);
 }
 
+int vlmn_cli_template(const char *cmd, const char *model, const char **tmpl)
+{
+    if (!*tmpl || strcmp(*tmpl, "auto")) return 0;
+    const char *name = NULL;
+    vlmn_status st = model && vlmn_hf_is_folder(model) ? vlmn_hf_chat_template(model, &name, NULL, 0) : VLMN_OK;
+    if (st) return cli_fail(cmd, st);
+    *tmpl = name ? name : "llava-v1";
+    return 0;
+}
+
 static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
 {
     const char *arch = cfg ? vlmn_hf_architecture(cfg) : NULL;
@@ -125,6 +135,14 @@ static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
     printf("tokenizer:%s%s%s\n", exists(dir, "tokenizer.model") ? " tokenizer.model" : "",
            exists(dir, "tokenizer.json") ? " tokenizer.json" : "",
            !exists(dir, "tokenizer.model") && !exists(dir, "tokenizer.json") ? " (none)" : "");
+    const char *chat = NULL;
+    char chat_src[4096];
+    if (vlmn_hf_chat_template(dir, &chat, chat_src, sizeof chat_src))
+        printf("chat template: not recognised (%s)\n", vlmn_errmsg());
+    else if (chat)
+        printf("chat template: %s (from %s)\n", chat, strrchr(chat_src, '/') ? strrchr(chat_src, '/') + 1 : chat_src);
+    else
+        printf("chat template: none (prompts use --template, default llava-v1)\n");
     cJSON *pp = read_json(dir, "preprocessor_config.json");
     if (pp) {
         char *txt = cJSON_PrintUnformatted(pp);
@@ -178,6 +196,9 @@ static int info_json(const char *dir, const cJSON *cfg, const vlmn_st *s)
     if (exists(dir, "tokenizer.model")) cJSON_AddItemToArray(tok, cJSON_CreateString("tokenizer.model"));
     if (exists(dir, "tokenizer.json")) cJSON_AddItemToArray(tok, cJSON_CreateString("tokenizer.json"));
     cJSON_AddItemToObject(o, "tokenizer_files", tok);
+    const char *chat = NULL;
+    if (vlmn_hf_chat_template(dir, &chat, NULL, 0) == VLMN_OK && chat) cJSON_AddStringToObject(o, "chat_template", chat);
+    else cJSON_AddNullToObject(o, "chat_template");
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!txt) return cli_errorf("info", 1, "%s: out of memory formatting JSON", dir);

@@ -46,6 +46,26 @@ rm "$S/tj/tokenizer.json"
 check "no tokenizer" fails 1 "$V" probe -m "$S/tj" "${Q[@]}" -o "$S/x"
 check "no tokenizer message" grep -q "no tokenizer.model or tokenizer.json" "$S/err"
 
+# chat templates: --template auto takes the folder's (tests/data/hftok/chat, rendered by
+# Jinja2 in tests/reference/chat_template_ref.py), llava-v1 when it has none
+C="$VLMN_TEST_DATA/hftok/chat"
+mkdir -p "$S/ct" && cp "$H/llava-f16/"* "$S/ct/" && cp "$C/llava_hf/chat_template.json" "$S/ct/"
+P=(--image "$D/img_tall.png" --question "What is it?" --answer "Two cats.")
+"$V" probe -m "$S/ct" "${P[@]}" --template auto -o "$S/ca" 2>/dev/null
+"$V" probe -m "$S/ct" "${P[@]}" --template llava-hf -o "$S/cb" 2>/dev/null
+check "auto = the folder's llava-hf template" cmp "$S/ca/tokens.json" "$S/cb/tokens.json"
+check "llava-hf has no system prompt" grep -q '"pos":1,"id":[0-9]*,"piece":"▁US"' "$S/ca/tokens.json"
+"$V" probe -m "$H/llava-f16" "${P[@]}" --template auto -o "$S/cc" 2>/dev/null
+"$V" probe -m "$H/llava-f16" "${P[@]}" -o "$S/cd" 2>/dev/null
+check "auto without a chat template = llava-v1" cmp "$S/cc/tokens.json" "$S/cd/tokens.json"
+"$V" info "$S/ct" >"$S/ctinfo" 2>&1
+check "info chat template" grep -q "^chat template: llava-hf (from chat_template.json)" "$S/ctinfo"
+cp "$C/chatml/chat_template.json" "$S/ct/"
+check "unknown chat template" fails 1 "$V" probe -m "$S/ct" "${P[@]}" --template auto -o "$S/x"
+check "unknown chat template message" grep -q "chat_template.json: chat template not recognised" "$S/err"
+"$V" probe -m "$S/ct" "${P[@]}" -o "$S/ce" 2>/dev/null
+check "an explicit template ignores the folder's" cmp "$S/ce/tokens.json" "$S/cd/tokens.json"
+
 # record: the same run from both forms (neurons and top lists)
 "$V" make-dataset -n 6 --seed 2 --format jsonl -o "$S/ds" >/dev/null
 R=(--data "$S/ds/data.jsonl" --images "$S/ds" --top-n 3 -t 1 -q)
