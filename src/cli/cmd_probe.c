@@ -23,7 +23,7 @@
 extern const struct vlmn_cmd vlmn_cmd_probe;
 
 static const char USAGE[] =
-    "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --image IMG\n"
+    "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR [--clip DIR]) --image IMG\n"
     "                  (--question Q --answer A [--template T] | --prompt RAW)\n"
     "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop]\n"
     "                  [--precision fast|exact|fastest | --exact] [-t N] -o DIR\n"
@@ -36,6 +36,8 @@ static const char USAGE[] =
     "  -m, --model FILE     text model (GGUF, llama architecture), or a Hugging Face\n"
     "                       LLaVA folder (no --mmproj; see docs/hf.md)\n"
     "  --mmproj FILE        vision projector (GGUF, clip with a LLaVA projector)\n"
+    "  --clip DIR           CLIP folder of an original-layout LLaVA folder (default: the\n"
+    "                       folder next to it named after mm_vision_tower)\n"
     "  --image FILE         JPEG or PNG\n"
     "  --question Q         question (llava-v1 template)\n"
     "  --answer A           answer / description: the positions labelled \"text\"\n"
@@ -148,7 +150,7 @@ static vlmn_status write_tokens_json(const char *path, const vlmn_tok *tok, cons
 static int run(int argc, char **argv)
 {
     const char *cmd = "probe";
-    const char *model = NULL, *mmproj = NULL, *image = NULL, *question = NULL, *answer = NULL;
+    const char *model = NULL, *mmproj = NULL, *clip = NULL, *image = NULL, *question = NULL, *answer = NULL;
     const char *tmpl = "llava-v1", *raw = NULL, *hook_s = "silu_gate", *layers = NULL, *mode_s = "pad";
     const char *out = NULL, *v;
     long threads = 0;
@@ -163,6 +165,7 @@ static int run(int argc, char **argv)
     }
         OPT("model", 'm', model)
         OPT("mmproj", 0, mmproj)
+        OPT("clip", 0, clip)
         OPT("image", 0, image)
         OPT("question", 0, question)
         OPT("answer", 0, answer)
@@ -189,7 +192,9 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_probe);
     }
-    if (model && !mmproj && vlmn_hf_is_folder(model)) mmproj = NULL; /* the folder holds the tower */
+    if (clip && mmproj) return cli_errorf(cmd, 2, "--clip (a CLIP folder) excludes --mmproj");
+    if (clip) mmproj = clip; /* the original LLaVA layout's CLIP folder goes where the mmproj goes */
+    if (model && (!mmproj || clip) && vlmn_hf_is_folder(model)) mmproj = clip; /* the folder holds the tower */
     else if (!model || !mmproj || !image || !out) {
         cli_errorf(cmd, 2, "-m, --mmproj, --image and -o are required");
         return cli_usage(&vlmn_cmd_probe);

@@ -150,7 +150,15 @@ static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
         cJSON_free(txt);
         cJSON_Delete(pp);
     }
-    if (arch && !strcmp(arch, "LlavaForConditionalGeneration")) print_engine(dir);
+    if (arch && !strcmp(arch, "LlavaLlamaForCausalLM")) { /* the original layout: its CLIP folder */
+        char *clip = NULL;
+        if (vlmn_hf_clip_folder(dir, &clip)) printf("vision tower: not found: %s\n", vlmn_errmsg());
+        else printf("vision tower: %s (mm_vision_tower %s; --clip DIR overrides)\n", clip,
+                    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cfg, "mm_vision_tower"))
+                        ? cJSON_GetObjectItemCaseSensitive(cfg, "mm_vision_tower")->valuestring : "?");
+        vlmn_free(clip);
+    }
+    if (arch && (!strcmp(arch, "LlavaForConditionalGeneration") || !strcmp(arch, "LlavaLlamaForCausalLM"))) print_engine(dir);
     else printf("engine: %s is not run by vlmn (LLaVA only); the reader checked every tensor\n", arch ? arch : "folder");
     printf("tensors (%" PRId64 "):\n", vlmn_st_n_tensors(s));
     for (int64_t i = 0; i < vlmn_st_n_tensors(s); i++) {
@@ -217,6 +225,13 @@ int vlmn_info_hf(const char *dir, bool json)
     }
     vlmn_status st = vlmn_st_open(dir, &s);
     if (st) {
+        if (!json && vlmn_st_has_pickles(dir)) { /* say what is there before the error */
+            const char *arch = vlmn_hf_architecture(cfg);
+            printf("%s: Hugging Face folder, architecture %s\n", dir, arch ? arch : "(none)");
+            printf("weights: PyTorch pickles only (pytorch_model*.bin)\n");
+            printf("tokenizer:%s%s\n", exists(dir, "tokenizer.model") ? " tokenizer.model" : "",
+                   exists(dir, "tokenizer.json") ? " tokenizer.json" : "");
+        }
         cJSON_Delete(cfg);
         fflush(stdout);
         return cli_fail("info", st);

@@ -66,6 +66,29 @@ check "unknown chat template message" grep -q "chat_template.json: chat template
 "$V" probe -m "$S/ct" "${P[@]}" -o "$S/ce" 2>/dev/null
 check "an explicit template ignores the folder's" cmp "$S/ce/tokens.json" "$S/cd/tokens.json"
 
+# the original LLaVA layout (tests/data/hf/orig: LlavaLlamaForCausalLM + a separate CLIP
+# folder, the f32 fixture's weights): the same probe output as the llava-hf folder
+O="$H/orig/llava-v1.5-tiny-f32"
+P=(--image "$D/img_wide.png" --question "What is it?" --answer "A dog.")
+"$V" probe -m "$O" "${P[@]}" -o "$S/oa" 2>/dev/null; check "orig probe" test $? -eq 0
+"$V" probe -m "$H/llava-f32" "${P[@]}" -o "$S/ob" 2>/dev/null
+check "orig layout == llava-hf layout (activations)" cmp "$S/oa/activations.npy" "$S/ob/activations.npy"
+check "orig layout == llava-hf layout (tokens)" cmp "$S/oa/tokens.json" "$S/ob/tokens.json"
+mkdir -p "$S/o" && cp -r "$O" "$S/o/llava" && cp -r "$H/orig/clip-vit-tiny" "$S/o/myclip"
+check "orig without its CLIP" fails 1 "$V" probe -m "$S/o/llava" "${P[@]}" -o "$S/x"
+check "orig without its CLIP message" grep -q "vision tower openai/clip-vit-tiny not found .*give --clip DIR" "$S/err"
+"$V" probe -m "$S/o/llava" --clip "$S/o/myclip" "${P[@]}" -o "$S/oc" 2>/dev/null
+check "orig --clip DIR" cmp "$S/oc/activations.npy" "$S/ob/activations.npy"
+check "--clip with the llava-hf layout" fails 1 "$V" probe -m "$H/llava-f32" --clip "$S/o/myclip" "${P[@]}" -o "$S/x"
+"$V" info "$O" >"$S/oinfo" 2>&1; check "info orig exit" test $? -eq 0
+check "info orig tower" grep -q "^vision tower: .*clip-vit-tiny (mm_vision_tower openai/clip-vit-tiny" "$S/oinfo"
+check "info orig engine" grep -q "^engine: clip 4 blocks stored, 3 run (vision_feature_layer -2)" "$S/oinfo"
+mkdir -p "$S/pk" && cp "$O/config.json" "$O/tokenizer.model" "$S/pk/" && echo x >"$S/pk/pytorch_model-00001-of-00002.bin"
+check "pickles only" fails 1 "$V" probe -m "$S/pk" "${P[@]}" -o "$S/x"
+check "pickles message" grep -q "only PyTorch pickles (pytorch_model\*.bin), which vlmn does not read: convert them to safetensors" "$S/err"
+"$V" info "$S/pk" >"$S/pkinfo" 2>&1; check "info pickles exit 1" test $? -eq 1
+check "info pickles says what it found" grep -q "^weights: PyTorch pickles only" "$S/pkinfo"
+
 # record: the same run from both forms (neurons and top lists)
 "$V" make-dataset -n 6 --seed 2 --format jsonl -o "$S/ds" >/dev/null
 R=(--data "$S/ds/data.jsonl" --images "$S/ds" --top-n 3 -t 1 -q)
