@@ -584,7 +584,7 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
         size_t la = 0, lb = 0;
         if (cJSON_IsString(x)) {
             const char *sp = strchr(x->valuestring, ' ');
-            if (sp) {
+            if (sp && !strchr(sp + 1, ' ')) { /* exactly two parts, as split(' ') requires */
                 a = x->valuestring;
                 la = (size_t)(sp - a);
                 b = sp + 1;
@@ -603,9 +603,14 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
                  cJSON_IsString(x) ? x->valuestring : "(not a string)");
             goto done;
         }
-        /* the merged piece: a + b without b's continuing_subword_prefix */
-        size_t plen = pre ? strlen(pre) : 0;
-        size_t skip = plen && lb >= plen && !memcmp(b, pre, plen) ? plen : 0;
+        /* the merged piece: a + b[len(continuing_subword_prefix):], as tokenizers cuts it
+         * (whether or not b starts with the prefix) */
+        size_t skip = pre ? strlen(pre) : 0;
+        if (skip > lb) {
+            vlmn_free(buf);
+            fail(&c, VLMN_E_FORMAT, "%s: merge \"%.40s\": right piece shorter than continuing_subword_prefix", b);
+            goto done;
+        }
         if (la + lb + 1 > buf_cap) {
             buf_cap = (la + lb + 1) * 2;
             char *nb = vlmn_realloc(buf, buf_cap);

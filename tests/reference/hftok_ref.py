@@ -20,7 +20,9 @@ decoders), of exactly the components vlmn supports. It writes small tokenizer.js
                 subword prefix "##", unk without fusing, added tokens with lstrip/rstrip
                 and normalized=true, TemplateProcessing with BOS and EOS, no decoder
 
-and a corpus of texts with the ids this reference produces and the decoded text.
+and a corpus of texts with the ids this reference produces and the decoded text; also
+llama_nobf (tok_ref.py's model without byte fallback, converted the same way) and
+tiny_llava (the tiny LLaVA's tokenizer.model), for comparisons with SentencePiece.
 Nothing here uses vlmn.
 
   /usr/bin/python3 tests/reference/hftok_ref.py tests/data/hftok
@@ -861,6 +863,10 @@ def main():
     fx = make_fixtures(tsv)
     # the tiny LLaVA's vocabulary (tests/data/engine/tiny.spm.model) as a tokenizer.json,
     # for a LLaVA folder that has no tokenizer.model (tests/model/test_hf_cli.sh)
+    # tok_ref.py's model without byte fallback, for the SentencePiece cross-check
+    with open(os.path.join(outdir, "llama_nobf.tokenizer.json"), "w", encoding="utf-8") as g:
+        json.dump(llama_json(*read_tsv(os.path.join(here, "..", "data", "tok", "bpe_nobf.vocab.tsv"))), g,
+                  ensure_ascii=False)
     tiny = llama_json(*read_spm_model(os.path.join(here, "..", "data", "engine", "tiny.spm.model")))
     with open(os.path.join(outdir, "tiny_llava.tokenizer.json"), "w", encoding="utf-8") as g:
         json.dump(tiny, g, ensure_ascii=False)
