@@ -502,7 +502,6 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
             fail(&c, VLMN_E_FORMAT, "%s: unk_token \"%.40s\" is not in the vocab", unk);
             goto done;
         }
-        if (types[h->unk] == VLMN_TOKT_NORMAL) types[h->unk] = VLMN_TOKT_UNKNOWN;
     }
     if (h->byte_fallback)
         for (int32_t i = 0; i < n_vocab; i++) {
@@ -524,6 +523,9 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
     int32_t bos = h->n_pre ? h->pre_ids[0] : -1, eos = h->n_post ? h->post_ids[h->n_post - 1] : -1;
     for (int i = 0; bos < 0 && bos_names[i]; i++) bos = added_id(h, bos_names[i]);
     for (int i = 0; eos < 0 && eos_names[i]; i++) eos = added_id(h, eos_names[i]);
+    /* the unk token is UNKNOWN (as in SentencePiece vocabularies) unless it doubles as
+     * BOS/EOS (CLIP's <|endoftext|>) */
+    if (h->unk >= 0 && h->unk != bos && h->unk != eos) types[h->unk] = VLMN_TOKT_UNKNOWN;
     if (!h->n_pre && bos >= 0) h->pre_ids[h->n_pre++] = bos;
     if (!h->n_post && eos >= 0) h->post_ids[h->n_post++] = eos;
 
