@@ -28,6 +28,7 @@ size_t hf_utf8_put(uint32_t cp, char *out);
 size_t hf_utf8_get(const char *s, size_t n, uint32_t *cp);
 
 bool hf_is_ws(uint32_t c);
+bool hf_is_word(uint32_t c); /* \w: letter, mark, number, connector punctuation */
 uint32_t hf_byte_char(unsigned b);   /* GPT-2's bytes_to_unicode */
 int hf_char_byte(uint32_t c);        /* inverse, -1 if none */
 
@@ -82,7 +83,7 @@ typedef struct hf_added {
     int32_t id;
     uint32_t *cp;
     size_t n;
-    bool special, lstrip, rstrip, normalized;
+    bool special, lstrip, rstrip, normalized, single_word;
 } hf_added;
 
 typedef struct vlmn_hftok {

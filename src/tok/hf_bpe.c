@@ -308,13 +308,16 @@ static void split_added(const vlmn_hftok *h, const hf_str *s, bool normalized, s
             continue;
         }
         size_t a = i, b = i + best->n;
+        i = b;                    /* the matcher goes on after the match (non-overlapping) */
+        if (a < start) continue;  /* inside what a previous rstrip took */
+        if (best->single_word && ((a > 0 && hf_is_word(s->cp[a - 1])) || (b < s->n && hf_is_word(s->cp[b])))) continue;
         if (best->lstrip)
             while (a > start && hf_is_ws(s->cp[a - 1])) a--;
         if (best->rstrip)
             while (b < s->n && hf_is_ws(s->cp[b])) b++;
         if (a > start) seg_add(out, start, a, -1);
         seg_add(out, a, b, best->id);
-        start = i = b;
+        start = b;
     }
     if (start < s->n || s->n == 0) seg_add(out, start, s->n, -1);
 }

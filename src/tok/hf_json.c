@@ -428,10 +428,6 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
             fail(&c, VLMN_E_FORMAT, "%s: added token without a valid id and content%s", NULL);
             goto done;
         }
-        if (jbool(x, "single_word", false)) {
-            fail(&c, VLMN_E_UNSUPPORTED, "%s: added token \"%.40s\" has single_word (not supported)", jstr(x, "content"));
-            goto done;
-        }
         if (id + 1 > n_vocab) n_vocab = id + 1;
     }
     if (n_vocab == 0) {
@@ -470,6 +466,7 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
         a->special = jbool(x, "special", false);
         a->lstrip = jbool(x, "lstrip", false);
         a->rstrip = jbool(x, "rstrip", false);
+        a->single_word = jbool(x, "single_word", false);
         a->normalized = jbool(x, "normalized", !a->special);
         if (!to_cps(&c, content, &a->cp, &a->n)) goto done;
         if (!toks[id]) toks[id] = content;

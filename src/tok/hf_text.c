@@ -132,13 +132,13 @@ bool hf_is_ws(uint32_t c)
 
 static bool is_L(uint32_t c) { return c < 0x80 ? ((c | 32) >= 'a' && (c | 32) <= 'z') : (U_GET_GC_MASK((UChar32)c) & U_GC_L_MASK) != 0; }
 static bool is_N(uint32_t c) { return c < 0x80 ? (c >= '0' && c <= '9') : (U_GET_GC_MASK((UChar32)c) & U_GC_N_MASK) != 0; }
-static bool is_word(uint32_t c)
+bool hf_is_word(uint32_t c)
 {
     if (c < 0x80) return is_L(c) || is_N(c) || c == '_';
     return (U_GET_GC_MASK((UChar32)c) & (U_GC_L_MASK | U_GC_M_MASK | U_GC_N_MASK | U_GC_PC_MASK)) != 0;
 }
 static bool is_other(uint32_t c) { return !hf_is_ws(c) && !is_L(c) && !is_N(c); }
-static bool not_word_ws(uint32_t c) { return !is_word(c) && !hf_is_ws(c); }
+static bool not_word_ws(uint32_t c) { return !hf_is_word(c) && !hf_is_ws(c); }
 
 static uint32_t b2u[256];
 static int16_t u2b[324];
@@ -226,7 +226,7 @@ static size_t re_match(int kind, const uint32_t *s, size_t n, size_t i)
         return 0;
     case HF_RE_WS: return run_of(s, n, i, hf_is_ws) - i; /* \s+ */
     case HF_RE_WORDS:                                    /* \w+|[^\w\s]+ */
-        if (is_word(s[i])) return run_of(s, n, i, is_word) - i;
+        if (hf_is_word(s[i])) return run_of(s, n, i, hf_is_word) - i;
         if (!hf_is_ws(s[i])) return run_of(s, n, i, not_word_ws) - i;
         return 0;
     }

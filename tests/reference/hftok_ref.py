@@ -17,8 +17,9 @@ decoders), of exactly the components vlmn supports. It writes small tokenizer.js
                 end_of_word_suffix "</w>", RobertaProcessing <|startoftext|> ... <|endoftext|>
   gpt2          GPT-2's byte-level BPE: ByteLevel(add_prefix_space, use_regex), no unk
   misc          Strip + Lowercase normalizers, Whitespace pre-tokenizer, continuing
-                subword prefix "##", unk without fusing, added tokens with lstrip/rstrip
-                and normalized=true, TemplateProcessing with BOS and EOS, no decoder
+                subword prefix "##", unk without fusing, added tokens with lstrip/rstrip,
+                normalized=true and single_word, TemplateProcessing with BOS and EOS, no
+                decoder
 
 and a corpus of texts with the ids this reference produces and the decoded text; also
 llama_nobf (tok_ref.py's model without byte fallback, converted the same way) and
@@ -419,6 +420,11 @@ class Tokenizer:
                 i += 1
                 continue
             a, b = i, i + len(best["content"])
+            i = b  # the matcher goes on after the match (aho-corasick, non-overlapping)
+            if a < start:  # inside what a previous rstrip took
+                continue
+            if best.get("single_word") and ((a > 0 and is_word(s[a - 1])) or (b < len(s) and is_word(s[b]))):
+                continue
             if best.get("lstrip"):
                 while a > start and is_ws(s[a - 1]):
                     a -= 1
@@ -427,7 +433,7 @@ class Tokenizer:
             if a > start:
                 out.append((s[start:a], None, start))
             out.append((s[a:b], best["id"], a))
-            start = i = b
+            start = b
         if start < len(s) or not s:
             out.append((s[start:], None, start))
         return out
@@ -562,8 +568,8 @@ def esc(b):
     return "".join(out)
 
 
-def added(i, content, special, normalized=False, lstrip=False, rstrip=False):
-    return {"id": i, "content": content, "single_word": False, "lstrip": lstrip,
+def added(i, content, special, normalized=False, lstrip=False, rstrip=False, single_word=False):
+    return {"id": i, "content": content, "single_word": single_word, "lstrip": lstrip,
             "rstrip": rstrip, "normalized": normalized, "special": special}
 
 
@@ -808,7 +814,8 @@ def make_fixtures(tsv):
     misc_added = [added(1, "[CLS]", True), added(2, "[SEP]", True),
                   added(nm, "<mask>", True, normalized=True, lstrip=True, rstrip=False),
                   added(nm + 1, "<sep2>", False, normalized=False, lstrip=False, rstrip=True),
-                  added(nm + 2, "<image>", True, normalized=False)]
+                  added(nm + 2, "<image>", True, normalized=False),
+                  added(nm + 3, "dog", False, normalized=True, single_word=True)]
     fx["misc"] = base_json(
         {"type": "BPE", "dropout": None, "unk_token": "[UNK]", "continuing_subword_prefix": "##",
          "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": mv,
