@@ -434,6 +434,14 @@ vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name
         fail(&c, VLMN_E_FORMAT, "%s: empty vocabulary%s", NULL);
         goto done;
     }
+    /* ids index arrays: a few entries with huge ids must not cost gigabytes */
+    int64_t n_entries = (int64_t)cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if ((int64_t)n_vocab > 2 * n_entries + 1024) {
+        char what[64];
+        snprintf(what, sizeof what, "%d for %lld entries", (int)n_vocab - 1, (long long)n_entries);
+        fail(&c, VLMN_E_FORMAT, "%s: token ids are not dense (largest id %s)", what);
+        goto done;
+    }
     toks = vlmn_calloc((size_t)n_vocab, sizeof *toks);
     types = vlmn_malloc((size_t)n_vocab * sizeof *types);
     h->is_special = vlmn_calloc((size_t)n_vocab, sizeof *h->is_special);
