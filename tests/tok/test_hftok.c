@@ -121,7 +121,7 @@ static int compare_with_spm(const char *json, const char *tsv, const char *corpu
     int32_t *want = malloc((1 << 16) * sizeof *want);
     char *line = NULL;
     size_t cap = 0;
-    int checked = 0, skipped = 0, bad = 0;
+    int checked = 0, skipped = 0, bad = 0, span_bad = 0;
     while (getline(&line, &cap, fp) > 0) {
         char *f[6];
         if (line[0] != 'E' || tokfx_split(line, f, 6) != 5) continue;
@@ -147,11 +147,19 @@ static int compare_with_spm(const char *json, const char *tsv, const char *corpu
         int nw = parse_ids(f[3], want, 1 << 16);
         int flags = (strchr(f[1], 'b') ? VLMN_TOK_BOS : 0) | (strchr(f[1], 'e') ? VLMN_TOK_EOS : 0);
         int32_t *a = NULL, *b = NULL;
-        int64_t na = 0, nb = 0;
-        CHECK(vlmn_tok_encode(hf, f[2], tl, flags, &a, &na) == VLMN_OK);
-        CHECK(vlmn_tok_encode(sp, f[2], tl, flags, &b, &nb) == VLMN_OK);
+        int64_t na = 0, nb = 0, *sa = NULL, *sb = NULL;
+        CHECK(vlmn_tok_encode_spans(hf, f[2], tl, flags, &a, &sa, &na) == VLMN_OK);
+        CHECK(vlmn_tok_encode_spans(sp, f[2], tl, flags, &b, &sb, &nb) == VLMN_OK);
         bool same = na == nw && nb == nw && memcmp(a, want, (size_t)na * sizeof *a) == 0 &&
                     memcmp(b, want, (size_t)nb * sizeof *b) == 0;
+        if (same && memcmp(sa, sb, (size_t)(2 * na) * sizeof *sa) != 0 && span_bad++ < 5) {
+            fprintf(stderr, "  spans differ: %s [%s] \"%.60s\"\n", json, f[1], f[2]);
+            for (int64_t k = 0; k < na && k < 12; k++)
+                fprintf(stderr, "    %d: [%lld,%lld) vs [%lld,%lld)\n", (int)a[k], (long long)sa[2 * k],
+                        (long long)sa[2 * k + 1], (long long)sb[2 * k], (long long)sb[2 * k + 1]);
+        }
+        vlmn_free(sa);
+        vlmn_free(sb);
         if (!same && bad++ < 10) {
             fprintf(stderr, "  %s [%s] \"%.80s\"\n", json, f[1], f[2]);
             print_ids("sentencepiece", want, nw);
@@ -165,6 +173,7 @@ static int compare_with_spm(const char *json, const char *tsv, const char *corpu
     fprintf(stderr, "  %s: %d texts compared, %d with added-token text left out, %d mismatches\n", json, checked,
             skipped, bad);
     CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(span_bad, 0); /* the same source spans as the SentencePiece path */
     CHECK_EQ_INT(vlmn_tok_n_vocab(hf), vlmn_tok_n_vocab(sp));
     CHECK_EQ_INT(vlmn_tok_bos(hf), vlmn_tok_bos(sp));
     CHECK_EQ_INT(vlmn_tok_eos(hf), vlmn_tok_eos(sp));
