@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vlmn/pipeline.h"
+#include "vlmn/segment.h"
 
 static int run(int argc, char **argv);
 
@@ -23,7 +24,14 @@ const struct vlmn_cmd vlmn_cmd_simulate = {
     "  --mode M           json (default; response_format json_schema) or logprob (expected value\n"
     "                     over 0..10 from top_logprobs, servers that return logprobs)\n"
     "  --explainer MODEL, --sampling S   only explanations by this model / sampling\n"
-    "  --visual NAME      a visual simulator module (segmenter, clip) instead of the text one\n" LLM_CLI_USAGE,
+    "  --visual NAME      a visual simulator module (segmenter, clip) instead of the text one\n"
+    "  --segmenter-url URL   --visual segmenter: the server of vlmn's segmenter protocol\n"
+    "                     (docs/segmenter.md; POST URL/segment); its key, if any, in\n"
+    "                     $VLMN_SEGMENTER_KEY (or --api-key-env)\n"
+    "  --box-threshold X, --text-threshold X   sent to the segmenter (0.35, 0.25)\n"
+    "  --coverage half|fraction   a patch is 10 when >= half covered (default), or 10 x\n"
+    "                     its covered fraction\n"
+    "  With --visual the stored simulator name is --simulator NAME or segmenter-RULE.\n" LLM_CLI_USAGE,
     run,
 };
 
@@ -33,7 +41,10 @@ static int run(int argc, char **argv)
     vlmn_xrun_opts_default(&o);
     o.prompt.temperature = 0;
     o.prompt.max_tokens = 0;
-    const char *v, *mode = "json", *visual = NULL, *visual_arg = NULL;
+    const char *v, *mode = "json", *visual = NULL, *visual_arg = NULL, *seg_url = NULL;
+    const char *default_key_env = o.llm.api_key_env;
+    vlmn_segsim_opts so;
+    vlmn_segsim_opts_default(&so);
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -60,6 +71,18 @@ static int run(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "visual-arg", 0, &v))) {
             if (r < 0) return cli_usage(&vlmn_cmd_simulate);
             visual_arg = v;
+        } else if ((r = cli_opt(argc, argv, &i, "segmenter-url", 0, &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_simulate);
+            seg_url = v;
+        } else if ((r = cli_opt(argc, argv, &i, "box-threshold", 0, &v))) {
+            if (r < 0 || cli_parse_double(v, &so.box_threshold) || !(so.box_threshold >= 0 && so.box_threshold <= 1))
+                return cli_errorf("simulate", 2, "--box-threshold: a number in 0..1");
+        } else if ((r = cli_opt(argc, argv, &i, "text-threshold", 0, &v))) {
+            if (r < 0 || cli_parse_double(v, &so.text_threshold) || !(so.text_threshold >= 0 && so.text_threshold <= 1))
+                return cli_errorf("simulate", 2, "--text-threshold: a number in 0..1");
+        } else if ((r = cli_opt(argc, argv, &i, "coverage", 0, &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_simulate);
+            if (vlmn_seg_parse_rule(v, &so.rule)) return cli_errorf("simulate", 2, "--coverage %s: half or fraction", v);
         } else if (cli_flag(argv, i, "no-cache", 0)) {
             o.no_cache = true;
         } else if (cli_flag(argv, i, "quiet", 'q')) {
@@ -81,7 +104,15 @@ static int run(int argc, char **argv)
     vlmn_simulator sim = {0};
     vlmn_status st;
     char simname[512];
-    if (visual) {
+    if (visual && !strcmp(visual, "segmenter")) {
+        if (!seg_url) return cli_errorf("simulate", 2, "--visual segmenter needs --segmenter-url URL");
+        o.llm.base_url = seg_url;
+        /* never send an LLM provider's key to a segmenter by default */
+        if (o.llm.api_key_env == default_key_env) o.llm.api_key_env = "VLMN_SEGMENTER_KEY";
+        st = vlmn_segsim_create(&so, &sim);
+        if (o.prompt.model) snprintf(simname, sizeof simname, "%s", o.prompt.model);
+        else snprintf(simname, sizeof simname, "segmenter-%s", vlmn_seg_rule_name(so.rule));
+    } else if (visual) {
         st = vlmn_visual_sim_create(visual, visual_arg, &o.llm, &sim);
         snprintf(simname, sizeof simname, "%s%s%s", visual, visual_arg ? ":" : "", visual_arg ? visual_arg : "");
     } else {
