@@ -13,6 +13,7 @@
 
 #include "vlmn/vlmn.h"
 #include "vlmn/kernels.h"
+#include "vlmn/explain.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +57,23 @@ void vlmn_clip_cosine(const float *emb, int n, int d, const float *t, float *sim
  * a = 10 * clamp(cos, 0, 1) (linear in the cosine, so Pearson r over concatenated
  * samples compares raw similarities; negative similarity means absent). */
 float vlmn_clip_calibrate(float cos);
+
+/* ---- the CLIP visual simulator (simulations.mode "clip") ----
+ * Local: for each sample, the original image is preprocessed for CLIP with the same
+ * geometry as the sample's image-token grid (pad or crop, recognised from the grid
+ * rectangle; other layouts, e.g. InternVL tiles, are refused), the MaskCLIP map of the
+ * explanation (cosine per CLIP patch) calibrated by vlmn_clip_calibrate, and resampled
+ * to the sample's grid by area (vlmn_clip_resample; identity when the sizes agree, as
+ * ViT-L/14-336 and LLaVA-1.5's 24 x 24). */
+typedef vlmn_status (*vlmn_clip_tokenize_fn)(void *user, const char *text, int32_t *ids, int cap, int *n);
+
+/* clip and the tokenizer are borrowed (alive while the simulator is). tokenize must
+ * produce CLIP's ids including start and end tokens, at most cap (= t_ctx) of them. */
+vlmn_status vlmn_clipsim_create(vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user, vlmn_simulator *out);
+
+/* Area-weighted resampling of a gi x gi map (row-major) onto rows x cols over the same
+ * square: out cell = mean of in over its rectangle. */
+void vlmn_clip_resample(const float *in, int gi, float *out, int rows, int cols);
 
 #ifdef __cplusplus
 }

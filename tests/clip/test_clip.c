@@ -5,6 +5,9 @@
 #include "test.h"
 
 #include "vlmn/clip.h"
+#include "vlmn/draw.h"
+#include "vlmn/image.h"
+#include "vlmn/trace.h"
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
@@ -96,6 +99,92 @@ TEST(towers_match_reference_fast_pool)
     CHECK_EQ_INT(vlmn_pool_create(2, &p), VLMN_OK);
     check_towers(p, VLMN_PREC_FAST, 1e-4); /* F32 weights: FAST keeps f32 activations */
     vlmn_pool_free(p);
+}
+
+static int g_tok_calls;
+static vlmn_status fixed_tokens(void *user, const char *text, int32_t *ids, int cap, int *n)
+{
+    (void)user;
+    g_tok_calls++;
+    CHECK_EQ_STR(text, "red things");
+    static const int32_t t[4] = {38, 5, 7, 39};
+    CHECK(cap >= 4);
+    memcpy(ids, t, sizeof t);
+    *n = 4;
+    return VLMN_OK;
+}
+
+/* The simulator's whole path (PNG -> LLaVA pad geometry -> CLIP preprocessing -> MaskCLIP
+ * -> calibration -> area resampling onto the sample's grid) against the reference. */
+TEST(simulator_matches_reference)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/clip/tiny", test_data_dir());
+    vlmn_clip *c = NULL;
+    CHECK_EQ_INT(vlmn_clip_load(dir, NULL, VLMN_PREC_EXACT, &c), VLMN_OK);
+    if (!c) return;
+    vlmn_simulator sim;
+    CHECK_EQ_INT(vlmn_clipsim_create(c, fixed_tokens, NULL, &sim), VLMN_OK);
+    CHECK(sim.local && !sim.build && sim.modality == VLMN_SIM_VISUAL && !strcmp(sim.name, "clip"));
+    char *text = test_read_file(test_path(dir, "expected.json"), NULL);
+    cJSON *e = cJSON_Parse(text);
+    const cJSON *k;
+    int n_cases = 0;
+    g_tok_calls = 0;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItem(e, "sim_cases"))
+    {
+        int w = cJSON_GetObjectItem(k, "w")->valueint, h = cJSON_GetObjectItem(k, "h")->valueint;
+        int grid = cJSON_GetObjectItem(k, "grid")->valueint, n;
+        float *rgb = floats(cJSON_GetObjectItem(k, "rgb"), &n);
+        CHECK_EQ_INT(n, w * h * 3);
+        vlmn_image *im = NULL;
+        vlmn_img_create(w, h, &im);
+        for (int i = 0; i < n; i++) im->rgb[i] = (uint8_t)rgb[i];
+        uint8_t *png = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(vlmn_draw_png(im, &png, &len), VLMN_OK);
+        vlmn_trace_grid g;
+        CHECK_EQ_INT(vlmn_trace_geometry(w, h, "pad", 28, grid, &g), VLMN_OK);
+        float real[16] = {0}, out[16];
+        vlmn_xsample s = {.sample_index = n_cases, .n_visual = grid * grid, .visual_acts = real, .grid_w = grid,
+                          .grid_h = grid, .png = png, .png_len = len, .image_w = w, .image_h = h, .n_grids = 1, .grids = &g};
+        CHECK_EQ_INT(sim.local(sim.self, "red things", &s, out), VLMN_OK);
+        double d = max_abs_diff(out, cJSON_GetObjectItem(k, "sim"), grid * grid);
+        CHECK_MSG(d <= 1e-3, "case %d (%dx%d, grid %d): off by %g on the 0..10 scale", n_cases, w, h, grid, d);
+        /* a rectangle that is neither the pad nor the crop of the image is refused */
+        g.x0 += 3;
+        CHECK_EQ_INT(sim.local(sim.self, "red things", &s, out), VLMN_E_UNSUPPORTED);
+        /* a grid larger than the sample's image tokens */
+        CHECK_EQ_INT(vlmn_trace_geometry(w, h, "pad", 28, grid, &g), VLMN_OK);
+        s.n_visual = grid * grid - 1;
+        CHECK_EQ_INT(sim.local(sim.self, "red things", &s, out), VLMN_E_MISMATCH);
+        vlmn_free(png);
+        vlmn_img_free(im);
+        free(rgb);
+        n_cases++;
+    }
+    CHECK_EQ_INT(n_cases, 3);
+    CHECK_EQ_INT(g_tok_calls, 1); /* one explanation: embedded once */
+    sim.free(sim.self);
+    cJSON_Delete(e);
+    free(text);
+    vlmn_clip_free(c);
+}
+
+TEST(resample)
+{
+    const float in[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    float out[9];
+    vlmn_clip_resample(in, 4, out, 2, 2);
+    CHECK_NEAR(out[0], 2.5, 1e-6);
+    CHECK_NEAR(out[3], 12.5, 1e-6);
+    vlmn_clip_resample(in, 4, out, 1, 1);
+    CHECK_NEAR(out[0], 7.5, 1e-6);
+    float id[16];
+    vlmn_clip_resample(in, 4, id, 4, 4);
+    CHECK(!memcmp(id, in, sizeof in));
+    vlmn_clip_resample(in, 4, out, 3, 3); /* cells of 4/3: (0,0) = (0 + 1/3 * 1 + 1/3 * 4 + 1/9 * 5) / (16/9) */
+    CHECK_NEAR(out[0], (0 + 1.0 / 3 + 4.0 / 3 + 5.0 / 9) / (16.0 / 9), 1e-5);
 }
 
 TEST(calibration)

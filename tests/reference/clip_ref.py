@@ -161,7 +161,25 @@ def main():
     texts = [[38, 5, 7, 39], [38, 1, 2, 3, 4, 39, 0, 0], [38, 39]]
     temb = [text(w, t) for t in texts]
     cos = torch.nn.functional.cosine_similarity(patch, temb[0][None], dim=-1)
-    exp = {"pixels": px.flatten().tolist(), "image_embed": image.tolist(), "patch_embed": patch.flatten().tolist(),
+    # the simulator's path: uint8 images, LLaVA-style pad to a square with int(mean * 255),
+    # normalisation, MaskCLIP cosine with text 0, 10 * clamp(cos, 0, 1), area means per grid cell
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073], dtype=D)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711], dtype=D)
+    sims = []
+    for (iw, ih, grid) in ((28, 28, 4), (28, 20, 2), (20, 28, 4)):
+        rgb = torch.randint(0, 256, (ih, iw, 3))
+        canvas = torch.empty(S, S, 3, dtype=torch.int64)
+        canvas[:] = (mean * 255).to(torch.int64)
+        ox, oy = (S - iw) // 2, (S - ih) // 2
+        canvas[oy:oy + ih, ox:ox + iw] = rgb
+        x = ((canvas.to(D) / 255 - mean) / std).permute(2, 0, 1)
+        _, pe = vision(w, x)
+        c = torch.nn.functional.cosine_similarity(pe, temb[0][None], dim=-1).reshape(G, G)
+        a = 10 * c.clamp(0, 1)
+        k = G // grid
+        a = a.reshape(grid, k, grid, k).mean(dim=(1, 3))
+        sims.append({"w": iw, "h": ih, "grid": grid, "rgb": rgb.flatten().tolist(), "sim": a.flatten().tolist()})
+    exp = {"sim_cases": sims, "pixels": px.flatten().tolist(), "image_embed": image.tolist(), "patch_embed": patch.flatten().tolist(),
            "texts": [{"ids": t, "embed": e.tolist()} for t, e in zip(texts, temb)], "maskclip_cos": cos.tolist()}
     json.dump(exp, open(os.path.join(out, "expected.json"), "w"))
 
