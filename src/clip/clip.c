@@ -6,6 +6,7 @@
  * Flow: folder -> [this] -> embeddings -> clip simulator / labels. See docs/clip.md. */
 #include "vlmn/clip.h"
 #include "vlmn/safetensors.h"
+#include "vlmn/types.h"
 #include "core/alloc.h"
 #include "core/file.h"
 #include "model/ops.h"
@@ -95,10 +96,17 @@ static vlmn_status get_vec(vlmn_clip *c, const char *name, int64_t n, float **ou
     return get(c, name, 1, &n, out);
 }
 
+/* A weight matrix: F16 / BF16 stay as stored (a view into the mapping, as the engine
+ * runs LLaVA's tower), F32 is copied. */
 static vlmn_status get_mat(vlmn_clip *c, const char *name, int64_t rows, int64_t cols, vlmn_matrix *m)
 {
     float *p;
     int64_t d[2] = {rows, cols};
+    const vlmn_st_tensor *t = vlmn_st_find(c->st, name);
+    if (t && t->type != VLMN_TYPE_F32 && t->n_dims == 2 && (int64_t)t->shape[0] == rows && (int64_t)t->shape[1] == cols) {
+        vlmn_status st = vlmn_matrix_init(m, t->type, rows, cols, t->data);
+        return st ? vlmn_error_prefix(st, "%s: %s", c->dir, name) : VLMN_OK;
+    }
     vlmn_status st = get(c, name, 2, d, &p);
     if (st) return st;
     if ((st = vlmn_matrix_init(m, VLMN_TYPE_F32, rows, cols, p))) return vlmn_error_prefix(st, "%s: %s", c->dir, name);

@@ -4,7 +4,8 @@ CLIPModel semantics (CLIPVisionEmbeddings, pre-LN CLIPEncoderLayer with q scaled
 head_dim^-0.5, quick_gelu / gelu, causal text attention, EOT pooling at the first
 eos_token_id, post-LN on CLS, visual / text projections) and MaskCLIP patch embeddings
 (last block's value path out_proj(v_proj(LN1(x))) per patch, then post-LN and the visual
-projection). Writes a tiny random CLIPModel folder and the expected outputs:
+projection). Writes a tiny random CLIPModel folder (F32) and the same weights rounded to BF16 in
+DIR-bf16, each with its expected outputs:
 
   /usr/bin/python3 tests/reference/clip_ref.py tests/data/clip/tiny
 
@@ -114,11 +115,14 @@ def text(w, ids):
     return x[pos] @ w["text_projection.weight"].T
 
 
-def write_safetensors(path, w):
+def write_safetensors(path, w, bf16=False):
     header, blobs, off = {}, [], 0
     for k in sorted(w):
-        b = w[k].to(torch.float32).contiguous().numpy().tobytes()
-        header[k] = {"dtype": "F32", "shape": list(w[k].shape), "data_offsets": [off, off + len(b)]}
+        if bf16:
+            b = w[k].to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes()
+        else:
+            b = w[k].to(torch.float32).contiguous().numpy().tobytes()
+        header[k] = {"dtype": "BF16" if bf16 else "F32", "shape": list(w[k].shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     header["__metadata__"] = {"format": "pt"}
@@ -129,7 +133,13 @@ def write_safetensors(path, w):
 
 
 def main():
-    out = sys.argv[1]
+    base = sys.argv[1]
+    for bf16 in (False, True):
+        torch.manual_seed(1515)
+        build(base + ("-bf16" if bf16 else ""), bf16)
+
+
+def build(out, bf16):
     os.makedirs(out, exist_ok=True)
     W, P, S, G = V["hidden_size"], V["patch_size"], V["image_size"], V["image_size"] // V["patch_size"]
     TW = T["hidden_size"]
@@ -149,7 +159,9 @@ def main():
     tower_weights("text_model", T, w)
     w["text_projection.weight"] = rnd(PROJ, TW)
     w["logit_scale"] = torch.tensor(2.6592, dtype=D)
-    write_safetensors(os.path.join(out, "model.safetensors"), w)
+    if bf16:  # the folder stores bf16: the reference computes with the rounded weights
+        w = {k: v.to(torch.bfloat16).to(D) for k, v in w.items()}
+    write_safetensors(os.path.join(out, "model.safetensors"), w, bf16)
     cfg = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": PROJ,
            "logit_scale_init_value": 2.6592, "vision_config": V, "text_config": T}
     json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
