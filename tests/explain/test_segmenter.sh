@@ -144,6 +144,7 @@ check "no URL: says so" grep -q "segmenter-url" "$d/u.err"
 check "bad coverage: exit 2" test $? -eq 2
 "$V" simulate "$d/run" --visual segmenter --segmenter-url "$url" --box-threshold 1.5 >/dev/null 2>&1
 check "bad threshold: exit 2" test $? -eq 2
+"$V" simulate "$d/run" --visual clip >/dev/null 2>&1; check "clip without --clip: exit 2" test $? -eq 2
 check "server saw no violation" test "$(stat violations)" -eq 0
 check "key never sent" sh -c "! grep -qa 'sk-must-not' '$d/server.log'"
 finish
