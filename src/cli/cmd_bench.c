@@ -34,6 +34,7 @@ static const struct {
     {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
     {"forward", bench_forward, "LLaVA forward tokens/s with and without capture, peak RSS"},
+    {"clip", bench_clip, "CLIP simulator cost per image vs LLaVA's own vision pass (same run)"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
 };
 
