@@ -336,28 +336,61 @@ static void gemm(vlmn_clip *c, const vlmn_matrix *W, const float *A, int64_t M, 
     vlmn_gemm(c->pool, c->prec, W, A, M, W->cols, C, W->rows, acc);
 }
 
+/* Row ops split by rows over the pool (each row as the serial op computes it, so the
+ * results do not depend on the thread count). */
+enum { ROP_LN, ROP_BIAS, ROP_QGELU, ROP_GELU };
+
+typedef struct rows_op {
+    int op;
+    const float *x;
+    float *y;
+    int64_t rows, n;
+    const float *w, *b;
+    float eps;
+} rows_op;
+
+static void rows_run(void *ctx, int ith, int nth)
+{
+    const rows_op *o = ctx;
+    int64_t r0 = o->rows * ith / nth, r1 = o->rows * (ith + 1) / nth;
+    if (r1 <= r0) return;
+    float *y = o->y + r0 * o->n;
+    switch (o->op) {
+    case ROP_LN: op_layernorm(o->x + r0 * o->n, y, r1 - r0, o->n, o->n, o->w, o->b, o->eps); break;
+    case ROP_BIAS: op_add_bias(y, r1 - r0, o->n, o->n, o->b); break;
+    case ROP_QGELU: op_quick_gelu(y, (r1 - r0) * o->n); break;
+    default: op_gelu_erf(y, (r1 - r0) * o->n); break;
+    }
+}
+
+static void rows(vlmn_clip *c, int op, const float *x, float *y, int64_t n_rows, int64_t n, const float *w,
+                 const float *b, float eps)
+{
+    rows_op o = {op, x, y, n_rows, n, w, b, eps};
+    vlmn_pool_run(c->pool, rows_run, &o);
+}
+
 /* One pre-LN encoder block on x[T x W]. */
 static void block(vlmn_clip *c, const tower *tw, const clayer *L, float *x, int64_t T, bool causal, scratch *s)
 {
     const int64_t W = tw->W, FF = tw->FF, hd = W / tw->H;
-    op_layernorm(x, s->h, T, W, W, L->ln1_w, L->ln1_b, tw->eps);
+    rows(c, ROP_LN, x, s->h, T, W, L->ln1_w, L->ln1_b, tw->eps);
     gemm(c, &L->q, s->h, T, s->q, false);
     gemm(c, &L->k, s->h, T, s->k, false);
     gemm(c, &L->v, s->h, T, s->v, false);
-    op_add_bias(s->q, T, W, W, L->q_b);
-    op_add_bias(s->k, T, W, W, L->k_b);
-    op_add_bias(s->v, T, W, W, L->v_b);
+    rows(c, ROP_BIAS, NULL, s->q, T, W, NULL, L->q_b, 0);
+    rows(c, ROP_BIAS, NULL, s->k, T, W, NULL, L->k_b, 0);
+    rows(c, ROP_BIAS, NULL, s->v, T, W, NULL, L->v_b, 0);
     vlmn_attention(c->pool, s->q, W, s->k, W, s->v, W, s->att, W, T, tw->H, tw->H, (int)hd, 1.0f / sqrtf((float)hd),
                    causal);
     gemm(c, &L->o, s->att, T, x, true);
-    op_add_bias(x, T, W, W, L->o_b);
-    op_layernorm(x, s->h, T, W, W, L->ln2_w, L->ln2_b, tw->eps);
+    rows(c, ROP_BIAS, NULL, x, T, W, NULL, L->o_b, 0);
+    rows(c, ROP_LN, x, s->h, T, W, L->ln2_w, L->ln2_b, tw->eps);
     gemm(c, &L->fc1, s->h, T, s->ff, false);
-    op_add_bias(s->ff, T, FF, FF, L->fc1_b);
-    if (tw->gelu) op_gelu_erf(s->ff, T * FF);
-    else op_quick_gelu(s->ff, T * FF);
+    rows(c, ROP_BIAS, NULL, s->ff, T, FF, NULL, L->fc1_b, 0);
+    rows(c, tw->gelu ? ROP_GELU : ROP_QGELU, NULL, s->ff, T, FF, NULL, NULL, 0);
     gemm(c, &L->fc2, s->ff, T, x, true);
-    op_add_bias(x, T, W, W, L->fc2_b);
+    rows(c, ROP_BIAS, NULL, x, T, W, NULL, L->fc2_b, 0);
 }
 
 vlmn_status vlmn_clip_image(vlmn_clip *c, const float *px, float *image_embed, float *patch_embed)
@@ -384,17 +417,17 @@ vlmn_status vlmn_clip_image(vlmn_clip *c, const float *px, float *image_embed, f
     memcpy(x, c->class_embd, (size_t)W * sizeof(float));
     vlmn_gemm(c->pool, c->prec, &c->patch, pat, NI, K, x + W, W, false);
     for (int64_t i = 0; i < NP * W; i++) x[i] += c->v_pos[i];
-    op_layernorm(x, x, NP, W, W, c->pre_w, c->pre_b, c->v.eps);
+    rows(c, ROP_LN, x, x, NP, W, c->pre_w, c->pre_b, c->v.eps);
     for (int l = 0; l < c->v.L - 1; l++) block(c, &c->v, &c->v.l[l], x, NP, false, &s);
     const clayer *last = &c->v.l[c->v.L - 1];
     if (patch_embed) {
         /* MaskCLIP: value path of the last block per patch, then post-LN + projection */
-        op_layernorm(x + W, s.h, NI, W, W, last->ln1_w, last->ln1_b, c->v.eps);
+        rows(c, ROP_LN, x + W, s.h, NI, W, last->ln1_w, last->ln1_b, c->v.eps);
         gemm(c, &last->v, s.h, NI, s.v, false);
-        op_add_bias(s.v, NI, W, W, last->v_b);
+        rows(c, ROP_BIAS, NULL, s.v, NI, W, NULL, last->v_b, 0);
         gemm(c, &last->o, s.v, NI, s.q, false);
-        op_add_bias(s.q, NI, W, W, last->o_b);
-        op_layernorm(s.q, s.q, NI, W, W, c->post_w, c->post_b, c->v.eps);
+        rows(c, ROP_BIAS, NULL, s.q, NI, W, NULL, last->o_b, 0);
+        rows(c, ROP_LN, s.q, s.q, NI, W, c->post_w, c->post_b, c->v.eps);
         gemm(c, &c->vproj, s.q, NI, patch_embed, false);
     }
     if (image_embed) {
