@@ -26,6 +26,8 @@ vlmn_status vlmn_xkind_parse(const char *s, vlmn_xkind *k);
  * max_act <= 0 gives all zeros. */
 int vlmn_norm_act(double a, double max_act);
 
+struct vlmn_trace_grid; /* vlmn/trace.h */
+
 /* One sample of a neuron as the prompts see it: text tokens with their activations,
  * and (for visual / multi-modal neurons) the picture to show (modulated or raw PNG). */
 typedef struct vlmn_xsample {
@@ -38,6 +40,9 @@ typedef struct vlmn_xsample {
     int grid_w, grid_h;              /* image-token grid (n_visual = grid_w * grid_h) */
     const uint8_t *png;              /* image shown to the explainer, NULL for text neurons */
     size_t png_len;
+    int image_w, image_h;            /* the original image's size (0 when not loaded) */
+    int n_grids;                     /* where the image tokens sit on the original image */
+    const struct vlmn_trace_grid *grids; /* (trace.h), for visual simulators; NULL: unknown */
 } vlmn_xsample;
 
 /* One context example (M of them, default file data/explain_examples.json, replaceable
@@ -104,6 +109,9 @@ typedef struct vlmn_simulator {
     /* Local: simulated activations computed directly (build and parse NULL). */
     vlmn_status (*local)(void *self, const char *explanation, const vlmn_xsample *s, float *sim);
     vlmn_llm_check_fn check;         /* reply check for remote ones */
+    /* Remote, optional: a reply check that needs the sample (e.g. its image size);
+     * used instead of `check` when set. */
+    vlmn_status (*check_sample)(void *self, const vlmn_xsample *s, const char *reply, size_t len);
     void (*free)(void *self);
 } vlmn_simulator;
 

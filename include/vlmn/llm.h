@@ -180,6 +180,10 @@ void vlmn_llm_error_message(const char *body, size_t len, char *buf, size_t n);
 
 /* Base64 of n bytes (vlmn_malloc'd, NUL-terminated). */
 char *vlmn_llm_base64(const uint8_t *p, size_t n);
+/* The bytes of standard base64 text (padding optional; ASCII whitespace skipped; a
+ * "data:...;base64," prefix skipped). *out vlmn_malloc'd; VLMN_E_FORMAT for any other
+ * character or a bad length. */
+vlmn_status vlmn_llm_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_n);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,7 @@ static const struct {
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
     {"forward", bench_forward, "LLaVA forward tokens/s with and without capture, peak RSS"},
     {"decode", bench_decode, "decode tokens/s at batch 1 and 8, per layer and extrapolated, against memory bandwidth"},
+    {"clip", bench_clip, "CLIP simulator cost per image vs LLaVA's own vision pass (same run)"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
     {"llm", bench_llm, "LLM client requests/s at C in flight vs 1, CPU cost of a 5-image explainer prompt"},
 };

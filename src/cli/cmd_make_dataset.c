@@ -17,7 +17,8 @@ const struct vlmn_cmd vlmn_cmd_make_dataset = {
     "  line), or with --format qa DIR/qa.jsonl: the same images, the question \"Which\n"
     "  shapes are in the image?\" and a short reference answer from the scene truth\n"
     "  (\"a red circle and a green square\"), for vlmn prune-eval.\n"
-    "  Image paths are relative to DIR. DIR/shapes.json lists what each image shows.\n"
+    "  Image paths are relative to DIR. DIR/shapes.json lists what each image shows,\n"
+    "  with each shape's ground-truth mask as COCO RLE (docs/segmenter.md).\n"
     "  The same seed gives the same files.\n",
     run,
 };

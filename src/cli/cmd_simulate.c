@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "vlmn/pipeline.h"
+#include "vlmn/segment.h"
+#include "vlmn/clip.h"
+#include "clip_tok.h"
 
 static int run(int argc, char **argv);
 
@@ -23,7 +26,17 @@ const struct vlmn_cmd vlmn_cmd_simulate = {
     "  --mode M           json (default; response_format json_schema) or logprob (expected value\n"
     "                     over 0..10 from top_logprobs, servers that return logprobs)\n"
     "  --explainer MODEL, --sampling S   only explanations by this model / sampling\n"
-    "  --visual NAME      a visual simulator module (segmenter, clip) instead of the text one\n" LLM_CLI_USAGE,
+    "  --visual NAME      a visual simulator module (segmenter, clip) instead of the text one\n"
+    "  --segmenter-url URL   --visual segmenter: the server of vlmn's segmenter protocol\n"
+    "                     (docs/segmenter.md; POST URL/segment); its key, if any, in\n"
+    "                     $VLMN_SEGMENTER_KEY (or --api-key-env)\n"
+    "  --box-threshold X, --text-threshold X   sent to the segmenter (0.35, 0.25)\n"
+    "  --coverage half|fraction   a patch is 10 when >= half covered (default), or 10 x\n"
+    "                     its covered fraction\n"
+    "  --clip DIR         --visual clip: a Hugging Face CLIPModel folder (docs/clip.md):\n"
+    "                     MaskCLIP patch similarities of the explanation, 10 * clamp(cos, 0, 1)\n"
+    "  With --visual the stored simulator name is --simulator NAME, segmenter-RULE or\n"
+    "  clip-FOLDERNAME.\n" LLM_CLI_USAGE,
     run,
 };
 
@@ -33,7 +46,11 @@ static int run(int argc, char **argv)
     vlmn_xrun_opts_default(&o);
     o.prompt.temperature = 0;
     o.prompt.max_tokens = 0;
-    const char *v, *mode = "json", *visual = NULL, *visual_arg = NULL;
+    const char *v, *mode = "json", *visual = NULL, *visual_arg = NULL, *seg_url = NULL,
+               *clip_dir = NULL;
+    const char *default_key_env = o.llm.api_key_env;
+    vlmn_segsim_opts so;
+    vlmn_segsim_opts_default(&so);
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -60,6 +77,21 @@ static int run(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "visual-arg", 0, &v))) {
             if (r < 0) return cli_usage(&vlmn_cmd_simulate);
             visual_arg = v;
+        } else if ((r = cli_opt(argc, argv, &i, "clip", 0, &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_simulate);
+            clip_dir = v;
+        } else if ((r = cli_opt(argc, argv, &i, "segmenter-url", 0, &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_simulate);
+            seg_url = v;
+        } else if ((r = cli_opt(argc, argv, &i, "box-threshold", 0, &v))) {
+            if (r < 0 || cli_parse_double(v, &so.box_threshold) || !(so.box_threshold >= 0 && so.box_threshold <= 1))
+                return cli_errorf("simulate", 2, "--box-threshold: a number in 0..1");
+        } else if ((r = cli_opt(argc, argv, &i, "text-threshold", 0, &v))) {
+            if (r < 0 || cli_parse_double(v, &so.text_threshold) || !(so.text_threshold >= 0 && so.text_threshold <= 1))
+                return cli_errorf("simulate", 2, "--text-threshold: a number in 0..1");
+        } else if ((r = cli_opt(argc, argv, &i, "coverage", 0, &v))) {
+            if (r < 0) return cli_usage(&vlmn_cmd_simulate);
+            if (vlmn_seg_parse_rule(v, &so.rule)) return cli_errorf("simulate", 2, "--coverage %s: half or fraction", v);
         } else if (cli_flag(argv, i, "no-cache", 0)) {
             o.no_cache = true;
         } else if (cli_flag(argv, i, "quiet", 'q')) {
@@ -80,8 +112,31 @@ static int run(int argc, char **argv)
     vlmn_xexamples ex = {0};
     vlmn_simulator sim = {0};
     vlmn_status st;
+    vlmn_clip *clip = NULL;
+    vlmn_pool *pool = NULL;
+    vlmn_clip_tokenize_fn tok_fn = NULL;
+    void *tok_user = NULL;
+    void (*tok_free)(void *) = NULL;
     char simname[512];
-    if (visual) {
+    if (visual && !strcmp(visual, "segmenter")) {
+        if (!seg_url) return cli_errorf("simulate", 2, "--visual segmenter needs --segmenter-url URL");
+        o.llm.base_url = seg_url;
+        /* never send an LLM provider's key to a segmenter by default */
+        if (o.llm.api_key_env == default_key_env) o.llm.api_key_env = "VLMN_SEGMENTER_KEY";
+        st = vlmn_segsim_create(&so, &sim);
+        if (o.prompt.model) snprintf(simname, sizeof simname, "%s", o.prompt.model);
+        else snprintf(simname, sizeof simname, "segmenter-%s", vlmn_seg_rule_name(so.rule));
+    } else if (visual && !strcmp(visual, "clip")) {
+        if (!clip_dir) return cli_errorf("simulate", 2, "--visual clip needs --clip DIR");
+        st = clip_cli_tokenizer(clip_dir, &tok_fn, &tok_user, &tok_free);
+        if (!st) st = vlmn_pool_create(0, &pool);
+        if (!st) st = vlmn_clip_load(clip_dir, pool, VLMN_PREC_FAST, &clip);
+        if (!st) st = vlmn_clipsim_create(clip, tok_fn, tok_user, &sim);
+        const char *base = strrchr(clip_dir, '/');
+        base = base && base[1] ? base + 1 : clip_dir;
+        if (o.prompt.model) snprintf(simname, sizeof simname, "%s", o.prompt.model);
+        else snprintf(simname, sizeof simname, "clip-%s", base);
+    } else if (visual) {
         st = vlmn_visual_sim_create(visual, visual_arg, &o.llm, &sim);
         snprintf(simname, sizeof simname, "%s%s%s", visual, visual_arg ? ":" : "", visual_arg ? visual_arg : "");
     } else {
@@ -90,8 +145,12 @@ static int run(int argc, char **argv)
         snprintf(simname, sizeof simname, "%s", o.prompt.model);
     }
     vlmn_xrun_summary s = {0};
+    if (!st && clip) o.no_cache = true; /* local: nothing to cache */
     if (!st) st = vlmn_simulate_run(&o, &sim, simname, &s);
     if (sim.free) sim.free(sim.self);
+    vlmn_clip_free(clip);
+    vlmn_pool_free(pool);
+    if (tok_free) tok_free(tok_user);
     vlmn_xexamples_free(&ex);
     char line[600];
     vlmn_llm_stats_line(&s.llm, line, sizeof line);

@@ -93,12 +93,16 @@ vlmn_status xload_get(vlmn_traces *tr, int layer, int neuron, uint32_t sample, f
                           .n_visual = nv,
                           .visual_acts = l->vacts,
                           .grid_w = l->ts->n_grids ? l->ts->grids[0].cols : 0,
-                          .grid_h = l->ts->n_grids ? l->ts->grids[0].rows : 0};
+                          .grid_h = l->ts->n_grids ? l->ts->grids[0].rows : 0,
+                          .n_grids = l->ts->n_grids,
+                          .grids = l->ts->grids};
     if (want_png && l->ts->n_grids > 0) {
         if (!l->ts->image_path) return vlmn_error(VLMN_E_NOTFOUND, "sample %u: no image path in the trace store", sample);
         vlmn_image *img = NULL, *pic = NULL;
         size_t len = 0;
         if ((st = vlmn_img_load(l->ts->image_path, &img))) return st;
+        l->x.image_w = img->w;
+        l->x.image_h = img->h;
         st = vlmn_draw_image(img, l->ts->grids, l->ts->n_grids, l->acts, n, neuron_max, dopt, &pic);
         if (!st) st = vlmn_draw_png(pic, &l->png, &len);
         vlmn_img_free(img);
@@ -390,7 +394,15 @@ typedef struct sitem {
     vlmn_xkind kind;
     xload ld;
     char *body;
+    vlmn_simulator *sim;
 } sitem;
+
+/* check() of a simulator that checks replies against the sample (check_sample). */
+static vlmn_status sim_check(const char *body, size_t len, void *user)
+{
+    sitem *x = user;
+    return x->sim->check_sample(x->sim->self, &x->ld.x, body, len);
+}
 
 typedef struct sctx {
     sqlite3 *db;
@@ -464,7 +476,8 @@ static vlmn_status sim_done(vlmn_llm_item *it, void *user)
     if (it->state == VLMN_LLM_ANSWERED) {
         if (c->sim->parse(c->sim->self, &x->ld.x, it->reply, it->reply_len, sim, &mis)) err = vlmn_errmsg();
         vlmn_llm_reply r;
-        if (vlmn_llm_chat_parse(it->reply, it->reply_len, &r) == VLMN_OK) {
+        /* token counts of chat replies (other protocols have none; err must survive) */
+        if (c->sim->modality == VLMN_SIM_TEXT && !err && vlmn_llm_chat_parse(it->reply, it->reply_len, &r) == VLMN_OK) {
             pt = r.prompt_tokens;
             ct = r.completion_tokens;
             vlmn_llm_reply_free(&r);
@@ -595,7 +608,9 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
                 xload_free(&x->ld);
                 goto out;
             }
-            items[n] = (vlmn_llm_item){.path = path, .body = x->body, .check = sim->check, .user = x};
+            x->sim = sim;
+            items[n] = (vlmn_llm_item){
+                .path = path, .body = x->body, .check = sim->check_sample ? sim_check : sim->check, .user = x};
             n++;
             if (n == CHUNK) {
                 if ((st = xrun_send(cl, items, n, sim_done, &ctx))) goto out;

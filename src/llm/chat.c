@@ -40,6 +40,52 @@ char *vlmn_llm_base64(const uint8_t *p, size_t n)
     return o;
 }
 
+vlmn_status vlmn_llm_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_n)
+{
+    *out = NULL;
+    *out_n = 0;
+    const char *comma = n > 5 && !strncmp(s, "data:", 5) ? memchr(s, ',', n) : NULL;
+    if (comma) {
+        n -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    uint8_t *o = vlmn_malloc(n / 4 * 3 + 3);
+    if (!o) return vlmn_error(VLMN_E_NOMEM, "base64: out of memory");
+    uint32_t acc = 0;
+    int bits = 0, pad = 0;
+    size_t j = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int v;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        if (pad) goto bad; /* data after padding */
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '+' || c == '-') v = 62;
+        else if (c == '/' || c == '_') v = 63;
+        else goto bad;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        digits++;
+        if (bits >= 8) {
+            bits -= 8;
+            o[j++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (digits % 4 == 1 || pad > 2 || (pad && (digits + (size_t)pad) % 4)) goto bad;
+    *out = o;
+    *out_n = j;
+    return VLMN_OK;
+bad:
+    vlmn_free(o);
+    return vlmn_error(VLMN_E_FORMAT, "base64: malformed text");
+}
+
 static vlmn_status nomem(void) { return vlmn_error(VLMN_E_NOMEM, "llm: out of memory building a request"); }
 
 static cJSON *build_content(const vlmn_llm_msg *m)

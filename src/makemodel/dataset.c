@@ -4,6 +4,7 @@
  * n_t = 2 tokens above T_t, can fire) and shapes big enough to cover at least
  * MIN_FULL_CELLS fully covered cells of a 16x16 patch grid (for the visual rule). */
 #include "vlmn/makemodel.h"
+#include "vlmn/segment.h"
 #include "makemodel/palette.h"
 #include "makemodel/rng.h"
 #include "core/alloc.h"
@@ -206,6 +207,27 @@ static vlmn_status draw(picture *p, mm_rng *r, int *next_feature, int *next_kind
     return vlmn_error(VLMN_E_INTERNAL, "make-dataset: could not lay out a %dx%d picture", p->w, p->h);
 }
 
+/* The ground-truth mask of shape k (the pixels render() paints with it; shapes do not
+ * overlap) as COCO RLE {"size":[h,w],"counts":STRING} under "mask". */
+static vlmn_status add_mask(cJSON *o, const picture *p, int k)
+{
+    uint8_t *m = vlmn_calloc((size_t)p->w * p->h, 1);
+    if (!m) return vlmn_error(VLMN_E_NOMEM, "make-dataset: out of memory");
+    const shape *s = &p->shapes[k];
+    for (int y = 0; y < p->h; y++)
+        for (int x = 0; x < p->w; x++) m[(size_t)y * p->w + x] = inside(s, x + 0.5, y + 0.5);
+    char *counts = NULL;
+    vlmn_status st = vlmn_rle_encode_string(m, p->h, p->w, &counts);
+    vlmn_free(m);
+    if (st) return st;
+    cJSON *mk = cJSON_AddObjectToObject(o, "mask");
+    cJSON *size = mk ? cJSON_AddArrayToObject(mk, "size") : NULL;
+    bool ok = size && cJSON_AddItemToArray(size, cJSON_CreateNumber(p->h)) &&
+              cJSON_AddItemToArray(size, cJSON_CreateNumber(p->w)) && cJSON_AddStringToObject(mk, "counts", counts);
+    vlmn_free(counts);
+    return ok ? VLMN_OK : vlmn_error(VLMN_E_NOMEM, "make-dataset: out of memory");
+}
+
 /* Append printf-style text to a fixed buffer (descriptions are short). */
 static void cat(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void cat(char *buf, size_t cap, const char *fmt, ...)
@@ -346,6 +368,9 @@ vlmn_status vlmn_mm_make_dataset(const char *dir, int n, uint64_t seed, vlmn_mm_
         }
         cJSON_AddItemToArray(truth, t);
         cJSON_AddStringToObject(t, "id", id);
+        cJSON_AddStringToObject(t, "image", rel);
+        cJSON_AddNumberToObject(t, "width", p.w);
+        cJSON_AddNumberToObject(t, "height", p.h);
         cJSON_AddStringToObject(t, "background", p.bg->name);
         cJSON_AddItemToObject(t, "shapes", arr);
         for (int k = 0; k < p.n_shapes; k++) {
@@ -355,6 +380,7 @@ vlmn_status vlmn_mm_make_dataset(const char *dir, int n, uint64_t seed, vlmn_mm_
             cJSON_AddStringToObject(s, "color", p.shapes[k].colour->name);
             cJSON_AddStringToObject(s, "shape", mm_shape_names[p.shapes[k].kind]);
             cJSON_AddNumberToObject(s, "full_cells_16x16", p.shapes[k].full_cells);
+            if ((st = add_mask(s, &p, k))) goto fail;
         }
 
         cJSON *e = cJSON_CreateObject();

@@ -1,0 +1,81 @@
+/* CLIP (Hugging Face CLIPModel semantics) from a safetensors folder, for the built-in
+ * visual simulator and LLM-free labels (issue 15): the full vision tower (embeddings,
+ * pre-LN, every block, post-LN on CLS, visual projection), the text tower on token ids
+ * (causal blocks, final LN, EOT pooling, text projection) and MaskCLIP patch maps (the
+ * last block's value path per patch: out_proj(v_proj(LN1(x))), no attention mixing, no
+ * residual, no MLP; then post-LN and the visual projection; cosine with a text
+ * embedding). Weights are converted to float32 at load and run on the engine's
+ * kernels (vlmn_gemm, vlmn_attention). Tokenisation (CLIP's byte-level BPE) is not
+ * here: the text tower takes ids. See docs/clip.md.
+ * Flow: CLIPModel folder -> [this] -> embeddings / patch similarities -> simulator. */
+#ifndef VLMN_CLIP_H
+#define VLMN_CLIP_H
+
+#include "vlmn/vlmn.h"
+#include "vlmn/kernels.h"
+#include "vlmn/explain.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vlmn_clip vlmn_clip;
+
+typedef struct vlmn_clip_info {
+    int image_size, patch_size, grid;        /* grid = image_size / patch_size */
+    int v_width, v_layers, v_heads, v_ff;
+    int t_width, t_layers, t_heads, t_ff, t_ctx, t_vocab;
+    int proj_dim;
+    int eos_token_id;                        /* HF text_config.eos_token_id (2: legacy argmax pooling) */
+    float image_mean[3], image_std[3];       /* preprocessor_config.json (OpenAI CLIP's by default) */
+    double logit_scale;                      /* exp(logit_scale) of the checkpoint (NaN if absent) */
+} vlmn_clip_info;
+
+/* Loads DIR (config.json of a CLIPModel + model.safetensors or an index; optional
+ * preprocessor_config.json). `pool` (NULL: serial) runs the kernels; prec as the engine
+ * (VLMN_PREC_EXACT for reference checks). Errors name the folder and the problem. */
+vlmn_status vlmn_clip_load(const char *dir, vlmn_pool *pool, vlmn_precision prec, vlmn_clip **out);
+void vlmn_clip_free(vlmn_clip *c);
+const vlmn_clip_info *vlmn_clip_get_info(const vlmn_clip *c);
+
+/* The vision tower on preprocessed pixels px[3 x S x S] (channel-major, normalised):
+ * image_embed[proj_dim] = visual_projection(post_LN(CLS of the last block)) (may be
+ * NULL), and patch_embed[grid*grid x proj_dim] the MaskCLIP per-patch embeddings in
+ * row-major grid order (may be NULL). Neither is L2-normalised. */
+vlmn_status vlmn_clip_image(vlmn_clip *c, const float *px, float *image_embed, float *patch_embed);
+
+/* The text tower on ids[n] (1 <= n <= t_ctx, the caller's tokenisation including
+ * start and end tokens): text_projection(final_LN(hidden at the pooled position)),
+ * pooled = first position holding eos_token_id, or argmax(ids) when eos_token_id is 2
+ * (HF's legacy rule); VLMN_E_ARG when no id is the end token. Not normalised. */
+vlmn_status vlmn_clip_text(vlmn_clip *c, const int32_t *ids, int n, float *text_embed);
+
+/* Cosine similarities sim[n] of each row of emb[n x d] with t[d]. */
+void vlmn_clip_cosine(const float *emb, int n, int d, const float *t, float *sim);
+
+/* The documented calibration of MaskCLIP similarities to simulated activations 0..10:
+ * a = 10 * clamp(cos, 0, 1) (linear in the cosine, so Pearson r over concatenated
+ * samples compares raw similarities; negative similarity means absent). */
+float vlmn_clip_calibrate(float cos);
+
+/* ---- the CLIP visual simulator (simulations.mode "clip") ----
+ * Local: for each sample, the original image is preprocessed for CLIP with the same
+ * geometry as the sample's image-token grid (pad or crop, recognised from the grid
+ * rectangle; other layouts, e.g. InternVL tiles, are refused), the MaskCLIP map of the
+ * explanation (cosine per CLIP patch) calibrated by vlmn_clip_calibrate, and resampled
+ * to the sample's grid by area (vlmn_clip_resample; identity when the sizes agree, as
+ * ViT-L/14-336 and LLaVA-1.5's 24 x 24). */
+typedef vlmn_status (*vlmn_clip_tokenize_fn)(void *user, const char *text, int32_t *ids, int cap, int *n);
+
+/* clip and the tokenizer are borrowed (alive while the simulator is). tokenize must
+ * produce CLIP's ids including start and end tokens, at most cap (= t_ctx) of them. */
+vlmn_status vlmn_clipsim_create(vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user, vlmn_simulator *out);
+
+/* Area-weighted resampling of a gi x gi map (row-major) onto rows x cols over the same
+ * square: out cell = mean of in over its rectangle. */
+void vlmn_clip_resample(const float *in, int gi, float *out, int rows, int cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,156 @@
+/* The built-in CLIP visual simulator (issue 15): MaskCLIP patch similarities of the
+ * explanation on each sample's image, preprocessed with the geometry of the sample's
+ * image-token grid, calibrated to 0..10 and resampled onto that grid.
+ * Flow: simulate pipeline -> [this] -> clip towers -> simulations table. docs/clip.md. */
+#include "vlmn/clip.h"
+#include "vlmn/image.h"
+#include "vlmn/trace.h"
+#include "core/alloc.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct clipsim {
+    vlmn_clip *clip;
+    vlmn_clip_tokenize_fn tokenize;
+    void *tok_user;
+    char *last_text;  /* cache of the last explanation's embedding */
+    float *last_emb;
+} clipsim;
+
+void vlmn_clip_resample(const float *in, int gi, float *out, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        double y0 = (double)r * gi / rows, y1 = (double)(r + 1) * gi / rows;
+        for (int c = 0; c < cols; c++) {
+            double x0 = (double)c * gi / cols, x1 = (double)(c + 1) * gi / cols;
+            double acc = 0, area = 0;
+            for (int iy = (int)floor(y0); iy < gi && iy < y1; iy++) {
+                double oy = fmin(iy + 1, y1) - fmax(iy, y0);
+                if (oy <= 0) continue;
+                for (int ix = (int)floor(x0); ix < gi && ix < x1; ix++) {
+                    double ox = fmin(ix + 1, x1) - fmax(ix, x0);
+                    if (ox <= 0) continue;
+                    acc += ox * oy * in[iy * gi + ix];
+                    area += ox * oy;
+                }
+            }
+            out[r * cols + c] = area > 0 ? (float)(acc / area) : 0.f;
+        }
+    }
+}
+
+static bool same_rect(const vlmn_trace_grid *a, const vlmn_trace_grid *b)
+{
+    return fabs(a->x0 - b->x0) < 1e-6 && fabs(a->y0 - b->y0) < 1e-6 && fabs(a->x1 - b->x1) < 1e-6 &&
+           fabs(a->y1 - b->y1) < 1e-6;
+}
+
+static vlmn_status text_embed(clipsim *t, const char *text, const float **emb)
+{
+    const vlmn_clip_info *I = vlmn_clip_get_info(t->clip);
+    if (t->last_text && !strcmp(t->last_text, text)) {
+        *emb = t->last_emb;
+        return VLMN_OK;
+    }
+    int32_t *ids = vlmn_malloc((size_t)I->t_ctx * sizeof *ids);
+    if (!ids) return vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+    int n = 0;
+    vlmn_status st = t->tokenize(t->tok_user, text, ids, I->t_ctx, &n);
+    if (!st && (n < 1 || n > I->t_ctx)) st = vlmn_error(VLMN_E_RANGE, "clip: the tokenizer returned %d ids", n);
+    if (!st) st = vlmn_clip_text(t->clip, ids, n, t->last_emb);
+    vlmn_free(ids);
+    vlmn_free(t->last_text);
+    t->last_text = st ? NULL : vlmn_strdup(text);
+    if (!st && !t->last_text) st = vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+    *emb = t->last_emb;
+    return st;
+}
+
+static vlmn_status cs_local(void *self, const char *explanation, const vlmn_xsample *s, float *sim)
+{
+    clipsim *t = self;
+    const vlmn_clip_info *I = vlmn_clip_get_info(t->clip);
+    if (!s->png || !s->n_grids || !s->grids)
+        return vlmn_error(VLMN_E_NOTFOUND, "clip: sample %lld has no image", (long long)s->sample_index);
+    const float *temb = NULL;
+    vlmn_status st = text_embed(t, explanation, &temb);
+    if (st) return st;
+    vlmn_image *img = NULL;
+    if ((st = vlmn_img_decode_memory(s->png, s->png_len, "sample image", &img))) return st;
+    const int S = I->image_size, G = I->grid, D = I->proj_dim;
+    float *px = vlmn_malloc((size_t)3 * S * S * sizeof *px);
+    float *pe = vlmn_malloc((size_t)G * G * D * sizeof *pe);
+    float *map = vlmn_malloc((size_t)G * G * sizeof *map);
+    if (!px || !pe || !map) {
+        st = vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+        goto out;
+    }
+    int off = 0;
+    for (int g = 0; g < s->n_grids; g++) {
+        const vlmn_trace_grid *gr = &s->grids[g];
+        vlmn_trace_grid pad, crop;
+        vlmn_img_mode mode;
+        if (vlmn_trace_geometry(img->w, img->h, "pad", S, 1, &pad) == VLMN_OK && same_rect(&pad, gr)) mode = VLMN_IMG_PAD;
+        else if (vlmn_trace_geometry(img->w, img->h, "crop", S, 1, &crop) == VLMN_OK && same_rect(&crop, gr))
+            mode = VLMN_IMG_CROP;
+        else {
+            st = vlmn_error(VLMN_E_UNSUPPORTED,
+                            "clip: sample %lld: grid %d covers [%g, %g) x [%g, %g), neither the pad nor the crop "
+                            "of the %dx%d image (tiled layouts are not supported)",
+                            (long long)s->sample_index, g, gr->x0, gr->x1, gr->y0, gr->y1, img->w, img->h);
+            goto out;
+        }
+        int n = gr->rows * gr->cols;
+        if (off + n > s->n_visual) {
+            st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold more than its %d image tokens",
+                            (long long)s->sample_index, s->n_visual);
+            goto out;
+        }
+        if ((st = vlmn_img_preprocess(img, mode, S, I->image_mean, I->image_std, px)) ||
+            (st = vlmn_clip_image(t->clip, px, NULL, pe)))
+            goto out;
+        vlmn_clip_cosine(pe, G * G, D, temb, map);
+        for (int i = 0; i < G * G; i++) map[i] = vlmn_clip_calibrate(map[i]);
+        vlmn_clip_resample(map, G, sim + off, gr->rows, gr->cols);
+        off += n;
+    }
+    if (off != s->n_visual)
+        st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold %d of its %d image tokens",
+                        (long long)s->sample_index, off, s->n_visual);
+out:
+    vlmn_img_free(img);
+    vlmn_free(px);
+    vlmn_free(pe);
+    vlmn_free(map);
+    return st;
+}
+
+static void cs_free(void *self)
+{
+    clipsim *t = self;
+    if (!t) return;
+    vlmn_free(t->last_text);
+    vlmn_free(t->last_emb);
+    vlmn_free(t);
+}
+
+vlmn_status vlmn_clipsim_create(vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user, vlmn_simulator *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!clip || !tokenize) return vlmn_error(VLMN_E_ARG, "clip simulator: needs a model and a tokenizer");
+    clipsim *t = vlmn_calloc(1, sizeof *t);
+    if (!t || !(t->last_emb = vlmn_calloc((size_t)vlmn_clip_get_info(clip)->proj_dim, sizeof(float)))) {
+        vlmn_free(t);
+        return vlmn_error(VLMN_E_NOMEM, "clip simulator: out of memory");
+    }
+    t->clip = clip;
+    t->tokenize = tokenize;
+    t->tok_user = tok_user;
+    out->name = "clip";
+    out->modality = VLMN_SIM_VISUAL;
+    out->self = t;
+    out->local = cs_local;
+    out->free = cs_free;
+    return VLMN_OK;
+}
