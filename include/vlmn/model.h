@@ -37,7 +37,8 @@ typedef struct vlmn_llava_info {
     const char *arch;      /* model family from the architecture table, e.g. "llava-1.5" */
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab;
     int image_size;        /* e.g. 336 */
-    int n_image_tokens;    /* (image_size / patch_size)^2, e.g. 576 */
+    int n_image_tokens;    /* per image (tile): (image_size / patch_size)^2, e.g. 576;
+                            * InternVL (image_size / patch_size / 2)^2, e.g. 256 */
     float image_mean[3], image_std[3];
 } vlmn_llava_info;
 
@@ -87,6 +88,11 @@ typedef struct vlmn_forward_opts {
     /* vlmn_llava_forward only: run decoder layers 0..n_layers_run-1 and stop (0 = all),
      * e.g. when only shallow layers are captured; logits must then be NULL. */
     int n_layers_run;
+    /* Images made of tiles (InternVL's dynamic tiling): `image` holds n_tiles
+     * preprocessed [3 x S x S] tiles one after the other, and the sequence has
+     * n_tiles * n_image_tokens image positions, tile after tile. 0 = 1. In a step,
+     * every sequence's image has this many tiles. */
+    int n_tiles;
 } vlmn_forward_opts;
 
 /* One sample: `ids` has n entries; positions with id -1 take the image embeddings in

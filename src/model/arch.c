@@ -7,7 +7,11 @@
 #include <string.h>
 
 static const eng_arch ARCHS[] = {
-    {"llava-1.5", "llama", "llama", DEC_LLAMA, "clip", "mlp", VIT_CLIP, PROJ_MLP},
+    {"llava-1.5", "llama", "llama", DEC_LLAMA, "clip", "mlp", "clip.has_llava_projector", VIT_CLIP, PROJ_MLP},
+    /* InternVL 2.5 (8B): InternLM2 text model (llama.cpp's converter splits wqkv into
+     * attn_q/k/v and permutes Q/K as for llama), InternViT + pixel shuffle + mlp1 */
+    {"internvl-2.5", "internlm2", "internlm2", DEC_LLAMA, "clip", "internvl", "clip.has_vision_encoder", VIT_INTERN,
+     PROJ_INTERNVL},
 };
 
 const eng_arch *eng_arch_for_text(const char *text_arch)
@@ -17,4 +21,4 @@ const eng_arch *eng_arch_for_text(const char *text_arch)
     return NULL;
 }
 
-const char *eng_arch_list(void) { return "llama"; }
+const char *eng_arch_list(void) { return "llama, internlm2"; }

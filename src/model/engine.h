@@ -44,13 +44,18 @@ void eng_gemm(const eng_ctx *c, const vlmn_matrix *W, const float *A, int64_t M,
 void eng_vgemm(const eng_ctx *c, const vlmn_matrix *W, const float *A, int64_t M, int64_t lda, float *C,
                int64_t ldc, bool acc);
 /* Row-parallel ops (each row as the serial op: independent of the thread count). */
-enum { EOP_QUICK_GELU, EOP_GELU_ERF, EOP_BIAS, EOP_LAYERNORM };
+/* EOP_LS_ADD: y[r] += x[r] * w (layer scale, then residual) */
+enum { EOP_QUICK_GELU, EOP_GELU_ERF, EOP_BIAS, EOP_LAYERNORM, EOP_LS_ADD };
 void eng_rows(const eng_ctx *c, int op, const float *x, float *y, int64_t rows, int64_t n, const float *w,
               const float *b, float eps);
 
 /* ---- arch.c: which parts a pair of files is made of ---- */
-typedef enum eng_vit_kind { VIT_CLIP = 0 } eng_vit_kind;
-typedef enum eng_proj_kind { PROJ_MLP = 0 } eng_proj_kind;
+/* CLIP: pre-LN, conv without bias. INTERN (InternViT): no pre-LN, conv with bias,
+ * layer scale ls1/ls2 on both branches. */
+typedef enum eng_vit_kind { VIT_CLIP = 0, VIT_INTERN = 1 } eng_vit_kind;
+/* MLP: LLaVA's mm.0, GELU, mm.2. INTERNVL: pixel shuffle (1/scale), LayerNorm, Linear,
+ * GELU, Linear (mm.model.mlp.{0,1,3}). */
+typedef enum eng_proj_kind { PROJ_MLP = 0, PROJ_INTERNVL = 1 } eng_proj_kind;
 typedef enum eng_dec_kind { DEC_LLAMA = 0 } eng_dec_kind;
 
 typedef struct eng_arch {
@@ -59,7 +64,8 @@ typedef struct eng_arch {
     const char *prefix;      /* its key prefix ("llama" -> llama.block_count) */
     eng_dec_kind decoder;
     const char *vision_arch; /* general.architecture of the vision file */
-    const char *proj_type;   /* clip.projector_type ("" = absent allowed) */
+    const char *proj_type;   /* clip.projector_type (may be absent for "mlp") */
+    const char *vision_flag; /* bool key that must be true in the vision file */
     eng_vit_kind vit;
     eng_proj_kind projector;
 } eng_arch;
@@ -76,6 +82,7 @@ typedef struct vit_layer {
     float *q_b, *k_b, *v_b, *o_b;          /* [width] */
     vlmn_matrix fc1, fc2;                  /* [ff x width], [width x ff] */
     float *fc1_b, *fc2_b;                  /* [ff], [width] */
+    float *ls1, *ls2;                      /* [width] layer scale (INTERN) */
 } vit_layer;
 
 typedef struct eng_vit {
@@ -87,7 +94,8 @@ typedef struct eng_vit {
     float mean[3], std[3];
     float *class_embd;                     /* [width] */
     float *pos_embd;                       /* [n_pos x width] */
-    float *pre_ln_w, *pre_ln_b;            /* [width] */
+    float *pre_ln_w, *pre_ln_b;            /* [width] (CLIP) */
+    float *patch_b;                        /* [width] (INTERN) */
     vlmn_matrix patch_w;                   /* [width x 3*P*P] (conv kernel) */
     vit_layer *layers;                     /* [n_run] */
     float *x, *xn, *q, *k, *v, *att, *ffb, *patches; /* scratch, allocated at load */
@@ -102,19 +110,23 @@ const float *vit_forward(eng_vit *v, const eng_ctx *c, const float *px);
 /* ---- projector.c ---- */
 typedef struct eng_proj {
     eng_proj_kind kind;
-    int in_width, hidden, out_width;
-    vlmn_matrix w0, w2;                    /* [hidden x in], [out x hidden] */
+    int in_width, hidden, out_width;       /* in_width: of the vision features */
+    int grid, scale;                       /* INTERNVL: feature grid side, shuffle factor */
+    int mlp_in;                            /* width entering the MLP (in_width * scale^2) */
+    vlmn_matrix w0, w2;                    /* [hidden x mlp_in], [out x hidden] */
     float *b0, *b2;
-    int64_t n_rows;                        /* rows the scratch holds */
-    float *h, *out;                        /* [n_rows x hidden], [n_rows x out] */
+    float *ln_w, *ln_b;                    /* INTERNVL: [mlp_in] */
+    int64_t n_rows;                        /* output rows per image (tile) */
+    float *sh, *h, *out;                   /* [n_rows x mlp_in], [n_rows x hidden], [n_rows x out] */
 } eng_proj;
 
-/* text_path / n_embd: the decoder's, to name a mismatched pair of files. */
-vlmn_status proj_load(eng_proj *p, const vlmn_gguf *g, eng_proj_kind kind, int in_width, int n_rows,
+/* in_width, grid: the vision encoder's features; text_path / n_embd: the decoder's,
+ * to name a mismatched pair of files. */
+vlmn_status proj_load(eng_proj *p, const vlmn_gguf *g, eng_proj_kind kind, int in_width, int grid,
                       const char *text_path, int n_embd);
 void proj_free(eng_proj *p);
-/* features [n x in_width] -> embeddings [n x out_width] (scratch of p) */
-const float *proj_forward(eng_proj *p, const eng_ctx *c, const float *features, int64_t n);
+/* features [grid^2 x in_width] -> embeddings [n_rows x out_width] (scratch of p) */
+const float *proj_forward(eng_proj *p, const eng_ctx *c, const float *features);
 
 /* ---- decoder.c: LLaMA-family text model ---- */
 typedef struct dec_layer {

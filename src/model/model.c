@@ -50,16 +50,17 @@ static vlmn_status load_parts(vlmn_llava *m)
     const char *vpath = vlmn_gguf_path(g);
     bool b;
     if ((st = eng_expect_str(g, "general.architecture", m->arch->vision_arch, true))) return st;
-    if ((st = vlmn_gguf_get_bool(g, "clip.has_llava_projector", &b))) return st;
-    if (!b) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: clip.has_llava_projector is false", vpath);
+    if ((st = vlmn_gguf_get_bool(g, m->arch->vision_flag, &b))) return st;
+    if (!b) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: %s is false", vpath, m->arch->vision_flag);
     if ((st = eng_expect_str(g, "clip.projector_type", m->arch->proj_type, false))) return st;
     if ((st = vit_load(&m->vit, g, m->arch->vit))) return st;
     m->has_vision = true;
     in->image_size = m->vit.image_size;
-    in->n_image_tokens = m->vit.n_patches;
     memcpy(in->image_mean, m->vit.mean, sizeof in->image_mean);
     memcpy(in->image_std, m->vit.std, sizeof in->image_std);
-    return proj_load(&m->proj, g, m->arch->projector, m->vit.width, m->vit.n_patches, path, in->n_embd);
+    if ((st = proj_load(&m->proj, g, m->arch->projector, m->vit.width, m->vit.grid, path, in->n_embd))) return st;
+    in->n_image_tokens = (int)m->proj.n_rows;
+    return VLMN_OK;
 }
 
 vlmn_status vlmn_llava_load_gguf(vlmn_gguf *text, vlmn_gguf *mmproj, const vlmn_llava_params *params,
@@ -116,11 +117,12 @@ const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m) { return &m->inf
 void vlmn_llava_last_times(const vlmn_llava *m, vlmn_llava_times *out) { *out = m->times; }
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m) { return m->tok; }
 
-/* Vision encoder + projector: pixels -> [n_image_tokens x n_embd] */
-static const float *image_embeddings(vlmn_llava *m, const float *px)
+/* Vision encoder + projector: tile `tile` of the pixels -> [n_image_tokens x n_embd] */
+static const float *image_embeddings(vlmn_llava *m, const float *px, int64_t tile)
 {
-    const float *f = vit_forward(&m->vit, &m->ctx, px);
-    return proj_forward(&m->proj, &m->ctx, f, m->vit.n_patches);
+    const int64_t S = m->vit.image_size;
+    const float *f = vit_forward(&m->vit, &m->ctx, px + tile * 3 * S * S);
+    return proj_forward(&m->proj, &m->ctx, f);
 }
 
 vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
@@ -128,10 +130,11 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
 {
     static const vlmn_forward_opts none = {0};
     const vlmn_llava_info *in = &m->info;
-    const int64_t E = in->n_embd, NI = in->n_image_tokens;
     eng_dec *d = &m->dec;
     vlmn_status st;
     if (!opts) opts = &none;
+    const int64_t E = in->n_embd, NT = opts->n_tiles > 0 ? opts->n_tiles : 1, NI = in->n_image_tokens * NT;
+    if (opts->n_tiles < 0 || opts->n_tiles > 4096) return vlmn_error(VLMN_E_ARG, "llava: n_tiles %d", opts->n_tiles);
     if (!ids || n <= 0) return vlmn_error(VLMN_E_ARG, "llava: empty token sequence");
     if (d->n_ctx > 0 && n > d->n_ctx)
         return vlmn_error(VLMN_E_RANGE, "llava: %lld positions exceed the model's context length %d", (long long)n, d->n_ctx);
@@ -158,14 +161,22 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
     vlmn_llava_times *tm = &m->times;
     memset(tm, 0, sizeof *tm);
     double t_start = eng_now(), t0 = t_start;
-    const float *img = image ? image_embeddings(m, image) : NULL;
-    eng_lap(&t0, &tm->vision);
-    /* input embeddings: token rows, image embeddings in place of the -1 positions */
+    /* input embeddings: token rows, image embeddings in place of the -1 positions
+     * (tile after tile) */
+    const int64_t NI1 = in->n_image_tokens;
+    const float *img = NULL;
     for (int64_t i = 0, k = 0; i < n; i++) {
-        if (ids[i] == -1)
-            memcpy(d->x + i * E, img + (k++) * E, (size_t)E * sizeof(float));
-        else if ((st = dec_embed_token(d, ids[i], i)))
+        if (ids[i] == -1) {
+            if (k % NI1 == 0) {
+                eng_lap(&t0, &tm->rope);
+                img = image_embeddings(m, image, k / NI1);
+                eng_lap(&t0, &tm->vision);
+            }
+            memcpy(d->x + i * E, img + (k % NI1) * E, (size_t)E * sizeof(float));
+            k++;
+        } else if ((st = dec_embed_token(d, ids[i], i))) {
             return st;
+        }
     }
     dec_forward(d, &m->ctx, n, n_run, opts, tm, &t0);
     tm->total = eng_now() - t_start;
@@ -225,9 +236,11 @@ vlmn_status vlmn_llava_step(vlmn_llava *m, int n_seq, vlmn_kv *const *kv, const 
     static const vlmn_forward_opts none = {0};
     const vlmn_llava_info *in = &m->info;
     eng_dec *d = &m->dec;
-    const int64_t E = in->n_embd, KV = d->kv_dim, NI = in->n_image_tokens;
     vlmn_status st;
     if (!opts) opts = &none;
+    const int64_t E = in->n_embd, KV = d->kv_dim, NT = opts->n_tiles > 0 ? opts->n_tiles : 1;
+    const int64_t NI1 = in->n_image_tokens, NI = NI1 * NT;
+    if (opts->n_tiles < 0 || opts->n_tiles > 4096) return vlmn_error(VLMN_E_ARG, "llava: n_tiles %d", opts->n_tiles);
     if (n_seq < 1 || !kv || !ids || !n) return vlmn_error(VLMN_E_ARG, "llava: step with no sequence");
     int64_t T = 0, max_keys = 0;
     for (int b = 0; b < n_seq; b++) {
@@ -271,17 +284,19 @@ vlmn_status vlmn_llava_step(vlmn_llava *m, int n_seq, vlmn_kv *const *kv, const 
     const int half = d->head_dim / 2;
     for (int b = 0, r = 0; b < n_seq; b++) {
         const float *img = NULL;
-        if (images && images[b]) {
-            img = image_embeddings(m, images[b]);
-            eng_lap(&t0, &tm->vision);
-        }
         for (int64_t i = 0, k = 0; i < n[b]; i++, r++) {
             row_seq[r] = b;
             row_pos[r] = kv[b]->len + i;
-            if (ids[b][i] == -1)
-                memcpy(d->x + (int64_t)r * E, img + (k++) * E, (size_t)E * sizeof(float));
-            else if ((st = dec_embed_token(d, ids[b][i], r)))
+            if (ids[b][i] == -1) {
+                if (k % NI1 == 0) {
+                    img = image_embeddings(m, images[b], k / NI1);
+                    eng_lap(&t0, &tm->vision);
+                }
+                memcpy(d->x + (int64_t)r * E, img + (k % NI1) * E, (size_t)E * sizeof(float));
+                k++;
+            } else if ((st = dec_embed_token(d, ids[b][i], r))) {
                 goto done;
+            }
             /* as op_rope_table at position row_pos[r] */
             for (int j = 0; j < half; j++) {
                 double inv = pow((double)d->rope_base, -(2.0 * j) / (double)d->head_dim);

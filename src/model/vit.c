@@ -1,7 +1,12 @@
-/* Vision encoder (docs/engine.md): HF CLIPVisionModel semantics (CLIPVisionEmbeddings:
- * conv patches without bias, CLS first, position embeddings 0..N; pre_layrnorm;
- * pre-norm CLIPEncoderLayers with quick_gelu or erf GELU) over the blocks the model
- * selects (feature_layer), CLS dropped: pixels [3 x S x S] -> [n_patches x width]. */
+/* Vision encoder (docs/engine.md), pixels [3 x S x S] -> [n_patches x width] over the
+ * blocks the model selects (feature_layer), CLS dropped:
+ * CLIP: HF CLIPVisionModel (CLIPVisionEmbeddings: conv patches without bias, CLS first,
+ *   position embeddings 0..N; pre_layrnorm; pre-norm CLIPEncoderLayers, quick_gelu or
+ *   erf GELU).
+ * INTERN: InternViT (modeling_intern_vit.py, 300M: LayerNorm): conv patches with bias,
+ *   CLS first, position embeddings 0..N (at the native size: no interpolation), no
+ *   pre-LN; blocks x += ls1 * attn(norm1(x)) (packed qkv with bias, split by the
+ *   converter), x += ls2 * fc2(GELU(fc1(norm2(x)))); no post-norm. */
 #include "model/engine.h"
 
 #include "core/alloc.h"
@@ -99,10 +104,12 @@ vlmn_status vit_load(eng_vit *m, const vlmn_gguf *g, eng_vit_kind kind)
     {
         uint64_t ne[2] = {(uint64_t)W, (uint64_t)m->n_pos};
         if ((st = eng_load_vec(g, "v.class_embd", W, &m->class_embd)) ||
-            (st = eng_load_f32(g, "v.position_embd.weight", 2, ne, &m->pos_embd)) ||
-            (st = eng_load_vec(g, "v.pre_ln.weight", W, &m->pre_ln_w)) ||
-            (st = eng_load_vec(g, "v.pre_ln.bias", W, &m->pre_ln_b)))
+            (st = eng_load_f32(g, "v.position_embd.weight", 2, ne, &m->pos_embd)))
             return st;
+        if (kind == VIT_CLIP && ((st = eng_load_vec(g, "v.pre_ln.weight", W, &m->pre_ln_w)) ||
+                                 (st = eng_load_vec(g, "v.pre_ln.bias", W, &m->pre_ln_b))))
+            return st;
+        if (kind == VIT_INTERN && (st = eng_load_vec(g, "v.patch_embd.bias", W, &m->patch_b))) return st;
     }
     m->layers = vlmn_calloc((size_t)(m->n_run ? m->n_run : 1), sizeof *m->layers);
     if (!m->layers) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
@@ -135,6 +142,9 @@ vlmn_status vit_load(eng_vit *m, const vlmn_gguf *g, eng_vit_kind kind)
         snprintf(wn, sizeof wn, "v.blk.%d.%s.weight", l, n2);
         snprintf(bn, sizeof bn, "v.blk.%d.%s.bias", l, n2);
         if ((st = eng_load_matrix(g, wn, W, FF, &L->fc2)) || (st = eng_load_vec(g, bn, W, &L->fc2_b))) return st;
+        if (kind == VIT_INTERN && ((st = eng_load_vec(g, NM("ls1.weight"), W, &L->ls1)) ||
+                                   (st = eng_load_vec(g, NM("ls2.weight"), W, &L->ls2))))
+            return st;
 #undef NM
     }
     /* scratch depends only on the model: allocated once here */
@@ -157,7 +167,8 @@ void vit_free(eng_vit *m)
     if (m->layers) {
         for (int l = 0; l < m->n_run; l++) {
             vit_layer *L = &m->layers[l];
-            float *vs[] = {L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b, L->q_b, L->k_b, L->v_b, L->o_b, L->fc1_b, L->fc2_b};
+            float *vs[] = {L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b, L->q_b, L->k_b, L->v_b, L->o_b,
+                           L->fc1_b, L->fc2_b, L->ls1, L->ls2};
             for (size_t i = 0; i < VLMN_ARRAY_LEN(vs); i++) vlmn_free(vs[i]);
             vlmn_matrix *ms[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
             for (size_t i = 0; i < VLMN_ARRAY_LEN(ms); i++) vlmn_matrix_release(ms[i]);
@@ -168,6 +179,7 @@ void vit_free(eng_vit *m)
     vlmn_free(m->pos_embd);
     vlmn_free(m->pre_ln_w);
     vlmn_free(m->pre_ln_b);
+    vlmn_free(m->patch_b);
     vlmn_matrix_release(&m->patch_w);
     float *sc[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->ffb, m->patches};
     for (size_t i = 0; i < VLMN_ARRAY_LEN(sc); i++) vlmn_free_aligned(sc[i]);
@@ -191,8 +203,9 @@ const float *vit_forward(eng_vit *m, const eng_ctx *c, const float *px)
     /* CLS first (position 0), then the patches at positions 1..N */
     memcpy(m->x, m->class_embd, (size_t)W * sizeof(float));
     eng_vgemm(c, &m->patch_w, m->patches, NI, K, m->x + W, W, false);
+    if (m->patch_b) eng_rows(c, EOP_BIAS, NULL, m->x + W, NI, W, NULL, m->patch_b, eps);
     for (int64_t i = 0; i < NP * W; i++) m->x[i] += m->pos_embd[i];
-    op_layernorm(m->x, m->x, NP, W, W, m->pre_ln_w, m->pre_ln_b, eps);
+    if (m->pre_ln_w) op_layernorm(m->x, m->x, NP, W, W, m->pre_ln_w, m->pre_ln_b, eps);
 
     for (int l = 0; l < m->n_run; l++) {
         const vit_layer *L = &m->layers[l];
@@ -205,15 +218,28 @@ const float *vit_forward(eng_vit *m, const eng_ctx *c, const float *px)
         eng_rows(c, EOP_BIAS, NULL, m->v, NP, W, NULL, L->v_b, eps);
         vlmn_attention(c->pool, m->q, W, m->k, W, m->v, W, m->att, W, NP, m->n_head, m->n_head, (int)hd,
                        1.0f / sqrtf((float)hd), false);
-        eng_vgemm(c, &L->o, m->att, NP, W, m->x, W, true);
-        eng_rows(c, EOP_BIAS, NULL, m->x, NP, W, NULL, L->o_b, eps);
+        if (L->ls1) { /* x += ls1 * (att Wo^T + b) */
+            eng_vgemm(c, &L->o, m->att, NP, W, m->xn, W, false);
+            eng_rows(c, EOP_BIAS, NULL, m->xn, NP, W, NULL, L->o_b, eps);
+            eng_rows(c, EOP_LS_ADD, m->xn, m->x, NP, W, L->ls1, NULL, eps);
+        } else {
+            eng_vgemm(c, &L->o, m->att, NP, W, m->x, W, true);
+            eng_rows(c, EOP_BIAS, NULL, m->x, NP, W, NULL, L->o_b, eps);
+        }
         eng_rows(c, EOP_LAYERNORM, m->x, m->xn, NP, W, L->ln2_w, L->ln2_b, eps);
         eng_vgemm(c, &L->fc1, m->xn, NP, W, m->ffb, m->ff, false);
         eng_rows(c, EOP_BIAS, NULL, m->ffb, NP, m->ff, NULL, L->fc1_b, eps);
         eng_rows(c, m->gelu ? EOP_GELU_ERF : EOP_QUICK_GELU, NULL, m->ffb, NP, m->ff, NULL, NULL, eps);
-        eng_vgemm(c, &L->fc2, m->ffb, NP, m->ff, m->x, W, true);
-        eng_rows(c, EOP_BIAS, NULL, m->x, NP, W, NULL, L->fc2_b, eps);
+        if (L->ls2) { /* x += ls2 * (fc2(h) + b) */
+            eng_vgemm(c, &L->fc2, m->ffb, NP, m->ff, m->xn, W, false);
+            eng_rows(c, EOP_BIAS, NULL, m->xn, NP, W, NULL, L->fc2_b, eps);
+            eng_rows(c, EOP_LS_ADD, m->xn, m->x, NP, W, L->ls2, NULL, eps);
+        } else {
+            eng_vgemm(c, &L->fc2, m->ffb, NP, m->ff, m->x, W, true);
+            eng_rows(c, EOP_BIAS, NULL, m->x, NP, W, NULL, L->fc2_b, eps);
+        }
     }
-    /* drop CLS; no post-LN (LLaVA reads hidden_states[select_layer]) */
+    /* drop CLS; no post-LN (LLaVA reads hidden_states[select_layer], InternVL
+     * last_hidden_state of an encoder without a final norm) */
     return m->x + W;
 }

@@ -226,6 +226,13 @@ static void vrows_run(void *ctx, int ith, int nth)
         break;
     case EOP_GELU_ERF: op_gelu_erf(y, (r1 - r0) * o->n); break;
     case EOP_BIAS: op_add_bias(y, r1 - r0, o->n, o->n, o->b); break;
+    case EOP_LS_ADD:
+        for (int64_t r = r0; r < r1; r++) {
+            const float *x = o->x + r * o->n;
+            float *yr = o->y + r * o->n;
+            for (int64_t j = 0; j < o->n; j++) yr[j] += x[j] * o->w[j];
+        }
+        break;
     default: op_layernorm(o->x + r0 * o->n, y, r1 - r0, o->n, o->n, o->w, o->b, o->eps); break;
     }
 }
