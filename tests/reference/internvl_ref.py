@@ -373,6 +373,29 @@ MAX_NUM = 4
 QUESTION, ANSWER = "What is in the image?", "A red square on a blue background."
 
 
+# image sizes whose 448-px / max 12 grid the C tiling must reproduce (ties included:
+# squares pick the largest square grid whose half-area the image exceeds)
+GRID_SIZES = [(448, 448), (300, 300), (1280, 1280), (900, 900), (1000, 500), (500, 1000),
+              (800, 600), (600, 800), (1920, 1080), (1080, 1920), (10, 1000), (1000, 10),
+              (640, 480), (1344, 448), (448, 1344), (2000, 1500), (333, 777), (777, 333),
+              (1024, 768), (4000, 1000), (1000, 4000), (50, 40), (5000, 5000), (1600, 1000),
+              (1250, 1000), (1, 1), (2, 1), (1, 2), (700, 300), (300, 700)]
+
+
+def write_grids(out):
+    import json
+    rows = []
+    for mx in (12, 6, 1):
+        for w, h in GRID_SIZES:
+            ratios = sorted({(i, j) for n in range(1, mx + 1) for i in range(1, n + 1)
+                             for j in range(1, n + 1) if 1 <= i * j <= mx}, key=lambda r: r[0] * r[1])
+            r = find_closest_aspect_ratio(w / h, ratios, w, h, 448)
+            rows.append({"w": w, "h": h, "max_num": mx, "cols": r[0], "rows": r[1]})
+    with open(os.path.join(out, "tile_grids.json"), "w") as f:
+        json.dump(rows, f, indent=0)
+        f.write("\n")
+
+
 def save(path, a, dtype=np.float32):
     np.save(path, np.ascontiguousarray(np.asarray(a, dtype=dtype)))
 
@@ -393,6 +416,7 @@ def main():
     n_vocab = len(toks)
     n_per_tile = ((TILE // PATCH) // 2) ** 2
 
+    write_grids(out)
     tiles, grids = {}, {}
     for k, (w, h, seed) in IMAGES.items():
         im = synth_image(w, h, seed)
