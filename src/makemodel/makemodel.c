@@ -107,7 +107,7 @@ vlmn_status vlmn_mm_validate(const vlmn_mm_config *c)
                 return vlmn_error(VLMN_E_ARG, "q8_0: --%s %d is not a multiple of 32 (Q8_0 rows are 32-value blocks)",
                                   rows[i].name, rows[i].v);
     }
-    int32_t min_vocab = vlmn_mm_vocab_min_size();
+    int32_t min_vocab = vlmn_mm_vocab_min_size() + (c->arch == VLMN_MM_INTERNVL ? 5 : 0);
     if (c->n_vocab < min_vocab)
         return vlmn_error(VLMN_E_ARG, "--n-vocab %d too small: the built-in vocabulary needs at least %d pieces", c->n_vocab, min_vocab);
     return VLMN_OK;
@@ -418,6 +418,29 @@ vlmn_status vlmn_mm_paths(const char *prefix, char *text, char *mmproj, char *ex
     return VLMN_OK;
 }
 
+/* InternLM2's added chat tokens (control pieces at the end of the vocabulary, as the
+ * converter stores InternVL's tokenizer_config added_tokens_decoder). */
+static const char *const INTERNVL_SPECIALS[] = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
+#define N_INTERNVL_SPECIALS 5
+
+static vlmn_status add_specials(vlmn_mm_vocab *v)
+{
+    int32_t n = v->n + N_INTERNVL_SPECIALS;
+    char **p = vlmn_realloc(v->pieces, (size_t)n * sizeof *p);
+    if (p) v->pieces = p;
+    float *sc = p ? vlmn_realloc(v->scores, (size_t)n * sizeof *sc) : NULL;
+    if (sc) v->scores = sc;
+    int32_t *ty = sc ? vlmn_realloc(v->types, (size_t)n * sizeof *ty) : NULL;
+    if (ty) v->types = ty;
+    if (!ty) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
+    for (int i = 0; i < N_INTERNVL_SPECIALS; i++) {
+        if (!(v->pieces[v->n] = vlmn_strdup(INTERNVL_SPECIALS[i]))) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
+        v->scores[v->n] = 0.0f;
+        v->types[v->n++] = MM_TOK_CONTROL;
+    }
+    return VLMN_OK;
+}
+
 vlmn_status vlmn_mm_write_random(const vlmn_mm_config *c, const char *prefix,
                                  void (*progress)(void *user, const char *line), void *user)
 {
@@ -426,7 +449,12 @@ vlmn_status vlmn_mm_write_random(const vlmn_mm_config *c, const char *prefix,
     char text[MM_PATH_MAX], mmproj[MM_PATH_MAX];
     if ((st = vlmn_mm_paths(prefix, text, mmproj, NULL, NULL))) return st;
     vlmn_mm_vocab *v = NULL;
-    if ((st = vlmn_mm_vocab_build(c->n_vocab, &v))) return st;
+    const bool ivl = c->arch == VLMN_MM_INTERNVL;
+    if ((st = vlmn_mm_vocab_build(c->n_vocab - (ivl ? N_INTERNVL_SPECIALS : 0), &v))) return st;
+    if (ivl && (st = add_specials(v))) {
+        vlmn_mm_vocab_free(v);
+        return st;
+    }
     st = write_random_file(c, MM_TEXT, text, v, progress, user);
     if (!st) st = write_random_file(c, MM_CLIP, mmproj, v, progress, user);
     vlmn_mm_vocab_free(v);

@@ -7,6 +7,10 @@
 
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
+#include "vlmn/prompt.h"
+#include "core/alloc.h"
+
+#include <cjson/cJSON.h>
 
 #include <stdint.h>
 #include <string.h>
@@ -326,6 +330,52 @@ TEST(bad_files)
         }
         free(b);
     }
+}
+
+/* The internvl template (internlm2-chat, InternVL's system message, <img> + image
+ * positions + </img>) tokenised as HF does (added tokens split out, each text piece
+ * encoded on its own), with labels, vs internvl_ref.py's hf_tokenize. */
+TEST(prompt_matches_reference)
+{
+    vlmn_model *m = load("f32", VLMN_PREC_EXACT);
+    char *js = test_read_file(test_path(test_data_dir(), "internvl/prompts.json"), NULL);
+    cJSON *a = js ? cJSON_Parse(js) : NULL;
+    CHECK(m && cJSON_IsArray(a));
+    int cases = 0;
+    cJSON *e;
+    if (m && a)
+        cJSON_ArrayForEach(e, a)
+        {
+            const cJSON *q = cJSON_GetObjectItem(e, "question"), *an = cJSON_GetObjectItem(e, "answer");
+            int nt = cJSON_GetObjectItem(e, "n_tiles")->valueint;
+            const cJSON *ids = cJSON_GetObjectItem(e, "ids"), *mods = cJSON_GetObjectItem(e, "modality");
+            int32_t *got = NULL;
+            uint8_t *mod = NULL;
+            int64_t n = 0;
+            CHECK_MSG(vlmn_prompt_build(vlmn_llava_tokenizer(m), "internvl", q->valuestring,
+                                        cJSON_IsString(an) ? an->valuestring : NULL,
+                                        nt * vlmn_model_get_info(m)->n_image_tokens, &got, &mod, &n) == VLMN_OK,
+                      "%s", vlmn_errmsg());
+            CHECK_EQ_INT(n, cJSON_GetArraySize(ids));
+            int bad = 0;
+            for (int64_t i = 0; i < n && i < cJSON_GetArraySize(ids); i++) {
+                const char *ms = cJSON_GetArrayItem(mods, (int)i)->valuestring;
+                int want = !strcmp(ms, "image") ? VLMN_MOD_IMAGE : !strcmp(ms, "text") ? VLMN_MOD_TEXT : VLMN_MOD_PROMPT;
+                if (got[i] != cJSON_GetArrayItem(ids, (int)i)->valueint || mod[i] != want) {
+                    if (!bad) fprintf(stderr, "  position %lld: id %d (%d), reference %d (%s)\n", (long long)i, got[i],
+                                      mod[i], cJSON_GetArrayItem(ids, (int)i)->valueint, ms);
+                    bad++;
+                }
+            }
+            CHECK_EQ_INT(bad, 0);
+            vlmn_free(got);
+            vlmn_free(mod);
+            cases++;
+        }
+    CHECK_EQ_INT(cases, 3);
+    cJSON_Delete(a);
+    free(js);
+    vlmn_model_free(m);
 }
 
 TEST_MAIN()

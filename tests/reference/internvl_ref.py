@@ -352,6 +352,59 @@ def chat_ids(sp, sid, question, answer, n_tiles, n_per_tile):
     return ids
 
 
+INTERNVL_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+
+
+def template_prompt(question, answer, n_tiles, n_per_tile):
+    """conversation.py internlm2-chat (SeparatorStyle.MPT) as InternVLChatModel.chat()
+    fills it: system_template.format(system_message) + sep, then role + message + sep
+    per message, the open assistant turn as its role only; "<image>\n" + question, with
+    "<image>" replaced by <img> + IMG_CONTEXT * (n_per_tile * n_tiles) + </img>. The
+    answer (when given) closes the assistant turn with sep."""
+    sep = "<|im_end|>"
+    ret = "<|im_start|>system\n" + INTERNVL_SYSTEM + sep
+    ret += "<|im_start|>user\n" + "<image>\n" + question + sep
+    ret += "<|im_start|>assistant\n"
+    a0 = len(ret)
+    if answer:
+        ret += answer
+    a1 = len(ret)
+    if answer:
+        ret += sep
+    ret = ret.replace("<image>", "<img>" + "<IMG_CONTEXT>" * (n_per_tile * n_tiles) + "</img>", 1)
+    shift = len("<img>" + "<IMG_CONTEXT>" * (n_per_tile * n_tiles) + "</img>") - len("<image>")
+    return ret, a0 + shift, a1 + shift
+
+
+def hf_tokenize(sp, sid, text, a0, a1, bos=1):
+    """HF tokenizer(text) over added tokens: split at every added token (earliest match,
+    longest first), SentencePiece-encode each piece of text between them on its own;
+    BOS first. IMG_CONTEXT ids become -1 (the positions the vision features replace).
+    Labels: image / text (a token made from bytes of [a0, a1)) / prompt."""
+    ids, mods = [bos], ["prompt"]
+    specials = sorted(sid, key=len, reverse=True)
+    pos = 0
+    while pos < len(text):
+        hits = [(text.find(s, pos), -len(s), s) for s in specials if text.find(s, pos) >= 0]
+        at, _, tok = min(hits) if hits else (len(text), 0, None)
+        if at > pos:
+            chunk = text[pos:at]
+            for piece in sp.encode(chunk, out_type="immutable_proto").pieces:
+                b, e = pos + piece.begin, pos + piece.end
+                ids.append(piece.id)
+                mods.append("text" if a0 < a1 and b < a1 and e > a0 else "prompt")
+        if tok is None:
+            break
+        if tok == "<IMG_CONTEXT>":
+            ids.append(-1)
+            mods.append("image")
+        else:
+            ids.append(sid[tok])
+            mods.append("prompt")
+        pos = at + len(tok)
+    return ids, mods
+
+
 CONFIGS = {
     # F32: GQA 8 -> 2 (InternLM2.5's 32/8 ratio), head_dim 8, n_ff 45, rope base 1e6.
     "f32": dict(wtype=G.GGML_F32, n_embd=64, n_head=8, n_head_kv=2, n_ff=45, n_layer=3,
@@ -417,6 +470,16 @@ def main():
     n_per_tile = ((TILE // PATCH) // 2) ** 2
 
     write_grids(out)
+    import json
+    prompts = []
+    for q, a, nt in ((QUESTION, ANSWER, 3), ("Describe the image.", "Two cats sleep on a sofa.", 1),
+                     ("What colour is the car?", None, 2)):
+        text, a0, a1 = template_prompt(q, a, nt, ((TILE // PATCH) // 2) ** 2)
+        ids, mods = hf_tokenize(sp, sid, text, a0, a1)
+        prompts.append({"question": q, "answer": a, "n_tiles": nt, "ids": ids, "modality": mods})
+    with open(os.path.join(out, "prompts.json"), "w") as f:
+        json.dump(prompts, f, ensure_ascii=False)
+        f.write("\n")
     tiles, grids = {}, {}
     for k, (w, h, seed) in IMAGES.items():
         im = synth_image(w, h, seed)
