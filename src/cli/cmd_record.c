@@ -33,7 +33,8 @@ static const char usage[] =
     "  -o, --out RUN          run directory (created; see docs/run-format.md)\n"
     "  --top-n N              samples kept per neuron (default 50)\n"
     "  --hook silu_gate|swiglu  activation read per neuron (default silu_gate)\n"
-    "  --template llava-v1|vicuna-v1|plain  conversation template (default llava-v1)\n"
+    "  --template llava-v1|vicuna-v1|plain|internvl  conversation template (default llava-v1;\n"
+    "                  internvl for InternVL models: dynamic tiling, up to 12 tiles + thumbnail)\n"
     "  --text-tokens answer|all   text tokens = answer tokens (default) or every non-image token\n"
     "  --mode pad|crop        image preprocessing (default pad, as LLaVA-1.5)\n"
     "  --precision P          fast (default: the fast kernels, normwise error <= 1e-2; against\n"
@@ -87,8 +88,8 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
                 return cli_errorf("record", 2, "--hook: expected silu_gate or swiglu");
             o->hook = v;
         } else if (OPT("template", 0)) {
-            if (r < 0 || (strcmp(v, "llava-v1") && strcmp(v, "vicuna-v1") && strcmp(v, "plain")))
-                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1 or plain");
+            if (r < 0 || (strcmp(v, "llava-v1") && strcmp(v, "vicuna-v1") && strcmp(v, "plain") && strcmp(v, "internvl")))
+                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1, plain or internvl");
             o->template_name = v;
         } else if (OPT("text-tokens", 0)) {
             if (r < 0 || (strcmp(v, "answer") && strcmp(v, "all")))

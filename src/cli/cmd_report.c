@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "vlmn/analysis.h"
 #include "vlmn/report.h"
+#include "store/store.h"
 #include "vlmn/run.h"
 
 static int run(int argc, char **argv);
@@ -152,8 +153,14 @@ static int run(int argc, char **argv)
     if (sqlite3_prepare_v2(x.db, "SELECT sample_id, image FROM samples WHERE sample_index = ?", -1, &x.sample, NULL) !=
         SQLITE_OK)
         x.sample = NULL;
+    /* titled with the model family when the run names it (record's model_arch) */
+    char arch[64], title[4200];
+    if (vlmn_db_get_meta(x.db, "model_arch", arch, sizeof arch) == VLMN_OK && arch[0])
+        snprintf(title, sizeof title, "%s (%s)", dir, arch);
+    else
+        snprintf(title, sizeof title, "%s", dir);
     vlmn_report_input in = {
-        .title = dir,
+        .title = title,
         .cls = c,
         .stats = s,
         .provenance = prov,
