@@ -2,7 +2,8 @@
 # InternVL end to end on a generated tiny pair (make-model --preset internvl-tiny):
 # record (dynamic tiling: a different number of tiles, hence image positions, per
 # sample) -> classify -> stats -> report, the report titled with the model family and
-# its neuron count; a LLaVA template on an InternVL model is refused in one line.
+# its neuron count; probe on one sample; a LLaVA template on an InternVL model is
+# refused in one line.
 set -u
 . "$(dirname "$0")/../lib.sh"
 V=$VLMN_BIN
@@ -35,4 +36,14 @@ check "report counts 3 x 45 = 135 neurons" grep -q '135 neurons (3 layers' "$D/r
 check "llava template refused" test $rc -ne 0
 check "one-line error" test "$(wc -l < "$D/err")" -eq 1
 check "error names the problem" grep -q 'needs --template internvl' "$D/err"
+# probe: the same tiling and template for one sample (wide: 2x1 grid + thumbnail = 27)
+"$V" probe -m "$D/ivl-text.gguf" --mmproj "$D/ivl-mmproj.gguf" --image "$D/ds/images/img_wide.png" \
+  --template internvl --question "Describe the image." --answer "A cat." -o "$D/probe" > /dev/null
+check "probe internvl" test $? -eq 0
+check "probe: 27 image positions" test "$(grep -o '"modality":"image"' "$D/probe/tokens.json" | wc -l)" -eq 27
+check "probe: <img> and </img> tokens" grep -q '"piece":"</img>"' "$D/probe/tokens.json"
+"$V" probe -m "$D/ivl-text.gguf" --mmproj "$D/ivl-mmproj.gguf" --image "$D/ds/images/img_wide.png" \
+  --question "Q" --answer "A" -o "$D/probe2" 2> "$D/err2"
+check "probe: llava template refused" test $? -eq 1
+check "probe: one-line error" test "$(wc -l < "$D/err2")" -eq 1
 finish
