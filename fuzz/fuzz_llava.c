@@ -1,4 +1,5 @@
-/* Fuzz the LLaVA loader (and a short forward pass) over a pair of GGUF files given as
+/* Fuzz the model loader (any listed architecture: LLaVA, InternVL) and a short forward
+ * pass over a pair of GGUF files given as
  * one input: u32 little-endian length of the text file, the text file, the mmproj file.
  * Every tensor is checked against the hyperparameters, so a model that loads has sizes
  * bounded by the input; the forward pass is only run on small ones. */

@@ -83,6 +83,17 @@ void vlmn_img_normalize(const vlmn_image *sq, const float mean[3], const float s
 vlmn_status vlmn_img_preprocess(const vlmn_image *in, vlmn_img_mode mode, int S,
                                 const float mean[3], const float std[3], float *out);
 
+/* ---- InternVL dynamic tiling (src/image/tiles.c, docs/image.md) ---- */
+#define VLMN_IMG_MAX_TILES 64
+/* The grid InternVL's find_closest_aspect_ratio picks for a w x h image among the
+ * cols x rows grids with min_num <= cols * rows <= max_num (model card default 1..12). */
+vlmn_status vlmn_img_tile_grid(int w, int h, int S, int min_num, int max_num, int *cols, int *rows);
+/* dynamic_preprocess(image, min_num, max_num, S, use_thumbnail) + ToTensor + Normalize:
+ * *out (vlmn_malloc'd, caller frees) = *n_tiles planar [3 x S x S] tiles, row by row
+ * over the grid, then the thumbnail when thumbnail and the grid has > 1 tile. */
+vlmn_status vlmn_img_tiles(const vlmn_image *in, int S, int min_num, int max_num, bool thumbnail,
+                           const float mean[3], const float std[3], float **out, int *n_tiles, int *cols, int *rows);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,9 +20,16 @@ typedef struct vlmn_mm_config {
     float v_eps;
     uint32_t type;  /* vlmn_type of the weight matrices: F32, F16, BF16 or Q8_0 */
     uint64_t seed;
+    /* VLMN_MM_LLAVA: llama + legacy llava clip. VLMN_MM_INTERNVL: InternVL 2.5 as
+     * llama.cpp's converter writes it: internlm2 text model + clip mmproj with
+     * projector_type internvl (InternViT: conv bias, no pre-LN, ls1/ls2; pixel shuffle
+     * 0.5 + mm.model.mlp.{0,1,3}). --format hf is LLaVA only. */
+    int arch;
 } vlmn_mm_config;
+enum { VLMN_MM_LLAVA = 0, VLMN_MM_INTERNVL = 1 };
 
-/* Fill `cfg` with a preset ("tiny", "llava-7b", "planted") for weight type `type`
+/* Fill `cfg` with a preset ("tiny", "llava-7b", "planted", "internvl-tiny",
+ * "internvl-8b") for weight type `type`
  * (tiny's sizes depend on it: Q8_0 needs rows that are multiples of 32).
  * VLMN_E_ARG for an unknown preset. */
 vlmn_status vlmn_mm_preset(const char *name, uint32_t type, vlmn_mm_config *cfg);

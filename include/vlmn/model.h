@@ -34,9 +34,11 @@ typedef struct vlmn_llava_params {
 } vlmn_llava_params;
 
 typedef struct vlmn_llava_info {
+    const char *arch;      /* model family from the architecture table, e.g. "llava-1.5" */
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab;
     int image_size;        /* e.g. 336 */
-    int n_image_tokens;    /* (image_size / patch_size)^2, e.g. 576 */
+    int n_image_tokens;    /* per image (tile): (image_size / patch_size)^2, e.g. 576;
+                            * InternVL (image_size / patch_size / 2)^2, e.g. 256 */
     float image_mean[3], image_std[3];
 } vlmn_llava_info;
 
@@ -102,6 +104,11 @@ typedef struct vlmn_forward_opts {
     /* vlmn_llava_forward only: run decoder layers 0..n_layers_run-1 and stop (0 = all),
      * e.g. when only shallow layers are captured; logits must then be NULL. */
     int n_layers_run;
+    /* Images made of tiles (InternVL's dynamic tiling): `image` holds n_tiles
+     * preprocessed [3 x S x S] tiles one after the other, and the sequence has
+     * n_tiles * n_image_tokens image positions, tile after tile. 0 = 1. In a step,
+     * every sequence's image has this many tiles. */
+    int n_tiles;
 } vlmn_forward_opts;
 
 /* One sample: `ids` has n entries; positions with id -1 take the image embeddings in
@@ -173,6 +180,32 @@ typedef struct vlmn_gen_seq {
  * the GEMMs. A sequence's tokens do not depend on which others run beside it (up to
  * the kernels' row-independent rounding; exactly so with greedy on EXACT). */
 vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vlmn_gen_params *p);
+
+/* ---- Architecture-neutral names (docs/engine.md) ----
+ * The engine is built from parts (vision encoder, projector, decoder) that an
+ * architecture table picks from the files' metadata; vlmn_llava_* is its historical
+ * name and works for every listed architecture (vlmn_llava_info.arch says which). */
+typedef vlmn_llava vlmn_model;
+typedef vlmn_llava_params vlmn_model_params;
+typedef vlmn_llava_info vlmn_model_info;
+static inline vlmn_status vlmn_model_load(const char *text_path, const char *mmproj_path,
+                                          const vlmn_model_params *params, vlmn_model **out)
+{
+    return vlmn_llava_load(text_path, mmproj_path, params, out);
+}
+static inline void vlmn_model_free(vlmn_model *m) { vlmn_llava_free(m); }
+static inline const vlmn_model_info *vlmn_model_get_info(const vlmn_model *m) { return vlmn_llava_get_info(m); }
+static inline vlmn_status vlmn_model_forward(vlmn_model *m, const int32_t *ids, int64_t n, const float *image,
+                                             const vlmn_forward_opts *opts)
+{
+    return vlmn_llava_forward(m, ids, n, image, opts);
+}
+static inline vlmn_status vlmn_model_step(vlmn_model *m, int n_seq, vlmn_kv *const *kv,
+                                          const int32_t *const *ids, const int64_t *n,
+                                          const float *const *images, const vlmn_forward_opts *opts)
+{
+    return vlmn_llava_step(m, n_seq, kv, ids, n, images, opts);
+}
 
 /* Wall seconds spent in the parts of the last vlmn_llava_forward call (the cost of
  * taking them is a few clock reads per layer), for `vlmn bench forward`. */

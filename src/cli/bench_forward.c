@@ -34,11 +34,13 @@ typedef struct run_stats {
     vlmn_llava_times bt;      /* part times of the best rep */
 } run_stats;
 
+static int bench_tiles = 1; /* image tiles per sample (InternVL), set by bench_forward */
+
 /* One timed pass (rep r of reps), with the recorder as capture hook when rec. */
 static vlmn_status timed(vlmn_llava *m, const int32_t *ids, int64_t n, const float *img,
                          vlmn_rec *rec, const uint8_t *labels, long r, long reps, int nth, run_stats *rs)
 {
-    vlmn_forward_opts fo = {0};
+    vlmn_forward_opts fo = {.n_tiles = bench_tiles};
     if (rec) fo.capture = vlmn_rec_capture, fo.capture_user = rec;
     if (r == 0) {
         rs->best = rs->best_cpu = 1e30;
@@ -92,7 +94,7 @@ static void json_parts(const char *key, const run_stats *rs)
 int bench_forward(int argc, char **argv)
 {
     const char *cmd = "bench forward", *text = NULL, *mmproj = NULL, *v;
-    long T = 680, NI = 576, threads = 0, reps = 2, top_n = 50;
+    long T = 680, NI = 576, threads = 0, reps = 2, top_n = 50, tiles = 1;
     int json = 0, ni_given = 0, cap_mode = 2 /* 0 no, 1 only capture, 2 both */, r;
     vlmn_precision prec = VLMN_PREC_FAST;
     for (int i = 1; i < argc; i++) {
@@ -102,6 +104,7 @@ int bench_forward(int argc, char **argv)
         else if ((r = cli_opt(argc, argv, &i, "tokens", 0, &v))) lp = &T;
         else if ((r = cli_opt(argc, argv, &i, "image-tokens", 0, &v))) lp = &NI, lo = 0, ni_given = 1;
         else if ((r = cli_opt(argc, argv, &i, "threads", 't', &v))) lp = &threads, lo = 0, hi = 256;
+        else if ((r = cli_opt(argc, argv, &i, "tiles", 0, &v))) lp = &tiles, hi = 64;
         else if ((r = cli_opt(argc, argv, &i, "reps", 0, &v))) lp = &reps, hi = 1000;
         else if ((r = cli_opt(argc, argv, &i, "top-n", 0, &v))) lp = &top_n, hi = VLMN_REC_MAX_TOP_N;
         else if (cli_flag(argv, i, "no-capture", 0)) { cap_mode = 0; continue; }
@@ -115,6 +118,7 @@ int bench_forward(int argc, char **argv)
         if (lp && cli_parse_long(v, lo, hi, lp)) return cli_errorf(cmd, 2, "bad value '%s' for %s", v, argv[i - 1]);
     }
     if (!text) return cli_errorf(cmd, 2, "-m TEXT.gguf is required");
+    bench_tiles = (int)tiles;
 
     vlmn_llava_params lp = {(int)threads, prec};
     vlmn_llava *m = NULL;
@@ -130,9 +134,10 @@ int bench_forward(int argc, char **argv)
     tl = bench_wall() - tl;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     if (!mmproj) NI = 0;
-    if (mmproj && !ni_given) NI = in->n_image_tokens;
-    if (mmproj && NI != in->n_image_tokens) {
-        rc = cli_errorf(cmd, 2, "--image-tokens %ld: the vision tower makes %d", NI, in->n_image_tokens);
+    if (mmproj && !ni_given) NI = (long)in->n_image_tokens * tiles;
+    if (mmproj && NI != (long)in->n_image_tokens * tiles) {
+        rc = cli_errorf(cmd, 2, "--image-tokens %ld: the vision tower makes %d per tile (%ld tiles)", NI,
+                        in->n_image_tokens, tiles);
         goto done;
     }
     if (NI > T) {
@@ -154,7 +159,7 @@ int bench_forward(int argc, char **argv)
         labels[i] = im ? VLMN_MOD_IMAGE : i < img0 ? VLMN_MOD_PROMPT : VLMN_MOD_TEXT;
     }
     if (NI > 0) {
-        int64_t S = in->image_size, np = 3 * S * S;
+        int64_t S = in->image_size, np = 3 * S * S * tiles;
         img = vlmn_malloc((size_t)np * sizeof *img);
         if (!img) { rc = cli_errorf(cmd, 1, "out of memory"); goto done; }
         for (int64_t i = 0; i < np; i++) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; img[i] = (float)(s >> 40) / (1 << 23) - 1.0f; }
@@ -170,7 +175,7 @@ int bench_forward(int argc, char **argv)
     int nth = vlmn_pool_size(pool);
 
     /* warm-up (pages the weights in, sizes the scratch) */
-    vlmn_forward_opts fo0 = {0};
+    vlmn_forward_opts fo0 = {.n_tiles = (int)tiles};
     double tw = bench_wall();
     if ((st = vlmn_llava_forward(m, ids, T, img, &fo0))) { rc = cli_fail(cmd, st); goto done; }
     tw = bench_wall() - tw;

@@ -12,7 +12,8 @@ static int run(int argc, char **argv);
 
 const struct vlmn_cmd vlmn_cmd_make_model = {
     "make-model", "write a random (or planted) LLaVA-1.5 GGUF model pair",
-    "vlmn make-model [--preset tiny|llava-7b|planted] [--type f32|f16|bf16|q8_0] [--seed S]\n"
+    "vlmn make-model [--preset tiny|llava-7b|planted|internvl-tiny|internvl-8b] [--type f32|f16|bf16|q8_0]\n"
+    "                [--seed S]\n"
     "                [--n-embd N --n-ff N --n-layer N --n-head N --n-head-kv N --n-vocab N --n-ctx N]\n"
     "                [--v-size N --v-patch N --v-embd N --v-ff N --v-layer N --v-head N --v-proj-dim N]\n"
     "                [--format gguf|hf] [-q] -o PREFIX\n"
@@ -22,6 +23,8 @@ const struct vlmn_cmd vlmn_cmd_make_model = {
     "    llava-7b  the real LLaVA-1.5-7B shapes (about 14 GB), bf16 by default, streamed\n"
     "    planted   a tiny model whose chosen FFN neurons are visual/text/multimodal/unknown\n"
     "              by construction; also writes PREFIX-planted.json (f32 by default)\n"
+    "    internvl-tiny  InternVL 2.5 layout (internlm2 text + internvl mmproj), odd sizes\n"
+    "    internvl-8b    the InternVL2.5-8B shapes (about 16 GB), bf16 by default\n"
     "  --format hf writes the same weights as a Hugging Face folder PREFIX/ (llava-hf\n"
     "  layout: config.json, safetensors shards + index, tokenizer.model; f32/f16/bf16).\n"
     "  Size options override the preset. The same seed gives identical files.\n"
@@ -105,7 +108,7 @@ static int run(int argc, char **argv)
     bool planted = !strcmp(preset, "planted"), hf = !strcmp(format, "hf");
     if (!hf && strcmp(format, "gguf")) return cli_errorf("make-model", 2, "unknown --format '%s' (gguf, hf)", format);
     if (hf && planted) return cli_errorf("make-model", 2, "--format hf is for the random presets, not planted");
-    uint32_t type = !strcmp(preset, "llava-7b") ? VLMN_TYPE_BF16 : VLMN_TYPE_F32;
+    uint32_t type = !strcmp(preset, "llava-7b") || !strcmp(preset, "internvl-8b") ? VLMN_TYPE_BF16 : VLMN_TYPE_F32;
     if (type_s && parse_type(type_s, &type))
         return cli_errorf("make-model", 2, "unknown --type '%s' (f32, f16, bf16, q8_0)", type_s);
     vlmn_mm_config c;
@@ -117,6 +120,7 @@ static int run(int argc, char **argv)
     for (int k = 0; k < n_dims; k++)
         if (dims[k].set) *fields[k] = (int)dims[k].val;
     if ((st = vlmn_mm_validate(&c))) return cli_errorf("make-model", 2, "%s", vlmn_errmsg());
+    if (hf && c.arch != VLMN_MM_LLAVA) return cli_errorf("make-model", 2, "--format hf is for the LLaVA presets");
     time_t t0 = time(NULL);
     bool show = !quiet && isatty(2);
     if (hf) {

@@ -44,8 +44,10 @@ static const char USAGE[] =
     "  --template T         llava-v1 (default: LLaVA's conv_llava_v1 with its system\n"
     "                       prompt), vicuna-v1 (the same with \"user\" for \"human\") or\n"
     "                       plain (<image> followed by the answer), llava-hf (USER: <image>\\n\n"
-    "                       Q ASSISTANT: A, the chat template of llava-hf folders) or auto\n"
-    "                       (the folder's chat template; llava-v1 if none)\n"
+    "                       Q ASSISTANT: A, the chat template of llava-hf folders), internvl\n"
+    "                       for InternVL models (internlm2-chat; the image dynamically tiled,\n"
+    "                       up to 12 tiles + a thumbnail, --mode ignored) or auto (the\n"
+    "                       folder's chat template; llava-v1 if none)\n"
     "  --prompt RAW         raw prompt containing <image> once, tokenized as LLaVA's\n"
     "                       tokenizer_image_token (BOS, chunks tokenized separately)\n"
     "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
@@ -207,7 +209,7 @@ static int run(int argc, char **argv)
     if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
     bool known = !strcmp(tmpl, "auto");
     for (const char *const *t = vlmn_prompt_templates(); *t; t++) known |= !strcmp(*t, tmpl);
-    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain, llava-hf, auto)", tmpl);
+    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain, llava-hf, internvl, auto)", tmpl);
     if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
     if (!raw && strcmp(tmpl, "plain") && !question) return cli_errorf(cmd, 2, "the %s template needs --question", tmpl);
     vlmn_hook hook;
@@ -235,6 +237,21 @@ static int run(int argc, char **argv)
     if ((st = vlmn_llava_load(model, mmproj, &p, &m))) goto fail;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);
+    /* InternVL: dynamic tiling (up to 12 tiles + thumbnail), its chat template */
+    const bool tiles = !strcmp(in->arch, "internvl-2.5");
+    int n_tiles = 1, gc, gr;
+    if (tiles && !raw && strcmp(tmpl, "internvl")) {
+        st = vlmn_error(VLMN_E_ARG, "%s: an %s model needs --template internvl (or --prompt)", model, in->arch);
+        goto fail;
+    }
+    if (!tiles && !raw && !strcmp(tmpl, "internvl")) {
+        st = vlmn_error(VLMN_E_ARG, "%s: the internvl template is for InternVL models, not %s", model, in->arch);
+        goto fail;
+    }
+    if ((st = vlmn_img_load(image, &img))) goto fail;
+    if (tiles && (st = vlmn_img_tiles(img, in->image_size, 1, 12, true, in->image_mean, in->image_std, &pix, &n_tiles,
+                                      &gc, &gr)))
+        goto fail;
 
     /* the prompt as LLaVA builds it (prompt.h: conv templates + tokenizer_image_token);
      * a raw prompt's text is all labelled `text` */
@@ -259,8 +276,8 @@ static int run(int argc, char **argv)
         st = vlmn_error(VLMN_E_ARG, "the prompt has more than one %s (one image per sample)", VLMN_PROMPT_IMAGE);
         goto fail;
     }
-    if ((st = vlmn_prompt_tokenize(tok, prompt, strlen(prompt), ans_lo, ans_hi, in->n_image_tokens, &s.ids, &s.mod,
-                                   &s.n)))
+    if ((st = vlmn_prompt_tokenize(tok, prompt, strlen(prompt), ans_lo, ans_hi, in->n_image_tokens * n_tiles, &s.ids,
+                                   &s.mod, &s.n)))
         goto fail;
 
     sel = vlmn_calloc((size_t)in->n_layer, 1);
@@ -279,14 +296,15 @@ static int run(int argc, char **argv)
         memset(sel, 1, (size_t)in->n_layer);
     }
 
-    if ((st = vlmn_img_load(image, &img))) goto fail;
     size_t S = (size_t)in->image_size;
-    pix = vlmn_malloc(3 * S * S * sizeof(float));
-    if (!pix) {
-        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
-        goto fail;
+    if (!tiles) {
+        pix = vlmn_malloc(3 * S * S * sizeof(float));
+        if (!pix) {
+            st = vlmn_error(VLMN_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, pix))) goto fail;
     }
-    if ((st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, pix))) goto fail;
 
     if (mkdir(out, 0777) && errno != EEXIST) {
         st = vlmn_error(VLMN_E_IO, "%s: %s", out, strerror(errno));
@@ -303,7 +321,8 @@ static int run(int argc, char **argv)
         st = vlmn_error(VLMN_E_IO, "%s: %s", npy_tmp, strerror(errno));
         goto fail;
     }
-    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &sk, .hook = hook, .capture_layers = sel};
+    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &sk, .hook = hook, .capture_layers = sel,
+                           .n_tiles = n_tiles};
     if ((st = vlmn_llava_forward(m, s.ids, s.n, pix, &o))) goto fail;
     if (sk.err || fflush(sk.f) || fsync(fileno(sk.f))) {
         st = vlmn_error(VLMN_E_IO, "%s: %s", npy_tmp, strerror(sk.err ? sk.err : errno));

@@ -35,8 +35,9 @@ static const char usage[] =
     "  -o, --out RUN          run directory (created; see docs/run-format.md)\n"
     "  --top-n N              samples kept per neuron (default 50)\n"
     "  --hook silu_gate|swiglu  activation read per neuron (default silu_gate)\n"
-    "  --template T           llava-v1 (default), vicuna-v1, plain, llava-hf, or auto (the\n"
-    "                         folder's chat template; llava-v1 if none)\n"
+    "  --template T           llava-v1 (default), vicuna-v1, plain, llava-hf, internvl (InternVL\n"
+    "                         models: dynamic tiling, up to 12 tiles + thumbnail), or auto\n"
+    "                         (the folder's chat template; llava-v1 if none)\n"
     "  --text-tokens answer|all   text tokens = answer tokens (default) or every non-image token\n"
     "  --mode pad|crop        image preprocessing (default pad, as LLaVA-1.5)\n"
     "  --precision P          fast (default: the fast kernels, normwise error <= 1e-2; against\n"
@@ -91,8 +92,8 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
             o->hook = v;
         } else if (OPT("template", 0)) {
             if (r < 0 || (strcmp(v, "llava-v1") && strcmp(v, "vicuna-v1") && strcmp(v, "plain") && strcmp(v, "llava-hf") &&
-                          strcmp(v, "auto")))
-                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1, plain, llava-hf or auto");
+                          strcmp(v, "internvl") && strcmp(v, "auto")))
+                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1, plain, llava-hf, internvl or auto");
             o->template_name = v;
         } else if (OPT("text-tokens", 0)) {
             if (r < 0 || (strcmp(v, "answer") && strcmp(v, "all")))

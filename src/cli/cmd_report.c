@@ -13,6 +13,7 @@
 #include "vlmn/analysis.h"
 #include "vlmn/pipeline.h"
 #include "vlmn/report.h"
+#include "store/store.h"
 #include "vlmn/run.h"
 
 static int run(int argc, char **argv);
@@ -248,8 +249,14 @@ static int run(int argc, char **argv)
         SQLITE_OK)
         x.sample = NULL;
     if ((st = load_explanations(dir, x.db, (int)n_conf, &expl, &n_expl, &table2))) goto done;
+    /* titled with the model family when the run names it (record's model_arch) */
+    char arch[64], title[4200];
+    if (vlmn_db_get_meta(x.db, "model_arch", arch, sizeof arch) == VLMN_OK && arch[0])
+        snprintf(title, sizeof title, "%s (%s)", dir, arch);
+    else
+        snprintf(title, sizeof title, "%s", dir);
     vlmn_report_input in = {
-        .title = dir,
+        .title = title,
         .cls = c,
         .stats = s,
         .provenance = prov,

@@ -49,8 +49,30 @@ vlmn_status vlmn_mm_preset(const char *name, uint32_t type, vlmn_mm_config *c)
         c->v_head = 16, c->v_proj_dim = 768;
     } else if (!strcmp(name, "planted")) {
         vlmn_mm_planted_defaults(c);
+    } else if (!strcmp(name, "internvl-tiny")) {
+        /* Odd sizes again: GQA 4:1 as InternLM2.5 (8 heads of 10, 2 KV heads), n_ff 45,
+         * 84-pixel tiles: a 6 x 6 patch grid, 9 tokens per tile after the pixel shuffle. */
+        c->arch = VLMN_MM_INTERNVL;
+        if (type == VLMN_TYPE_Q8_0) {
+            c->n_embd = 96, c->n_head = 8, c->n_head_kv = 2, c->n_ff = 64;
+            c->v_embd = 32, c->v_head = 4, c->v_ff = 64;
+        } else {
+            c->n_embd = 80, c->n_head = 8, c->n_head_kv = 2, c->n_ff = 45;
+            c->v_embd = 40, c->v_head = 4, c->v_ff = 56;
+        }
+        c->n_layer = 3, c->n_vocab = 701, c->n_ctx = 2048;
+        c->v_size = 84, c->v_patch = 14, c->v_layer = 2, c->v_proj_dim = c->n_embd;
+        c->v_eps = 1e-6f, c->rope_base = 1e6f;
+    } else if (!strcmp(name, "internvl-8b")) {
+        /* InternVL2.5-8B: InternLM2.5-7B-chat (GQA 32/8, n_ff 14336, rope_theta 1e6,
+         * vocabulary 92553) + InternViT-300M-448px (24 blocks) + mlp1 4096 -> 4096. */
+        c->arch = VLMN_MM_INTERNVL;
+        c->n_embd = 4096, c->n_ff = 14336, c->n_layer = 32, c->n_head = 32, c->n_head_kv = 8;
+        c->n_vocab = 92553, c->n_ctx = 32768, c->rope_base = 1e6f;
+        c->v_size = 448, c->v_patch = 14, c->v_embd = 1024, c->v_ff = 4096, c->v_layer = 24;
+        c->v_head = 16, c->v_proj_dim = 4096, c->v_eps = 1e-6f;
     } else {
-        return vlmn_error(VLMN_E_ARG, "unknown preset '%s' (tiny, llava-7b, planted)", name);
+        return vlmn_error(VLMN_E_ARG, "unknown preset '%s' (tiny, llava-7b, planted, internvl-tiny, internvl-8b)", name);
     }
     return VLMN_OK;
 }
@@ -72,6 +94,8 @@ vlmn_status vlmn_mm_validate(const vlmn_mm_config *c)
     if (c->n_head % c->n_head_kv) return vlmn_error(VLMN_E_ARG, "--n-head %d is not a multiple of --n-head-kv %d", c->n_head, c->n_head_kv);
     if (c->v_embd % c->v_head) return vlmn_error(VLMN_E_ARG, "--v-embd %d is not a multiple of --v-head %d", c->v_embd, c->v_head);
     if (c->v_size % c->v_patch) return vlmn_error(VLMN_E_ARG, "--v-size %d is not a multiple of --v-patch %d", c->v_size, c->v_patch);
+    if (c->arch == VLMN_MM_INTERNVL && (c->v_size / c->v_patch) % 2)
+        return vlmn_error(VLMN_E_ARG, "internvl: the patch grid %d must be even (pixel shuffle 0.5)", c->v_size / c->v_patch);
     if (c->type != VLMN_TYPE_F32 && c->type != VLMN_TYPE_F16 && c->type != VLMN_TYPE_BF16 && c->type != VLMN_TYPE_Q8_0)
         return vlmn_error(VLMN_E_ARG, "weight type %s not supported here (f32, f16, bf16, q8_0)",
                           vlmn_type_name(c->type) ? vlmn_type_name(c->type) : "?");
@@ -83,7 +107,7 @@ vlmn_status vlmn_mm_validate(const vlmn_mm_config *c)
                 return vlmn_error(VLMN_E_ARG, "q8_0: --%s %d is not a multiple of 32 (Q8_0 rows are 32-value blocks)",
                                   rows[i].name, rows[i].v);
     }
-    int32_t min_vocab = vlmn_mm_vocab_min_size();
+    int32_t min_vocab = vlmn_mm_vocab_min_size() + (c->arch == VLMN_MM_INTERNVL ? 5 : 0);
     if (c->n_vocab < min_vocab)
         return vlmn_error(VLMN_E_ARG, "--n-vocab %d too small: the built-in vocabulary needs at least %d pieces", c->n_vocab, min_vocab);
     return VLMN_OK;
@@ -108,20 +132,24 @@ vlmn_status vlmn_mm_text_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
     vlmn_status st;
 #define TRY(x) \
     if ((st = (x))) return st
-    TRY(vlmn_gguf_set_str(w, "general.architecture", "llama"));
+    const char *a = c->arch == VLMN_MM_INTERNVL ? "internlm2" : "llama";
+    char k[96];
+#define K(s) (snprintf(k, sizeof k, "%s." s, a), k)
+    TRY(vlmn_gguf_set_str(w, "general.architecture", a));
     TRY(vlmn_gguf_set_str(w, "general.name", name));
     TRY(vlmn_gguf_set_u32(w, "general.file_type", vlmn_mm_file_type(c->type)));
     TRY(vlmn_gguf_set_u64(w, "general.vlmn.seed", c->seed));
-    TRY(vlmn_gguf_set_u32(w, "llama.context_length", (uint32_t)c->n_ctx));
-    TRY(vlmn_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->n_embd));
-    TRY(vlmn_gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layer));
-    TRY(vlmn_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->n_ff));
-    TRY(vlmn_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)(c->n_embd / c->n_head)));
-    TRY(vlmn_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_head));
-    TRY(vlmn_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_head_kv));
-    TRY(vlmn_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_eps));
-    TRY(vlmn_gguf_set_f32(w, "llama.rope.freq_base", c->rope_base));
-    TRY(vlmn_gguf_set_u32(w, "llama.vocab_size", (uint32_t)v->n));
+    TRY(vlmn_gguf_set_u32(w, K("context_length"), (uint32_t)c->n_ctx));
+    TRY(vlmn_gguf_set_u32(w, K("embedding_length"), (uint32_t)c->n_embd));
+    TRY(vlmn_gguf_set_u32(w, K("block_count"), (uint32_t)c->n_layer));
+    TRY(vlmn_gguf_set_u32(w, K("feed_forward_length"), (uint32_t)c->n_ff));
+    TRY(vlmn_gguf_set_u32(w, K("rope.dimension_count"), (uint32_t)(c->n_embd / c->n_head)));
+    TRY(vlmn_gguf_set_u32(w, K("attention.head_count"), (uint32_t)c->n_head));
+    TRY(vlmn_gguf_set_u32(w, K("attention.head_count_kv"), (uint32_t)c->n_head_kv));
+    TRY(vlmn_gguf_set_f32(w, K("attention.layer_norm_rms_epsilon"), c->rms_eps));
+    TRY(vlmn_gguf_set_f32(w, K("rope.freq_base"), c->rope_base));
+    TRY(vlmn_gguf_set_u32(w, K("vocab_size"), (uint32_t)v->n));
+#undef K
     TRY(vlmn_gguf_set_str(w, "tokenizer.ggml.model", "llama"));
     TRY(vlmn_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces, (uint64_t)v->n));
     TRY(vlmn_gguf_set_arr(w, "tokenizer.ggml.scores", VLMN_GGUF_F32, v->scores, (uint64_t)v->n));
@@ -138,16 +166,19 @@ vlmn_status vlmn_mm_text_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
 vlmn_status vlmn_mm_clip_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, const char *name)
 {
     vlmn_status st;
+    const bool ivl = c->arch == VLMN_MM_INTERNVL;
     TRY(vlmn_gguf_set_str(w, "general.architecture", "clip"));
     TRY(vlmn_gguf_set_str(w, "general.name", name));
-    TRY(vlmn_gguf_set_str(w, "general.description", "image encoder for LLaVA (legacy converter layout)"));
+    TRY(vlmn_gguf_set_str(w, "general.description", ivl ? "InternViT + mlp1 for InternVL 2.5 (llama.cpp mmproj layout)"
+                                                        : "image encoder for LLaVA (legacy converter layout)"));
     TRY(vlmn_gguf_set_u32(w, "general.file_type", vlmn_mm_file_type(c->type)));
     TRY(vlmn_gguf_set_u64(w, "general.vlmn.seed", c->seed));
     TRY(vlmn_gguf_set_bool(w, "clip.has_text_encoder", false));
     TRY(vlmn_gguf_set_bool(w, "clip.has_vision_encoder", true));
-    TRY(vlmn_gguf_set_bool(w, "clip.has_llava_projector", true));
-    TRY(vlmn_gguf_set_str(w, "clip.projector_type", "mlp"));
-    TRY(vlmn_gguf_set_bool(w, "clip.use_gelu", false));
+    if (!ivl) TRY(vlmn_gguf_set_bool(w, "clip.has_llava_projector", true));
+    TRY(vlmn_gguf_set_str(w, "clip.projector_type", ivl ? "internvl" : "mlp"));
+    TRY(vlmn_gguf_set_bool(w, "clip.use_gelu", ivl));
+    if (ivl) TRY(vlmn_gguf_set_u32(w, "clip.vision.projector.scale_factor", 2));
     TRY(vlmn_gguf_set_u32(w, "clip.vision.image_size", (uint32_t)c->v_size));
     TRY(vlmn_gguf_set_u32(w, "clip.vision.patch_size", (uint32_t)c->v_patch));
     TRY(vlmn_gguf_set_u32(w, "clip.vision.embedding_length", (uint32_t)c->v_embd));
@@ -156,8 +187,9 @@ vlmn_status vlmn_mm_clip_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
     TRY(vlmn_gguf_set_u32(w, "clip.vision.attention.head_count", (uint32_t)c->v_head));
     TRY(vlmn_gguf_set_f32(w, "clip.vision.attention.layer_norm_epsilon", c->v_eps));
     TRY(vlmn_gguf_set_u32(w, "clip.vision.block_count", (uint32_t)c->v_layer));
-    TRY(vlmn_gguf_set_arr(w, "clip.vision.image_mean", VLMN_GGUF_F32, vlmn_mm_clip_mean, 3));
-    TRY(vlmn_gguf_set_arr(w, "clip.vision.image_std", VLMN_GGUF_F32, vlmn_mm_clip_std, 3));
+    static const float in_mean[3] = {0.485f, 0.456f, 0.406f}, in_std[3] = {0.229f, 0.224f, 0.225f};
+    TRY(vlmn_gguf_set_arr(w, "clip.vision.image_mean", VLMN_GGUF_F32, ivl ? in_mean : vlmn_mm_clip_mean, 3));
+    TRY(vlmn_gguf_set_arr(w, "clip.vision.image_std", VLMN_GGUF_F32, ivl ? in_std : vlmn_mm_clip_std, 3));
 #undef TRY
     return VLMN_OK;
 }
@@ -166,7 +198,8 @@ vlmn_status vlmn_mm_clip_metadata(vlmn_gguf_writer *w, const vlmn_mm_config *c, 
 
 vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **out, int *n_out)
 {
-    int n_text = 3 + 9 * c->n_layer, n_clip = 9 + 16 * c->v_layer;
+    const bool ivl = c->arch == VLMN_MM_INTERNVL;
+    int n_text = 3 + 9 * c->n_layer, n_clip = ivl ? 10 + 18 * c->v_layer : 9 + 16 * c->v_layer;
     int cap = which == MM_TEXT ? n_text : n_clip;
     mm_tensor *t = vlmn_calloc((size_t)cap, sizeof *t);
     if (!t) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
@@ -215,9 +248,15 @@ vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **
         uint32_t conv = mat == VLMN_TYPE_Q8_0 ? VLMN_TYPE_F16 : mat;
         ADD("v.class_embd%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.5f);
         ADD("v.patch_embd.weight%.0d", 0, 4, P, P, 3, E, conv, MM_INIT_NORMAL, 1.0f / sqrtf((float)(3 * P * P)));
-        ADD("v.position_embd.weight%.0d", 0, 2, E, n_pos, 1, 1, mat, MM_INIT_NORMAL, 0.5f);
-        ADD("v.pre_ln.weight%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
-        ADD("v.pre_ln.bias%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+        if (ivl) {
+            /* InternViT: conv bias, no pre-LN; the converter forces position_embd to F32 */
+            ADD("v.patch_embd.bias%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            ADD("v.position_embd.weight%.0d", 0, 2, E, n_pos, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.5f);
+        } else {
+            ADD("v.position_embd.weight%.0d", 0, 2, E, n_pos, 1, 1, mat, MM_INIT_NORMAL, 0.5f);
+            ADD("v.pre_ln.weight%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
+            ADD("v.pre_ln.bias%.0d", 0, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+        }
         for (int l = 0; l < c->v_layer; l++) {
             static const char *const qkvo[4] = {"attn_q", "attn_k", "attn_v", "attn_out"};
             for (int k = 0; k < 4; k++) {
@@ -229,19 +268,39 @@ vlmn_status vlmn_mm_tensor_list(const vlmn_mm_config *c, int which, mm_tensor **
             }
             ADD("v.blk.%d.ln1.weight", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
             ADD("v.blk.%d.ln1.bias", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
-            /* Legacy swap: CLIP's fc1 ([v_ff, v_embd]) is stored as ffn_down and fc2
-             * ([v_embd, v_ff]) as ffn_up. */
-            ADD("v.blk.%d.ffn_down.weight", l, 2, E, FF, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)E));
-            ADD("v.blk.%d.ffn_down.bias", l, 1, FF, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
-            ADD("v.blk.%d.ffn_up.weight", l, 2, FF, E, 1, 1, mat, MM_INIT_NORMAL, out_scale / sqrtf((float)FF));
-            ADD("v.blk.%d.ffn_up.bias", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            if (ivl) {
+                /* new naming: fc1 as ffn_up, fc2 as ffn_down; layer scales */
+                ADD("v.blk.%d.ffn_up.weight", l, 2, E, FF, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)E));
+                ADD("v.blk.%d.ffn_up.bias", l, 1, FF, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+                ADD("v.blk.%d.ffn_down.weight", l, 2, FF, E, 1, 1, mat, MM_INIT_NORMAL, out_scale / sqrtf((float)FF));
+                ADD("v.blk.%d.ffn_down.bias", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+                ADD("v.blk.%d.ls1.weight", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
+                ADD("v.blk.%d.ls2.weight", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
+            } else {
+                /* Legacy swap: CLIP's fc1 ([v_ff, v_embd]) is stored as ffn_down and fc2
+                 * ([v_embd, v_ff]) as ffn_up. */
+                ADD("v.blk.%d.ffn_down.weight", l, 2, E, FF, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)E));
+                ADD("v.blk.%d.ffn_down.bias", l, 1, FF, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+                ADD("v.blk.%d.ffn_up.weight", l, 2, FF, E, 1, 1, mat, MM_INIT_NORMAL, out_scale / sqrtf((float)FF));
+                ADD("v.blk.%d.ffn_up.bias", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            }
             ADD("v.blk.%d.ln2.weight", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
             ADD("v.blk.%d.ln2.bias", l, 1, E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
         }
-        ADD("mm.0.weight%.0d", 0, 2, E, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)E));
-        ADD("mm.0.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
-        ADD("mm.2.weight%.0d", 0, 2, D, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)D));
-        ADD("mm.2.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+        if (ivl) {
+            /* mlp1: LayerNorm(4E), Linear(4E -> D), GELU, Linear(D -> D) */
+            ADD("mm.model.mlp.0.weight%.0d", 0, 1, 4 * E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORM, 0.1f);
+            ADD("mm.model.mlp.0.bias%.0d", 0, 1, 4 * E, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            ADD("mm.model.mlp.1.weight%.0d", 0, 2, 4 * E, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)(4 * E)));
+            ADD("mm.model.mlp.1.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            ADD("mm.model.mlp.3.weight%.0d", 0, 2, D, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)D));
+            ADD("mm.model.mlp.3.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+        } else {
+            ADD("mm.0.weight%.0d", 0, 2, E, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)E));
+            ADD("mm.0.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+            ADD("mm.2.weight%.0d", 0, 2, D, D, 1, 1, mat, MM_INIT_NORMAL, 1.0f / sqrtf((float)D));
+            ADD("mm.2.bias%.0d", 0, 1, D, 1, 1, 1, VLMN_TYPE_F32, MM_INIT_NORMAL, 0.05f);
+        }
     }
 #undef ADD
     VLMN_ASSERT(n == cap);
@@ -326,7 +385,8 @@ static vlmn_status write_random_file(const vlmn_mm_config *c, int which, const c
     char name[128];
     vlmn_status st;
     if ((st = vlmn_gguf_writer_create(&w))) goto done;
-    snprintf(name, sizeof name, "vlmn random %s (seed %llu)", which == MM_TEXT ? "llama" : "clip",
+    snprintf(name, sizeof name, "vlmn random %s (seed %llu)",
+             which == MM_TEXT ? (c->arch == VLMN_MM_INTERNVL ? "internlm2" : "llama") : "clip",
              (unsigned long long)c->seed);
     st = which == MM_TEXT ? vlmn_mm_text_metadata(w, c, name, v) : vlmn_mm_clip_metadata(w, c, name);
     if (st) goto done;
@@ -358,6 +418,29 @@ vlmn_status vlmn_mm_paths(const char *prefix, char *text, char *mmproj, char *ex
     return VLMN_OK;
 }
 
+/* InternLM2's added chat tokens (control pieces at the end of the vocabulary, as the
+ * converter stores InternVL's tokenizer_config added_tokens_decoder). */
+static const char *const INTERNVL_SPECIALS[] = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
+#define N_INTERNVL_SPECIALS 5
+
+static vlmn_status add_specials(vlmn_mm_vocab *v)
+{
+    int32_t n = v->n + N_INTERNVL_SPECIALS;
+    char **p = vlmn_realloc(v->pieces, (size_t)n * sizeof *p);
+    if (p) v->pieces = p;
+    float *sc = p ? vlmn_realloc(v->scores, (size_t)n * sizeof *sc) : NULL;
+    if (sc) v->scores = sc;
+    int32_t *ty = sc ? vlmn_realloc(v->types, (size_t)n * sizeof *ty) : NULL;
+    if (ty) v->types = ty;
+    if (!ty) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
+    for (int i = 0; i < N_INTERNVL_SPECIALS; i++) {
+        if (!(v->pieces[v->n] = vlmn_strdup(INTERNVL_SPECIALS[i]))) return vlmn_error(VLMN_E_NOMEM, "make-model: out of memory");
+        v->scores[v->n] = 0.0f;
+        v->types[v->n++] = MM_TOK_CONTROL;
+    }
+    return VLMN_OK;
+}
+
 vlmn_status vlmn_mm_write_random(const vlmn_mm_config *c, const char *prefix,
                                  void (*progress)(void *user, const char *line), void *user)
 {
@@ -366,7 +449,12 @@ vlmn_status vlmn_mm_write_random(const vlmn_mm_config *c, const char *prefix,
     char text[MM_PATH_MAX], mmproj[MM_PATH_MAX];
     if ((st = vlmn_mm_paths(prefix, text, mmproj, NULL, NULL))) return st;
     vlmn_mm_vocab *v = NULL;
-    if ((st = vlmn_mm_vocab_build(c->n_vocab, &v))) return st;
+    const bool ivl = c->arch == VLMN_MM_INTERNVL;
+    if ((st = vlmn_mm_vocab_build(c->n_vocab - (ivl ? N_INTERNVL_SPECIALS : 0), &v))) return st;
+    if (ivl && (st = add_specials(v))) {
+        vlmn_mm_vocab_free(v);
+        return st;
+    }
     st = write_random_file(c, MM_TEXT, text, v, progress, user);
     if (!st) st = write_random_file(c, MM_CLIP, mmproj, v, progress, user);
     vlmn_mm_vocab_free(v);

@@ -19,7 +19,18 @@ static const char SYS_USER[] =
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions.";
 
-static const char *const templates[] = {"llava-v1", "vicuna-v1", "plain", "llava-hf", NULL};
+/* InternVL 2.5's system message (InternVLChatModel.system_message, used by chat()) */
+static const char SYS_INTERNVL[] =
+    "\xe4\xbd\xa0\xe6\x98\xaf\xe4\xb9\xa6\xe7\x94\x9f\xc2\xb7\xe4\xb8\x87\xe8\xb1\xa1"
+    "\xef\xbc\x8c\xe8\x8b\xb1\xe6\x96\x87\xe5\x90\x8d\xe6\x98\xaf"
+    "InternVL\xef\xbc\x8c\xe6\x98\xaf\xe7\x94\xb1\xe4\xb8\x8a\xe6\xb5\xb7\xe4\xba\xba"
+    "\xe5\xb7\xa5\xe6\x99\xba\xe8\x83\xbd\xe5\xae\x9e\xe9\xaa\x8c\xe5\xae\xa4\xe3\x80"
+    "\x81\xe6\xb8\x85\xe5\x8d\x8e\xe5\xa4\xa7\xe5\xad\xa6\xe5\x8f\x8a\xe5\xa4\x9a\xe5"
+    "\xae\xb6\xe5\x90\x88\xe4\xbd\x9c\xe5\x8d\x95\xe4\xbd\x8d\xe8\x81\x94\xe5\x90\x88"
+    "\xe5\xbc\x80\xe5\x8f\x91\xe7\x9a\x84\xe5\xa4\x9a\xe6\xa8\xa1\xe6\x80\x81\xe5\xa4"
+    "\xa7\xe8\xaf\xad\xe8\xa8\x80\xe6\xa8\xa1\xe5\x9e\x8b\xe3\x80\x82";
+
+static const char *const templates[] = {"llava-v1", "vicuna-v1", "plain", "llava-hf", "internvl", NULL};
 
 const char *const *vlmn_prompt_templates(void) { return templates; }
 
@@ -72,8 +83,24 @@ vlmn_status vlmn_prompt_format(const char *name, const char *question, const cha
             *ans_end = b.n;
             vlmn_buf_adds(&b, "\n");
         }
+    } else if (strcmp(name, "internvl") == 0) {
+        /* InternVL's conversation.py internlm2-chat (SeparatorStyle.MPT: no newline
+         * after <|im_end|>) as chat() builds it: question = "<image>\n" + question,
+         * "<image>" then replaced by <img> + the tiles' IMG_CONTEXT tokens + </img>
+         * (here the image positions). With an answer the assistant turn is closed. */
+        vlmn_buf_adds(&b, "<|im_start|>system\n");
+        vlmn_buf_adds(&b, SYS_INTERNVL);
+        vlmn_buf_adds(&b, "<|im_end|><|im_start|>user\n<img>" VLMN_PROMPT_IMAGE "</img>\n");
+        vlmn_buf_adds(&b, question ? question : "");
+        vlmn_buf_adds(&b, "<|im_end|><|im_start|>assistant\n");
+        if (answer && *answer) {
+            *ans_begin = b.n;
+            vlmn_buf_adds(&b, answer);
+            *ans_end = b.n;
+            vlmn_buf_adds(&b, "<|im_end|>");
+        }
     } else {
-        return vlmn_error(VLMN_E_NOTFOUND, "prompt: no template \"%s\" (llava-v1, vicuna-v1, plain, llava-hf)",
+        return vlmn_error(VLMN_E_NOTFOUND, "prompt: no template \"%s\" (llava-v1, vicuna-v1, plain, llava-hf, internvl)",
                           name);
     }
     if (b.oom) {
@@ -134,16 +161,28 @@ static vlmn_status encode_segment(const vlmn_tok *t, const char *prompt, size_t 
  * the special tokens are cut out (earliest match, longest on ties, as HF's Trie.split)
  * and become their ids; they are AddedTokens with lstrip/rstrip off in LLaVA's
  * tokenizer_config.json, so the text around them is not stripped. */
+static const char *const CHAT_SPECIALS[] = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
+#define N_SPECIAL (3 + (int)(sizeof CHAT_SPECIALS / sizeof *CHAT_SPECIALS))
+
 static vlmn_status encode_chunk(const vlmn_tok *t, const char *prompt, size_t b, size_t e,
                                 size_t tb, size_t te, pout *o)
 {
-    int32_t special[3] = {vlmn_tok_bos(t), vlmn_tok_eos(t), vlmn_tok_unk(t)};
+    /* BOS/EOS/UNK, and InternVL's chat tokens where the vocabulary has them as control
+     * or user-defined pieces (HF splits every added token out of the text) */
+    int32_t special[N_SPECIAL] = {vlmn_tok_bos(t), vlmn_tok_eos(t), vlmn_tok_unk(t)};
+    for (int k = 3; k < N_SPECIAL; k++) {
+        const char *s = CHAT_SPECIALS[k - 3];
+        int32_t id = vlmn_tok_find(t, s, strlen(s));
+        vlmn_tok_type ty = id >= 0 ? vlmn_tok_token_type(t, id) : 0;
+        special[k] = ty == VLMN_TOKT_CONTROL || ty == VLMN_TOKT_USER_DEFINED ? id : -1;
+    }
     vlmn_status st;
     size_t pos = b;
     while (pos < e) {
         size_t best = e, best_len = 0;
         int32_t best_id = -1;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < N_SPECIAL; k++) {
+            if (special[k] < 0) continue;
             size_t pl = 0;
             const char *p = vlmn_tok_piece(t, special[k], &pl);
             if (!p || pl == 0 || pl > e - pos) continue;
