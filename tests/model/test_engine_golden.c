@@ -3,7 +3,9 @@
  * vlmn_llava_forward and vlmn_llava_step (prefill + one decode step, two sequences),
  * hashed bit for bit (FNV-1a 64 over the float bytes) and compared with
  * tests/data/engine/golden_bits.txt, which was written by the engine BEFORE it was split
- * into parts (src/model/llava.c at f6dba3d): the refactor must not change one bit.
+ * into parts (src/model/llava.c at 52107e3, with the decode-shaped AVX2 GEMV of
+ * gemv_avx2.c that rounds M <= 8 products differently from f6dba3d's kernels): the
+ * refactor must not change one bit.
  * Accuracy against the float64 reference is test_llava's job; this test pins the bits.
  *
  * Lines: `isa precision model case hash_layer0 ... hash_logits`. A line runs when the
