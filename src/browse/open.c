@@ -255,6 +255,9 @@ static vlmn_status open_run(const char *dir, bool create, vlmn_browse **out)
         goto fail;
     }
     sqlite3_busy_timeout(b->db, 5000);
+    /* The run and the index file are data, not code: no functions with side effects from
+     * views or triggers a crafted file might carry. */
+    sqlite3_exec(b->db, "PRAGMA trusted_schema = OFF", NULL, NULL, NULL);
     if (!has_table(b->db, "run")) {
         st = vlmn_error(VLMN_E_FORMAT, "%s: no run table (not a vlmn run)", path);
         goto fail;
