@@ -21,8 +21,8 @@ typedef enum vlmn_xkind { VLMN_XK_VISUAL = 0, VLMN_XK_TEXT = 1, VLMN_XK_MULTIMOD
 const char *vlmn_xkind_name(vlmn_xkind k); /* "visual", "text", "multimodal" */
 vlmn_status vlmn_xkind_parse(const char *s, vlmn_xkind *k);
 
-/* Bills et al. (neuron-explainer, explanations/activations.py, relu + scale + round):
- * a' = max(a, 0) * 10 / max_act, rounded half to even (Python round()) to an integer;
+/* Bills et al. (neuron-explainer, activations/activation_records.py,
+ * normalize_activations): a' = min(10, floor(10 * max(a, 0) / max_act)), an integer;
  * max_act <= 0 gives all zeros. */
 int vlmn_norm_act(double a, double max_act);
 
@@ -146,6 +146,48 @@ void vlmn_score_neuron(vlmn_xkind k, const float *real_v, const float *sim_v, in
 /* Mean of x[0..n) and its 95% percentile bootstrap interval (n_boot resamples with a
  * fixed seed); lo = hi = mean for n < 2. */
 void vlmn_bootstrap_mean(const double *x, int n, int n_boot, uint64_t seed, double *mean, double *lo, double *hi);
+
+/* ---- detection and fuzzing scorers (after EleutherAI's Delphi; docs/explain.md) ----
+ * The scorer LLM reads an explanation and labelled examples it cannot see the labels
+ * of: detection shows whole samples (top ones that activate the neuron and random ones
+ * that do not) and asks which ones the neuron fires on; fuzzing shows the top samples
+ * with tokens highlighted <<like this>>, the truly active ones or as many random ones,
+ * and asks whether the highlights are what the explanation describes. One request per
+ * explanation holds all its examples; the answer is a list of 0/1 (JSON schema in json
+ * mode; with logprobs P("1") / (P("0") + P("1")) per answer, as Delphi). */
+typedef enum vlmn_dscorer { VLMN_DS_DETECTION = 0, VLMN_DS_FUZZING = 1 } vlmn_dscorer;
+typedef enum vlmn_dmode { VLMN_DMODE_JSON = 0, VLMN_DMODE_LOGPROB = 1 } vlmn_dmode;
+const char *vlmn_dscorer_name(vlmn_dscorer s); /* "detection", "fuzzing" */
+
+/* One example as the scorer sees it. */
+typedef struct vlmn_dexample {
+    int n_text;
+    const char *const *text_tokens;  /* joined as they are; newline/tab shown as \n, \t */
+    const uint8_t *highlight;        /* fuzzing: [n_text], non-zero = shown <<highlighted>> */
+    const uint8_t *png;              /* detection of visual/multi-modal neurons: the raw image */
+    size_t png_len;
+} vlmn_dexample;
+
+/* The chat body: system prompt, then "Neuron explanation: the main thing this neuron does
+ * is find<explanation>." and "Example i: ..." lines (i from 0). */
+vlmn_status vlmn_dscore_body(vlmn_dscorer s, vlmn_dmode mode, const vlmn_xprompt_opts *o, const char *explanation,
+                             const vlmn_dexample *ex, int n, char **json);
+/* The n answers of a reply: ans[i] 0/1; prob[i] P(1) from the logprobs in logprob mode
+ * when every answer has its 0/1 token among them (*have_prob true), else prob = ans.
+ * VLMN_E_FORMAT when the reply is not a chat completion or holds other than n answers. */
+vlmn_status vlmn_dscore_parse(vlmn_dmode mode, const char *reply, size_t len, int n, int *ans, double *prob,
+                              bool *have_prob);
+/* Fuzzing highlights: hl[i] = acts[i] >= frac * max(acts) (none when max <= 0); returns
+ * how many. */
+int vlmn_fuzz_active(const float *acts, int n, double frac, uint8_t *hl);
+/* hl[] = `count` positions drawn uniformly (splitmix64 stream *rng) among those with
+ * active[i] == 0 (all of them when fewer); returns how many were drawn. */
+int vlmn_fuzz_random(const uint8_t *active, int n, int count, uint64_t *rng, uint8_t *hl);
+
+/* AUROC of scores against 0/1 labels (NaN scores skipped): the Mann-Whitney U over the
+ * (positive, negative) pairs divided by their number, a tie counting 1/2; NAN when
+ * either class is empty. *n_pos / *n_neg (may be NULL) get the counts used. */
+double vlmn_auroc(const double *score, const int *label, int n, int *n_pos, int *n_neg);
 
 /* ---- run tables (docs/run-format.md) ---- */
 vlmn_status vlmn_xdb_init(sqlite3 *db);

@@ -56,6 +56,28 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
  * *n_scored / *n_undefined count the rows written and those with a NULL score. */
 vlmn_status vlmn_score_run(const char *run_dir, int64_t *n_scored, int64_t *n_undefined);
 
+/* Detection / fuzzing scores (explain.h "detection and fuzzing scorers") of every ok
+ * explanation (filters in x) not yet scored by this scorer and model, one request each,
+ * one committed `scores` row per answer (scorer = "detection" / "fuzzing", simulator =
+ * the scorer model, score = AUROC, accuracy, n_pos, n_neg, detail = the examples, labels
+ * and answers as JSON). Positives: top ranks 3,7,11,15,19. Detection negatives: the
+ * samples of `negatives` (random:K:SEED, the same for every neuron) that are not in the
+ * neuron's top list and stay below active_frac * the neuron's max on its kind's tokens,
+ * as many as positives. Fuzzing: text tokens >= active_frac * the sample's text max are
+ * the true highlights; visual neurons are skipped. Untraced pairs: VLMN_E_NOTFOUND
+ * naming the `vlmn trace` command, nothing sent. Failed requests write no row. */
+typedef struct vlmn_drun_opts {
+    vlmn_xrun_opts x;             /* run_dir, prompt.model = the scorer model, llm, filters, progress */
+    vlmn_dscorer scorer;
+    vlmn_dmode mode;
+    const char *negatives;        /* default "random:10:1" */
+    double active_frac;           /* default 0.5 */
+    uint64_t shuffle_seed;        /* order of the examples and fuzzed positions (default 1) */
+} vlmn_drun_opts;
+
+void vlmn_drun_opts_default(vlmn_drun_opts *o);
+vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum);
+
 /* Table 2: per explainer / simulator combination, mean score per kind (rows) and
  * sampling (columns), n and a 95% bootstrap interval (n_boot resamples, fixed seed).
  * json: one JSON object instead of the text layout. */

@@ -28,6 +28,15 @@ typedef struct vlmn_report_sample {
     char image[1024];                  /* readable image path ("" if unknown) */
 } vlmn_report_sample;
 
+/* One scored explanation (vlmn explain / simulate / score), as the report lists it. */
+typedef struct vlmn_report_expl {
+    int layer, neuron;
+    const char *kind;                  /* "visual" | "text" | "multimodal" */
+    const char *sampling, *explainer, *simulator;
+    const char *text;                  /* the explanation (from an LLM: escaped on output) */
+    double score;                      /* Pearson per A.3; NaN: undefined */
+} vlmn_report_expl;
+
 typedef struct vlmn_report_input {
     const char *title;                 /* e.g. the run directory */
     const vlmn_classification *cls;
@@ -39,6 +48,11 @@ typedef struct vlmn_report_input {
      * unknown). May be NULL. */
     int (*samples)(void *ctx, int layer, int neuron, vlmn_report_sample *out, int max);
     void *ctx;
+    /* Optional "Explanations" section (shown when table2 or n_expl is set): the text of
+     * `vlmn stats --table2` and the best-scored explanations of each type. */
+    const char *table2;
+    const vlmn_report_expl *expl;
+    int n_expl;
 } vlmn_report_input;
 
 /* Write dir/index.html (created through a temporary file and a rename; dir is created

@@ -2,13 +2,16 @@
  * classified run: Figures 5-7, Table 3, most confident neurons, provenance. */
 #include "cli.h"
 
+#include <math.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
 #include "vlmn/analysis.h"
+#include "vlmn/pipeline.h"
 #include "vlmn/report.h"
 #include "vlmn/run.h"
 
@@ -24,7 +27,8 @@ const struct vlmn_cmd vlmn_cmd_report = {
     "  `images` is tried from the current directory, next to RUN, then inside RUN).\n"
     "  -o DIR        output directory (created when missing)\n"
     "  --top-frac F  fraction of neurons per type for Figure 7, in (0, 1] (0.03)\n"
-    "  --neurons K   most confident neurons listed per type (10)\n",
+    "  --neurons K   most confident neurons listed per type (10); with scored explanations\n"
+    "                (vlmn explain, simulate, score) also the K best-scored per type and Table 2\n",
     run,
 };
 
@@ -65,6 +69,94 @@ static void resolve_image(const struct ctx *x, const char *img, char *out, size_
             return;
         }
     out[0] = 0;
+}
+
+/* The scored explanations for the report, best `per_kind` of each type (NULL scores
+ * last), and the Table 2 text; nothing when the run has no scores table. Strings are
+ * vlmn_strdup'd into *out (free with expl_free). */
+static void expl_free(vlmn_report_expl *e, int n)
+{
+    for (int i = 0; e && i < n; i++) {
+        vlmn_free((char *)e[i].kind);
+        vlmn_free((char *)e[i].sampling);
+        vlmn_free((char *)e[i].explainer);
+        vlmn_free((char *)e[i].simulator);
+        vlmn_free((char *)e[i].text);
+    }
+    vlmn_free(e);
+}
+
+static vlmn_status load_explanations(const char *dir, sqlite3 *db, int per_kind, vlmn_report_expl **out, int *n_out,
+                                     char **table2)
+{
+    *out = NULL;
+    *n_out = 0;
+    *table2 = NULL;
+    sqlite3_stmt *q = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN ('scores','explanations')",
+                           -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        has = sqlite3_column_int(q, 0) == 2;
+    sqlite3_finalize(q);
+    q = NULL;
+    if (!has) return VLMN_OK;
+    vlmn_status st = VLMN_OK;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT layer, neuron, kind, sampling, explainer, simulator, text, score FROM ("
+                           " SELECT s.layer, s.neuron, s.kind, s.sampling, s.explainer, s.simulator, e.text, s.score,"
+                           "  ROW_NUMBER() OVER (PARTITION BY s.kind ORDER BY s.score IS NULL, s.score DESC, s.layer,"
+                           "  s.neuron, s.sampling, s.explainer) AS r"
+                           " FROM scores s JOIN explanations e ON e.layer = s.layer AND e.neuron = s.neuron AND"
+                           "  e.sampling = s.sampling AND e.explainer = s.explainer AND e.images = s.images"
+                           " WHERE s.scorer = 'pearson' AND e.status = 'ok') WHERE r <= ? ORDER BY kind, r",
+                           -1, &q, NULL) != SQLITE_OK)
+        return vlmn_error(VLMN_E_DB, "%s: scores: %s", dir, sqlite3_errmsg(db));
+    sqlite3_bind_int(q, 1, per_kind);
+    vlmn_report_expl *e = NULL;
+    int n = 0, cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            vlmn_report_expl *t = vlmn_realloc(e, (size_t)cap * sizeof *t);
+            if (!t) goto oom;
+            e = t;
+        }
+        vlmn_report_expl *x = &e[n++];
+        memset(x, 0, sizeof *x);
+        x->layer = sqlite3_column_int(q, 0);
+        x->neuron = sqlite3_column_int(q, 1);
+        const char *col[5];
+        for (int k = 0; k < 5; k++) {
+            col[k] = (const char *)sqlite3_column_text(q, 2 + k);
+            if (!col[k]) col[k] = "";
+        }
+        x->score = sqlite3_column_type(q, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 7);
+        if (!(x->kind = vlmn_strdup(col[0])) || !(x->sampling = vlmn_strdup(col[1])) ||
+            !(x->explainer = vlmn_strdup(col[2])) || !(x->simulator = vlmn_strdup(col[3])) ||
+            !(x->text = vlmn_strdup(col[4])))
+            goto oom;
+    }
+    sqlite3_finalize(q);
+    /* Table 2 exactly as `vlmn stats RUN --table2` prints it */
+    size_t len = 0;
+    FILE *f = open_memstream(table2, &len);
+    if (!f) goto oom2;
+    st = vlmn_table2(dir, 1000, false, f);
+    fclose(f);
+    if (st) {
+        free(*table2);
+        *table2 = NULL;
+        expl_free(e, n);
+        return st;
+    }
+    *out = e;
+    *n_out = n;
+    return VLMN_OK;
+oom:
+    sqlite3_finalize(q);
+oom2:
+    expl_free(e, n);
+    return vlmn_error(VLMN_E_NOMEM, "report: out of memory");
 }
 
 static int samples_cb(void *vctx, int layer, int neuron, vlmn_report_sample *out, int max)
@@ -121,6 +213,9 @@ static int run(int argc, char **argv)
     vlmn_report_kv prov[MAX_PROV];
     int n_prov = 0;
     sqlite3_stmt *q = NULL;
+    vlmn_report_expl *expl = NULL;
+    int n_expl = 0;
+    char *table2 = NULL;
     vlmn_status st;
     if ((st = vlmn_run_open(dir, &x.run))) goto done;
     x.db = vlmn_run_db(x.run);
@@ -152,6 +247,7 @@ static int run(int argc, char **argv)
     if (sqlite3_prepare_v2(x.db, "SELECT sample_id, image FROM samples WHERE sample_index = ?", -1, &x.sample, NULL) !=
         SQLITE_OK)
         x.sample = NULL;
+    if ((st = load_explanations(dir, x.db, (int)n_conf, &expl, &n_expl, &table2))) goto done;
     vlmn_report_input in = {
         .title = dir,
         .cls = c,
@@ -161,10 +257,15 @@ static int run(int argc, char **argv)
         .n_confident = (int)n_conf,
         .samples = samples_cb,
         .ctx = &x,
+        .table2 = table2,
+        .expl = expl,
+        .n_expl = n_expl,
     };
     if ((st = vlmn_report_write(out, &in))) goto done;
     printf("%s/index.html\n", out);
 done:
+    expl_free(expl, n_expl);
+    free(table2);
     sqlite3_finalize(q);
     sqlite3_finalize(x.sample);
     for (int i = 0; i < n_prov; i++) {

@@ -4,6 +4,10 @@
 #define VLMN_EXPLAIN_INT_H
 
 #include "vlmn/explain.h"
+#include "vlmn/draw.h"
+#include "vlmn/pipeline.h"
+#include "vlmn/run.h"
+#include "vlmn/trace.h"
 #include "core/buf.h"
 
 #include <sqlite3.h>
@@ -37,5 +41,29 @@ vlmn_llm_chat xmsg_chat(const xmsgs *m, const vlmn_xprompt_opts *o);
  * the leading columns of every explanation table (xdb.c), to parameters 1..5. */
 void xdb_bind_key(sqlite3_stmt *s, int layer, int neuron, const char *sampling, const char *explainer,
                   const char *images);
+
+/* ---- shared by the run drivers (pipeline.c, dscore_run.c) ---- */
+
+/* One sample of a neuron, loaded from the trace store (owns its arrays): x.text_* are
+ * its text positions, x.visual_acts its image positions, x.png the picture drawn with
+ * dopt when want_png and the sample has an image. */
+typedef struct xload {
+    vlmn_xsample x;
+    vlmn_trace_sample *ts;
+    float *acts;
+    const char **tok;
+    float *tacts, *vacts;
+    uint8_t *png;
+} xload;
+
+vlmn_status xload_get(vlmn_traces *tr, int layer, int neuron, uint32_t sample, float neuron_max, bool want_png,
+                      const vlmn_draw_opts *dopt, xload *l);
+void xload_free(xload *l);
+/* Opens the run, its explanation tables, the trace store (tr non-NULL) and the client
+ * (c non-NULL; RUN/llm-cache.sqlite unless o->no_cache, path built in cache_buf). */
+vlmn_status xrun_open(const vlmn_xrun_opts *o, vlmn_run **run, sqlite3 **db, vlmn_traces **tr, vlmn_llm **c,
+                      char *cache_buf, size_t cache_n);
+/* Runs items[0..n) through the client, then clears them and frees their bodies. */
+vlmn_status xrun_send(vlmn_llm *cl, vlmn_llm_item *items, size_t n, vlmn_llm_done_fn done, void *ctx);
 
 #endif

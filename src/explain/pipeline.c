@@ -51,17 +51,7 @@ static vlmn_status neuron_kind(sqlite3 *db, int layer, int neuron, vlmn_xkind *k
     return VLMN_OK;
 }
 
-/* One sample of a neuron, loaded from the trace store (owns its arrays). */
-typedef struct xload {
-    vlmn_xsample x;
-    vlmn_trace_sample *ts;
-    float *acts;
-    const char **tok;
-    float *tacts, *vacts;
-    uint8_t *png;
-} xload;
-
-static void xload_free(xload *l)
+void xload_free(xload *l)
 {
     vlmn_trace_sample_free(l->ts);
     vlmn_free(l->acts);
@@ -72,7 +62,7 @@ static void xload_free(xload *l)
     memset(l, 0, sizeof *l);
 }
 
-static vlmn_status xload_get(vlmn_traces *tr, int layer, int neuron, uint32_t sample, float neuron_max, bool want_png,
+vlmn_status xload_get(vlmn_traces *tr, int layer, int neuron, uint32_t sample, float neuron_max, bool want_png,
                              const vlmn_draw_opts *dopt, xload *l)
 {
     memset(l, 0, sizeof *l);
@@ -131,7 +121,7 @@ void vlmn_xrun_opts_default(vlmn_xrun_opts *o)
     o->textsim = VLMN_TEXTSIM_JSON;
 }
 
-static vlmn_status open_all(const vlmn_xrun_opts *o, vlmn_run **run, sqlite3 **db, vlmn_traces **tr, vlmn_llm **c,
+vlmn_status xrun_open(const vlmn_xrun_opts *o, vlmn_run **run, sqlite3 **db, vlmn_traces **tr, vlmn_llm **c,
                             char *cache_buf, size_t cache_n)
 {
     vlmn_status st;
@@ -242,7 +232,7 @@ static bool explained(sqlite3_stmt *q, int layer, int neuron, const char *sampli
     return r;
 }
 
-static vlmn_status send_chunk(vlmn_llm *cl, vlmn_llm_item *items, size_t n, vlmn_llm_done_fn done, void *ctx)
+vlmn_status xrun_send(vlmn_llm *cl, vlmn_llm_item *items, size_t n, vlmn_llm_done_fn done, void *ctx)
 {
     vlmn_status st = vlmn_llm_run(cl, items, n, done, ctx);
     for (size_t i = 0; i < n; i++) {
@@ -273,7 +263,7 @@ vlmn_status vlmn_explain_run(const vlmn_xrun_opts *o, vlmn_xrun_summary *sum)
         return vlmn_error(VLMN_E_ARG, "--images %s: modulated or raw", o->images);
     if (!o->prompt.model || !*o->prompt.model) return vlmn_error(VLMN_E_ARG, "no --explainer model");
     if ((st = o->examples_path ? vlmn_xexamples_load(o->examples_path, &ex) : vlmn_xexamples_default(&ex))) goto out;
-    if ((st = open_all(o, &run, &db, &tr, &cl, cache, sizeof cache))) goto out;
+    if ((st = xrun_open(o, &run, &db, &tr, &cl, cache, sizeof cache))) goto out;
     if (top) snprintf(sspec, sizeof sspec, "top:1,5,9,13,17");
     else snprintf(sspec, sizeof sspec, "random:5:%llu", (unsigned long long)o->random_seed);
     if ((st = vlmn_select(run, o->neurons, sspec, &sel))) goto out;
@@ -370,11 +360,11 @@ vlmn_status vlmn_explain_run(const vlmn_xrun_opts *o, vlmn_xrun_summary *sum)
         items[n] = (vlmn_llm_item){.path = "/chat/completions", .body = x->body, .check = vlmn_explain_check, .user = x};
         n++;
         if (n == CHUNK) {
-            if ((st = send_chunk(cl, items, n, explain_done, &ctx))) goto out;
+            if ((st = xrun_send(cl, items, n, explain_done, &ctx))) goto out;
             n = 0;
         }
     }
-    if (n && (st = send_chunk(cl, items, n, explain_done, &ctx))) goto out;
+    if (n && (st = xrun_send(cl, items, n, explain_done, &ctx))) goto out;
     n = 0;
     sum->llm = *vlmn_llm_get_stats(cl);
 out:
@@ -500,7 +490,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
     vlmn_llm_item *items = NULL;
     char cache[4200];
     vlmn_status st;
-    if ((st = open_all(o, &run, &db, &tr, sim->build ? &cl : NULL, cache, sizeof cache))) goto out;
+    if ((st = xrun_open(o, &run, &db, &tr, sim->build ? &cl : NULL, cache, sizeof cache))) goto out;
     if (sqlite3_prepare_v2(db,
                            "SELECT layer, neuron, sampling, explainer, images, kind, text FROM explanations WHERE "
                            "status='ok' AND (?1 IS NULL OR explainer=?1) AND (?2 IS NULL OR sampling=?2) "
@@ -608,7 +598,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
             items[n] = (vlmn_llm_item){.path = path, .body = x->body, .check = sim->check, .user = x};
             n++;
             if (n == CHUNK) {
-                if ((st = send_chunk(cl, items, n, sim_done, &ctx))) goto out;
+                if ((st = xrun_send(cl, items, n, sim_done, &ctx))) goto out;
                 n = 0;
             }
         }
@@ -617,7 +607,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
         st = db_err(db, "explanations");
         goto out;
     }
-    if (n && (st = send_chunk(cl, items, n, sim_done, &ctx))) goto out;
+    if (n && (st = xrun_send(cl, items, n, sim_done, &ctx))) goto out;
     n = 0;
     if (cl) sum->llm = *vlmn_llm_get_stats(cl);
 out:

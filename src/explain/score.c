@@ -124,3 +124,53 @@ void vlmn_bootstrap_mean(const double *x, int n, int n_boot, uint64_t seed, doub
     *hi = b[(int)ceil(0.975 * (n_boot - 1))];
     vlmn_free(b);
 }
+
+/* ---- AUROC (detection and fuzzing scorers) ---- */
+
+typedef struct scored {
+    double s;
+    int pos;
+} scored;
+
+static int cmp_scored(const void *a, const void *b)
+{
+    double x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    return x < y ? -1 : x > y;
+}
+
+/* Mann-Whitney: U = (sum of the positives' mid-ranks) - n_pos (n_pos + 1) / 2 over the
+ * pooled scores sorted ascending, AUROC = U / (n_pos n_neg). Tied scores share their mean
+ * rank, so a tied (positive, negative) pair counts 1/2. Ranks and their sums are exact
+ * half-integers in double. */
+double vlmn_auroc(const double *score, const int *label, int n, int *n_pos, int *n_neg)
+{
+    int np = 0, nn = 0;
+    scored *v = vlmn_malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v) return NAN;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(score[i])) continue;
+        v[m++] = (scored){score[i], label[i] != 0};
+        if (label[i]) np++;
+        else nn++;
+    }
+    if (n_pos) *n_pos = np;
+    if (n_neg) *n_neg = nn;
+    if (!np || !nn) {
+        vlmn_free(v);
+        return NAN;
+    }
+    qsort(v, (size_t)m, sizeof *v, cmp_scored);
+    double rsum = 0;
+    for (int i = 0; i < m;) {
+        int j = i;
+        int pos = 0;
+        while (j < m && v[j].s == v[i].s) pos += v[j++].pos;
+        double mid = 0.5 * ((double)(i + 1) + (double)j); /* mean of ranks i+1 .. j */
+        rsum += mid * pos;
+        i = j;
+    }
+    vlmn_free(v);
+    double u = rsum - 0.5 * (double)np * (double)(np + 1);
+    return u / ((double)np * (double)nn);
+}

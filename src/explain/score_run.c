@@ -208,12 +208,12 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
     double *x = NULL;
     if ((st = vlmn_xdb_init(db))) goto out;
     if (sqlite3_prepare_v2(db,
-                           "SELECT DISTINCT explainer, simulator, images = 'raw' FROM scores WHERE scorer='pearson' "
-                           "ORDER BY 1, 2, 3",
+                           "SELECT DISTINCT explainer, simulator, images = 'raw', scorer, CASE scorer WHEN 'pearson' "
+                           "THEN 0 WHEN 'detection' THEN 1 ELSE 2 END AS o FROM scores ORDER BY 1, 3, o, 2",
                            -1, &g, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT score FROM scores WHERE scorer='pearson' AND explainer=? AND simulator=? AND "
-                           "(images = 'raw') = ? AND kind=? AND sampling=? ORDER BY layer, neuron",
+                           "SELECT score, accuracy FROM scores WHERE scorer=?6 AND explainer=?1 AND simulator=?2 AND "
+                           "(images = 'raw') = ?3 AND kind=?4 AND sampling=?5 ORDER BY layer, neuron",
                            -1, &q, NULL) != SQLITE_OK) {
         st = db_err(db, "scores");
         goto out;
@@ -222,6 +222,9 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
     while (sqlite3_step(g) == SQLITE_ROW) {
         const char *explainer = (const char *)sqlite3_column_text(g, 0), *simulator = (const char *)sqlite3_column_text(g, 1);
         int raw = sqlite3_column_int(g, 2);
+        const char *scorer = (const char *)sqlite3_column_text(g, 3);
+        bool pearson = !strcmp(scorer, "pearson");
+        int w = pearson ? 32 : 44;
         cJSON *jg = NULL;
         if (json) {
             jg = cJSON_CreateObject();
@@ -229,11 +232,17 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
             cJSON_AddStringToObject(jg, "explainer", explainer);
             cJSON_AddStringToObject(jg, "simulator", simulator);
             cJSON_AddStringToObject(jg, "images", raw ? "raw" : "modulated");
-        } else {
+            cJSON_AddStringToObject(jg, "scorer", scorer);
+        } else if (pearson) {
             fprintf(f, "%sTable 2: explainer %s, simulator %s%s (Pearson r, mean [95%% bootstrap CI], n scored / "
                        "undefined)\n",
                     groups ? "\n" : "", explainer, simulator, raw ? ", raw images (B.3)" : "");
             fprintf(f, "%-20s  %-32s  %-32s\n", "Neuron category", "Top sampling", "Random sampling");
+        } else {
+            fprintf(f, "%sTable 2, %s scorer: explainer %s, scorer model %s%s (AUROC, mean [95%% bootstrap CI], n "
+                       "scored / undefined, mean accuracy)\n",
+                    groups ? "\n" : "", scorer, explainer, simulator, raw ? ", raw images (B.3)" : "");
+            fprintf(f, "%-20s  %-44s  %-44s\n", "Neuron category", "Top sampling", "Random sampling");
         }
         groups++;
         for (int k = 0; k < 3; k++) {
@@ -245,8 +254,14 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
                 sqlite3_bind_int(q, 3, raw);
                 sqlite3_bind_text(q, 4, vlmn_xkind_name((vlmn_xkind)k), -1, SQLITE_STATIC);
                 sqlite3_bind_text(q, 5, smp ? "random" : "top", -1, SQLITE_STATIC);
-                int n = 0, nu = 0, cap = 0;
+                sqlite3_bind_text(q, 6, scorer, -1, SQLITE_TRANSIENT);
+                int n = 0, nu = 0, cap = 0, na = 0;
+                double acc = 0;
                 while (sqlite3_step(q) == SQLITE_ROW) {
+                    if (sqlite3_column_type(q, 1) != SQLITE_NULL) {
+                        acc += sqlite3_column_double(q, 1);
+                        na++;
+                    }
                     if (sqlite3_column_type(q, 0) == SQLITE_NULL) {
                         nu++;
                         continue;
@@ -277,11 +292,16 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
                     }
                     cJSON_AddNumberToObject(c, "n", n);
                     cJSON_AddNumberToObject(c, "n_undefined", nu);
+                    if (!pearson) {
+                        if (na) cJSON_AddNumberToObject(c, "accuracy", acc / na);
+                        else cJSON_AddNullToObject(c, "accuracy");
+                    }
                 } else {
-                    char cell[64];
-                    if (n) snprintf(cell, sizeof cell, "%.3f [%.3f, %.3f] n=%d/%d", m, lo, hi, n, nu);
-                    else snprintf(cell, sizeof cell, "- n=0/%d", nu);
-                    fprintf(f, "  %-32s", cell);
+                    char cell[96], a[24] = "";
+                    if (!pearson && na) snprintf(a, sizeof a, " acc=%.3f", acc / na);
+                    if (n) snprintf(cell, sizeof cell, "%.3f [%.3f, %.3f] n=%d/%d%s", m, lo, hi, n, nu, a);
+                    else snprintf(cell, sizeof cell, "- n=0/%d%s", nu, a);
+                    fprintf(f, "  %-*s", w, cell);
                 }
             }
             if (!json) fprintf(f, "\n");

@@ -25,13 +25,28 @@ static const char XSCHEMA[] =
     "  images TEXT NOT NULL, simulator TEXT NOT NULL, scorer TEXT NOT NULL, kind TEXT NOT NULL, score REAL,"
     "  score_visual REAL, score_text REAL, n_visual INTEGER NOT NULL, n_text INTEGER NOT NULL,"
     "  n_mismatch INTEGER NOT NULL, note TEXT, created TEXT NOT NULL,"
+    "  accuracy REAL, n_pos INTEGER, n_neg INTEGER, detail TEXT,"
     "  PRIMARY KEY (layer, neuron, sampling, explainer, images, simulator, scorer)) WITHOUT ROWID;";
+
+/* Columns added with the detection and fuzzing scorers, for runs made before them. */
+static const char SCORES_V2[] =
+    "ALTER TABLE scores ADD COLUMN accuracy REAL; ALTER TABLE scores ADD COLUMN n_pos INTEGER;"
+    "ALTER TABLE scores ADD COLUMN n_neg INTEGER; ALTER TABLE scores ADD COLUMN detail TEXT;";
 
 vlmn_status vlmn_xdb_init(sqlite3 *db)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, XSCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
         vlmn_status st = vlmn_error(VLMN_E_DB, "%s: explanation tables: %s", sqlite3_db_filename(db, "main"),
+                                    msg ? msg : "error");
+        sqlite3_free(msg);
+        return st;
+    }
+    sqlite3_stmt *s = NULL;
+    bool v2 = sqlite3_prepare_v2(db, "SELECT accuracy FROM scores LIMIT 0", -1, &s, NULL) == SQLITE_OK;
+    sqlite3_finalize(s);
+    if (!v2 && sqlite3_exec(db, SCORES_V2, NULL, NULL, &msg) != SQLITE_OK) {
+        vlmn_status st = vlmn_error(VLMN_E_DB, "%s: scores table upgrade: %s", sqlite3_db_filename(db, "main"),
                                     msg ? msg : "error");
         sqlite3_free(msg);
         return st;

@@ -584,14 +584,7 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
             busy[slot] = true;
             active++;
         }
-        double next = -1;
-        for (size_t k = head; k < q.n; k++)
-            if (next < 0 || q.ready[k] < next) next = q.ready[k];
-        int wait_ms = 1000;
-        if (next >= 0 && active < conc) {
-            double d = (next - now_s()) * 1000;
-            wait_ms = d < 0 ? 0 : d > 1000 ? 1000 : (int)d + 1;
-        }
+        int finished = 0; /* transfers that ended this round free a slot: refill before waiting */
         if (active > 0) {
             int running;
             curl_multi_perform(c->multi, &running);
@@ -606,6 +599,7 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
                 int slot = (int)(x - xs);
                 busy[slot] = false;
                 active--;
+                finished++;
                 vlmn_llm_item *it = &items[x->item];
                 bool retry;
                 double w;
@@ -640,11 +634,20 @@ vlmn_status vlmn_llm_run(vlmn_llm *c, vlmn_llm_item *items, size_t n, vlmn_llm_d
                     if (done && (st = done(d, user))) goto out;
                 }
             }
-            if (head < q.n && active < conc && wait_ms == 0) continue;
-            curl_multi_poll(c->multi, NULL, 0, active < conc && next >= 0 ? wait_ms : 1000, NULL);
-        } else if (head < q.n && wait_ms > 0) {
-            usleep((useconds_t)wait_ms * 1000);
         }
+        if (finished) continue;
+        /* sleep until a transfer has news or the earliest queued retry is due */
+        double next = -1;
+        for (size_t k = head; k < q.n; k++)
+            if (next < 0 || q.ready[k] < next) next = q.ready[k];
+        int wait_ms = 1000;
+        if (next >= 0 && active < conc) {
+            double d = (next - now_s()) * 1000;
+            wait_ms = d < 0 ? 0 : d > 1000 ? 1000 : (int)d + 1;
+        }
+        if (wait_ms == 0) continue;
+        if (active > 0) curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
+        else if (head < q.n) usleep((useconds_t)wait_ms * 1000);
     }
 out:
     vlmn_free(next_dup);

@@ -67,6 +67,16 @@ echo "mean score planted / shuffled: $mean"
 check "table2 layout" grep -q "^Text neurons" "$d/t2.txt"
 check "table2 names the explainer" grep -q "explainer planted, simulator planted:json" "$d/t2.txt"
 "$V" stats "$d/run" --table2 --json | grep -q '"text_top":{"mean":'; check "table2 json" test $? -eq 0
+# the report shows Table 2 and the best-scored explanations, escaped (they come from an LLM)
+sqlite3 "$d/run/run.sqlite" "UPDATE explanations SET text = text || ' <script>x</script>' WHERE explainer='shuffled'"
+"$V" report "$d/run" -o "$d/report" >/dev/null; check "report exit 0" test $? -eq 0
+check "report: explanations section" grep -q '<section id="explanations"><h2>Explanations and their scores' "$d/report/index.html"
+check "report: Table 2 text" grep -q "Table 2: explainer planted, simulator planted:json" "$d/report/index.html"
+check "report: a planted explanation, quotes escaped" grep -q '<td class="expl">the tokens &quot;' "$d/report/index.html"
+check "report: LLM text escaped" grep -q '&lt;script&gt;x&lt;/script&gt;' "$d/report/index.html"
+check "report: no live script" sh -c "! grep -q '<script' '$d/report/index.html'"
+nrow=$(grep -c '<td class="expl">' "$d/report/index.html")
+check "report: at most 10 per type ($nrow rows)" test "$nrow" -ge 1 -a "$nrow" -le 30
 
 # rerun: nothing asked again
 r0=$(stat requests)

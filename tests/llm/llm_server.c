@@ -15,7 +15,12 @@
  *   planted     deterministic "LLM": explains a neuron as the tokens its prompt shows
  *               with activation >= 5 (quoted), simulates 10 on the tokens an explanation
  *               quotes and 0 elsewhere (see docs/explain.md); slowplanted: the same after
- *               200 ms (for kill -9 tests)
+ *               200 ms (for kill -9 tests). Detection / fuzzing prompts ("Neuron
+ *               explanation: ..." then "Example i: ..." lines): a sample is active iff
+ *               its line contains a string the explanation quotes; highlights <<..>>
+ *               match iff there is one and every one is quoted (blanks trimmed); other
+ *               models answer i % 2. JSON mode {"answers":[..]}, logprob mode "[1, 0]"
+ *               with P = 0.9 on the answer's digit
  * Checks: body is JSON with model + messages (role, content string or parts), image
  * parts are data:image/png;base64 of a PNG, response_format well-formed, the key in
  * $VLMN_TEST_KEY appears only in the Authorization header. A failed check answers 400
@@ -23,6 +28,7 @@
  * "last_violation":"...","by_model":{...},"images":N,"dup_answered":N}
  * (dup_answered: 200 answers to a body that had been answered before). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -318,6 +324,122 @@ static char *judge_reply(const char *txt)
     return chat_reply(same ? "{'pred': 'yes', 'score': 5}" : "{'pred': 'no', 'score': 1}", NULL);
 }
 
+/* ---- detection / fuzzing scorer prompts ---- */
+
+#define MAX_QUOTES 64
+
+/* The quoted strings of an explanation (up to "\n\nExamples:"). */
+static int quotes_of(const char *expl, char q[][64])
+{
+    const char *end = strstr(expl, "\n\nExamples:");
+    int n = 0;
+    for (const char *p = expl; (!end || p < end) && (p = strchr(p, '"')) && (!end || p < end) && n < MAX_QUOTES;) {
+        const char *e = strchr(p + 1, '"');
+        if (!e || (end && e > end)) break;
+        size_t k = (size_t)(e - p - 1);
+        if (k > 0 && k < 64) {
+            memcpy(q[n], p + 1, k);
+            q[n++][k] = 0;
+        }
+        p = e + 1;
+    }
+    return n;
+}
+
+static const char *trim(const char *s, size_t *n)
+{
+    while (*n && (*s == ' ' || *s == '\t')) s++, (*n)--;
+    while (*n && (s[*n - 1] == ' ' || s[*n - 1] == '\t')) (*n)--;
+    return s;
+}
+
+/* 0/1 of one example line for the planted scorer. */
+static int classify_line(const char *line, size_t len, char q[][64], int nq)
+{
+    char buf[1 << 14];
+    if (len >= sizeof buf) len = sizeof buf - 1;
+    memcpy(buf, line, len);
+    buf[len] = 0;
+    if (strstr(buf, "<<")) {
+        int nh = 0;
+        for (const char *p = buf; (p = strstr(p, "<<"));) {
+            const char *e = strstr(p + 2, ">>");
+            if (!e) return 0;
+            size_t hn = (size_t)(e - p - 2);
+            const char *h = trim(p + 2, &hn);
+            bool ok = false;
+            for (int i = 0; i < nq && !ok; i++) {
+                size_t qn = strlen(q[i]);
+                const char *t = trim(q[i], &qn);
+                ok = qn == hn && !memcmp(t, h, hn);
+            }
+            if (!ok) return 0;
+            nh++;
+            p = e + 2;
+        }
+        return nh > 0;
+    }
+    for (int i = 0; i < nq; i++)
+        if (*q[i] && strstr(buf, q[i])) return 1;
+    return 0;
+}
+
+static char *classifier_reply(const char *txt, bool planted, bool json_mode, bool lp_mode)
+{
+    const char *key = "Neuron explanation: ";
+    const char *ex = strstr(txt, key);
+    char (*q)[64] = calloc(MAX_QUOTES, 64);
+    int nq = quotes_of(ex + strlen(key), q);
+    int ans[256], n = 0;
+    for (const char *p = strstr(txt, "\nExample "); p && n < 256; p = strstr(p + 1, "\nExample ")) {
+        const char *colon = strchr(p, ':');
+        if (!colon) break;
+        const char *nl = strchr(colon, '\n');
+        size_t len = nl ? (size_t)(nl - colon - 1) : strlen(colon + 1);
+        ans[n] = planted ? classify_line(colon + 1, len, q, nq) : n % 2;
+        n++;
+    }
+    free(q);
+    char content[2048];
+    size_t k = 0;
+    k += (size_t)snprintf(content + k, sizeof content - k, json_mode ? "{\"answers\": [" : "[");
+    cJSON *lps = lp_mode ? cJSON_CreateArray() : NULL;
+    for (int i = 0; i < n && k < sizeof content - 16; i++) {
+        if (i) k += (size_t)snprintf(content + k, sizeof content - k, ", ");
+        k += (size_t)snprintf(content + k, sizeof content - k, "%d", ans[i]);
+        if (lps) {
+            const char *pieces[2] = {i ? ", " : "[", ans[i] ? "1" : "0"};
+            for (int j = 0; j < 2; j++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "token", pieces[j]);
+                cJSON_AddNumberToObject(e, "logprob", j ? -0.10536051565782628 : 0);
+                cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+                if (j) {
+                    cJSON *a = cJSON_CreateObject(), *b = cJSON_CreateObject();
+                    cJSON_AddStringToObject(a, "token", ans[i] ? "1" : "0");
+                    cJSON_AddNumberToObject(a, "logprob", -0.10536051565782628);
+                    cJSON_AddStringToObject(b, "token", ans[i] ? "0" : "1");
+                    cJSON_AddNumberToObject(b, "logprob", -2.3025850929940455);
+                    cJSON_AddItemToArray(top, a);
+                    cJSON_AddItemToArray(top, b);
+                }
+                cJSON_AddItemToArray(lps, e);
+            }
+        }
+    }
+    snprintf(content + k, sizeof content - k, json_mode ? "]}" : "]");
+    if (lps) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "token", "]");
+        cJSON_AddNumberToObject(e, "logprob", 0);
+        cJSON_AddArrayToObject(e, "top_logprobs");
+        cJSON_AddItemToArray(lps, e);
+    }
+    char *out = chat_reply(content, lps);
+    cJSON_Delete(lps);
+    return out;
+}
+
 /* The answer content for a checked request. */
 static char *answer(const cJSON *root, const char *model, bool bad_tokens)
 {
@@ -334,6 +456,10 @@ static char *answer(const cJSON *root, const char *model, bool bad_tokens)
     if (!strcmp(model, "judge") || !strcmp(model, "judgebad")) {
         free(t);
         return judge_reply(txt);
+    }
+    if (strstr(txt, "Neuron explanation: ") && strstr(txt, "\nExample 0:")) {
+        free(t);
+        return classifier_reply(txt, planted, json_mode, lp_mode);
     }
     if (simulating) {
         const char *expl = explanation_of(txt);
