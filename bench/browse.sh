@@ -46,11 +46,12 @@ INSERT INTO ks SELECT k, ((k + 11) * 2654435761 % 4294967291) / 4294967291.0,
   ((k + 23) * 2246822519 % 4294967279) / 4294967279.0, ((k + 37) * 3266489917 % 4294967231) / 4294967231.0,
   ((k + 51) * 668265263 % 4294967197) / 4294967197.0 FROM c;
 WITH RECURSIVE c(s) AS (SELECT 0 UNION ALL SELECT s + 1 FROM c WHERE s < $NS - 1)
-INSERT INTO samples SELECT s, printf('synth-%06d', s), printf('images/%06d.jpg', s), 'ok', NULL, 576, 120 FROM c;
-INSERT INTO neurons SELECT k / $F, k % $F, 0.5 + 10 * u1, -0.3 * u2, 0.01 * u3, $NS * 696 FROM ks;
+INSERT INTO samples (sample_index, sample_id, image, status, error, n_image_tokens, n_text_tokens) SELECT s, printf('synth-%06d', s), printf('images/%06d.jpg', s), 'ok', NULL, 576, 120 FROM c;
+INSERT INTO neurons (layer, neuron, max_act, min_act, mean, count) SELECT k / $F, k % $F, 0.5 + 10 * u1, -0.3 * u2, 0.01 * u3, $NS * 696 FROM ks;
 CREATE TEMP TABLE lab AS SELECT k, CASE WHEN u2 < 0.12 THEN 0 WHEN u2 < 0.67 THEN 1 WHEN u2 < 0.87 THEN 2 ELSE 3 END AS t,
   0.5 + 0.5 * u3 AS p FROM ks;
-INSERT INTO classification SELECT k / $F, k % $F,
+INSERT INTO classification (layer, neuron, p_visual, p_text, p_multimodal, p_unknown, label, n_top,
+  n_visual, n_text, n_multimodal, n_unknown, norm_max) SELECT k / $F, k % $F,
   CASE WHEN t = 0 THEN p ELSE (1 - p) / 3 END, CASE WHEN t = 1 THEN p ELSE (1 - p) / 3 END,
   CASE WHEN t = 2 THEN p ELSE (1 - p) / 3 END, CASE WHEN t = 3 THEN p ELSE (1 - p) / 3 END,
   CASE t WHEN 0 THEN 'visual' WHEN 1 THEN 'text' WHEN 2 THEN 'multimodal' ELSE 'unknown' END, $TOP,
@@ -59,7 +60,7 @@ INSERT INTO classification SELECT k / $F, k % $F,
   CAST(round($TOP * CASE WHEN t = 2 THEN p ELSE (1 - p) / 3 END) AS INT),
   CAST(round($TOP * CASE WHEN t = 3 THEN p ELSE (1 - p) / 3 END) AS INT), 0.5 + 10 * u1 FROM lab JOIN ks USING (k);
 WITH RECURSIVE r(r) AS (SELECT 1 UNION ALL SELECT r + 1 FROM r WHERE r < $TOP)
-INSERT INTO top SELECT k / $F, k % $F, r, (k * 7919 + r * 104729) % $NS, (0.5 + 10 * u1) * (1 - 0.02 * (r - 1))
+INSERT INTO top (layer, neuron, rank, sample_index, max_act) SELECT k / $F, k % $F, r, (k * 7919 + r * 104729) % $NS, (0.5 + 10 * u1) * (1 - 0.02 * (r - 1))
   FROM ks, r ORDER BY k, r;
 CREATE TEMP TABLE words (i INTEGER PRIMARY KEY, w TEXT);
 INSERT INTO words (w) VALUES ('red'),('green'),('blue'),('yellow'),('circle'),('square'),('triangle'),('dog'),
@@ -67,17 +68,21 @@ INSERT INTO words (w) VALUES ('red'),('green'),('blue'),('yellow'),('circle'),('
   ('letters'),('numbers'),('faces'),('hands'),('food'),('pizza'),('plate'),('table'),('chair'),('window'),
   ('door'),('wall'),('stripes'),('dots'),('edges'),('corners'),('shadows'),('light'),('dark'),('metal'),
   ('wood'),('glass'),('clouds'),('birds'),('fur'),('wheels'),('screens'),('clocks');
-INSERT INTO explanations SELECT k / $F, k % $F, 'top', 'bench-llm', CASE WHEN t = 1 THEN 'none' ELSE 'modulated' END,
+INSERT INTO explanations (layer, neuron, sampling, explainer, images, kind, samples, max_act, text,
+  status, error, prompt_hash, settings, prompt_tokens, completion_tokens, attempts, cached, created) SELECT k / $F, k % $F, 'top', 'bench-llm', CASE WHEN t = 1 THEN 'none' ELSE 'modulated' END,
   CASE t WHEN 0 THEN 'visual' WHEN 1 THEN 'text' ELSE 'multimodal' END, '[1,5,9,13,17]', 0.5 + 10 * u1,
   (SELECT w FROM words WHERE i = 1 + CAST(u4 * 48 AS INT)) || ' ' ||
   (SELECT w FROM words WHERE i = 1 + CAST(u1 * 48 AS INT)) || ' and ' ||
   (SELECT w FROM words WHERE i = 1 + (k % 48)) || ' on ' || (SELECT w FROM words WHERE i = 1 + (k / 48) % 48),
   'ok', NULL, printf('%064x', k), '{}', 900, 12, 1, 0, '2026-12-07T00:00:00Z'
   FROM ks JOIN lab USING (k) WHERE u4 < 0.10 AND t < 3;
-INSERT INTO scores SELECT layer, neuron, 'top', 'bench-llm', images, 'bench-sim:json', 'pearson', kind,
+INSERT INTO scores (layer, neuron, sampling, explainer, images, simulator, scorer, kind, score,
+  score_visual, score_text, n_visual, n_text, n_mismatch, note, created) SELECT layer, neuron, 'top', 'bench-llm', images, 'bench-sim:json', 'pearson', kind,
   2 * ((layer * $F + neuron) * 40503 % 65521) / 65521.0 - 1, NULL, NULL, 0, 300, 0, NULL, created FROM explanations;
 WITH RECURSIVE r(i, r) AS (SELECT 0, 3 UNION ALL SELECT i + 1, r + 4 FROM r WHERE i < 4)
-INSERT INTO simulations SELECT e.layer, e.neuron, 'top', 'bench-llm', e.images, 'bench-sim', 'json', 'text',
+INSERT INTO simulations (layer, neuron, sampling, explainer, images, simulator, mode, modality,
+  sample_index, rank, n, sim, real, n_mismatch, status, error, prompt_hash, prompt_tokens, completion_tokens,
+  attempts, cached, created) SELECT e.layer, e.neuron, 'top', 'bench-llm', e.images, 'bench-sim', 'json', 'text',
   (e.layer * $F + e.neuron + r.r) % $NS, r.r, 64, zeroblob(256), zeroblob(256), 0, 'ok', NULL, NULL, 0, 0, 1, 0,
   e.created FROM explanations e, r WHERE (e.layer * $F + e.neuron) % 10 = 0;
 COMMIT;

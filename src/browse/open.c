@@ -1,6 +1,6 @@
 /* Opening a run for browsing: run.sqlite read-only (a run still being recorded works:
  * its neuron tables are simply empty), and a table `m.nt` with one row per neuron (stats,
- * classification, first explanation, best score), indexed for the table's filters and
+ * classification, first explanation, best Pearson score), indexed for the table's filters and
  * sorts, with FTS5 over the explanation text. `m` is RUN/browse-index.sqlite, attached
  * read-only, when `vlmn browse RUN --index` wrote it and it still matches the run (its
  * fingerprint), else an in-memory database built at start. */
@@ -111,7 +111,7 @@ static void fingerprint(vlmn_browse *b, char *out, size_t n)
             snprintf(dst[i], sizeof x, "%s", (const char *)sqlite3_column_text(s, 0));
         sqlite3_finalize(s);
     }
-    snprintf(out, n, "vlmn-browse-index 1|%d x %d|%s %s|%lld samples|class %s|expl %s|scores %s", b->n_layers, b->n_ff,
+    snprintf(out, n, "vlmn-browse-index 2|%d x %d|%s %s|%lld samples|class %s|expl %s|scores %s", b->n_layers, b->n_ff,
              b->status, end, (long long)b->n_samples, cls, x, sc);
 }
 
@@ -148,7 +148,8 @@ static vlmn_status create_index(vlmn_browse *b, const char *fp)
                            "AND text IS NOT NULL GROUP BY layer, neuron) x "
                            "ON x.layer = n.layer AND x.neuron = n.neuron"
                          : "",
-             b->has_scores ? "LEFT JOIN (SELECT layer, neuron, max(score) AS score FROM scores GROUP BY layer, neuron) "
+             b->has_scores ? "LEFT JOIN (SELECT layer, neuron, max(score) AS score FROM scores WHERE scorer = 'pearson' "
+                             "GROUP BY layer, neuron) "
                              "sc ON sc.layer = n.layer AND sc.neuron = n.neuron"
                            : "",
              b->n_layers, b->n_ff);
@@ -255,6 +256,9 @@ static vlmn_status open_run(const char *dir, bool create, vlmn_browse **out)
         goto fail;
     }
     sqlite3_busy_timeout(b->db, 5000);
+    /* The run and the index file are data, not code: no functions with side effects from
+     * views or triggers a crafted file might carry. */
+    sqlite3_exec(b->db, "PRAGMA trusted_schema = OFF", NULL, NULL, NULL);
     if (!has_table(b->db, "run")) {
         st = vlmn_error(VLMN_E_FORMAT, "%s: no run table (not a vlmn run)", path);
         goto fail;

@@ -39,7 +39,10 @@ t1=$(tr -d ' \t\n' < "$D/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9
 TL=${t1%:*}; TN=${t1#*:}
 check "planted text neuron $t1 classified text" test "$(q "SELECT label FROM classification WHERE layer=$TL AND neuron=$TN")" = text
 neurons="$(paste -sd';' <<<"$vis");$t1"
-"$V" trace "$D/run" --neurons "$neurons" --samples top:1-20 -q >/dev/null 2>&1; check "trace" test $? -eq 0
+# explain shows ranks 1,5,9,13,17; simulate runs on ranks 3,7,11,15,19 (text neurons only here)
+"$V" trace "$D/run" --neurons "$(paste -sd';' <<<"$vis")" --samples top:1,5,9,13,17 -q >/dev/null 2>&1
+check "trace visual" test $? -eq 0
+"$V" trace "$D/run" --neurons "$t1" --samples top:1-19 -q >/dev/null 2>&1; check "trace text" test $? -eq 0
 for i in $(seq 1 200); do [ -s "$D/llm-port" ] && break; sleep 0.02; done
 LLM=(--base-url "http://127.0.0.1:$(cat "$D/llm-port")/v1" --api-key-env PLANTED_KEY --concurrency 4)
 "$V" explain "$D/run" --neurons "$neurons" --explainer planted "${LLM[@]}" >/dev/null 2>&1; check "explain" test $? -eq 0

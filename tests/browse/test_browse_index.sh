@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vlmn browse --index: RUN/browse-index.sqlite gives the same pages and API answers as the
-# index built in memory; once the run changes (an explanation added) the file is no longer
+# index built in memory (the table's score is the Pearson one, a detection AUROC is only on
+# the neuron page); once the run changes (an explanation added) the file is no longer
 # used (a note on stderr) and the new explanation is found; a corrupt index file is
 # ignored the same way; neither the server nor --index writes run.sqlite, and the server
 # never writes the index file.
@@ -21,6 +22,13 @@ xins() {  # LAYER NEURON TEXT CREATED: one explanation row, as vlmn explain stor
     '$3', 'ok', NULL, 'h$1-$2', '{}', 1, 1, 1, 0, '$4')"
 }
 xins 0 3 "zebra crossings and striped shirts" "2026-01-01T00:00:00Z"
+sins() {  # LAYER NEURON SCORER SCORE: one score row (docs/run-format.md)
+  sqlite3 "$D/run/run.sqlite" "INSERT INTO scores (layer, neuron, sampling, explainer, images, simulator, scorer, kind,
+    score, n_visual, n_text, n_mismatch, created) VALUES ($1, $2, 'top', 'test-llm', 'none', 'sim', '$3', 'text', $4,
+    0, 10, 0, '2026-01-01T00:00:00Z')"
+}
+sins 0 3 pearson 0.25
+sins 0 4 detection 0.9   # an AUROC: not a table score
 
 serve() {  # start the server; sets pid, U
   "$V" browse "$D/run" --port 0 >"$D/url" 2>"$D/err" & pid=$!
@@ -29,7 +37,7 @@ serve() {  # start the server; sets pid, U
 }
 stop() { kill $pid; wait $pid 2>/dev/null; pid=; }
 pages=("/api/neurons?sort=max_act&order=desc&per=500" "/api/neurons?label=text&sort=p_t&order=desc&page=2&per=7"
-       "/api/neurons?q=zebra" "/api/neurons?score=0" "/neurons?sort=p_v&order=asc&per=50" "/neuron/0/3" "/api/neuron/1/5" "/")
+       "/api/neurons?q=zebra" "/api/neurons?score=0" "/neurons?sort=p_v&order=asc&per=50" "/neuron/0/3" "/api/neuron/0/4" "/")
 fetch() {  # DIR: every page's body into DIR/N
   mkdir -p "$1"
   local i=0
@@ -40,6 +48,8 @@ sum_run=$(cksum <"$D/run/run.sqlite")
 serve; fetch "$D/mem"; stop
 check "in memory: no note" test ! -s "$D/err"
 check "in memory: search finds the explanation" grep -q '"layer":0,"neuron":3,.*"explanation":"zebra crossings' "$D/mem/3"
+check "table score: the Pearson score only" grep -q '^{"total":1,.*"layer":0,"neuron":3,.*"score":0.25}\]}$' "$D/mem/4"
+check "neuron page lists the detection score" grep -q '"scorer":"detection","kind":"text","score":0.9,' "$D/mem/7"
 
 out=$("$V" browse "$D/run" --index); check "--index exit 0" test $? -eq 0
 check "--index prints the file" test "$out" = "$D/run/browse-index.sqlite"
