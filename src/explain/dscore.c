@@ -95,7 +95,7 @@ vlmn_status vlmn_dscore_body(vlmn_dscorer s, vlmn_dmode mode, const vlmn_xprompt
     if (mode == VLMN_DMODE_JSON) {
         c.schema_name = "answers";
         c.schema_json = D_SCHEMA;
-    } else {
+    } else if (mode == VLMN_DMODE_LOGPROB) {
         c.logprobs = true;
         c.top_logprobs = 5;
     }

@@ -84,11 +84,11 @@ q "DELETE FROM scores WHERE scorer='detection' AND explainer='planted'"
 "$V" score "$d/run" --scorer detection --scorer-model planted --mode logprob --explainer planted "${LLM[@]}" 2>/dev/null
 check "logprob: rescored" test "$(q "SELECT COUNT(*) FROM scores WHERE scorer='detection' AND explainer='planted' AND score >= 0.85 AND detail LIKE '%\"mode\":\"logprob\"%' AND detail LIKE '%\"p\":0.9%'")" -eq "$ntext"
 
-# a 500 on the first try of every request is retried (model f500 answers i % 2 after it)
-"$V" score "$d/run" --scorer detection --scorer-model f500 --explainer planted "${LLM[@]}" --max-attempts 3 2>"$d/f500.err"
+# a 500 on the first try of every request is retried (model f500 answers i % 2 after it; plain mode)
+"$V" score "$d/run" --scorer detection --scorer-model f500 --mode plain --explainer planted "${LLM[@]}" --max-attempts 3 2>"$d/f500.err"
 check "f500: exit 0" test $? -eq 0
 check "f500: every request tried twice" test "$(model_count f500)" -eq "$((2 * ntext))"
-check "f500: rows written" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='f500' AND score IS NOT NULL")" -eq "$ntext"
+check "f500: rows written" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='f500' AND score IS NOT NULL AND detail LIKE '{\"mode\":\"plain\"%'")" -eq "$ntext"
 # always500: fails, listed with its reason, no row (a rerun asks again)
 "$V" score "$d/run" --scorer fuzzing --scorer-model always500 --explainer planted "${LLM[@]}" --max-attempts 2 2>"$d/a500.err"
 check "always500: exit 1" test $? -eq 1
