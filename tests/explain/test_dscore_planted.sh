@@ -6,8 +6,9 @@
 # explanations of the planted text neurons must get AUROC near 1, the same explanations
 # shuffled among the neurons near 0.5 (mean over the neurons). Also: untraced negatives fail
 # with the `vlmn trace` command and send nothing, logprob mode, a 500 is retried, a rerun
-# asks nothing again, visual neurons get their raw images in detection and are skipped by
-# fuzzing, stats --table2 shows both scorers beside Pearson, and the key is never stored.
+# asks nothing again, kill -9 + rerun resumes, visual neurons get their raw images in
+# detection and are skipped by fuzzing, stats --table2 shows both scorers beside Pearson,
+# and the key is never stored.
 set -u
 . "$(dirname "$0")/../lib.sh"
 : "${VLMN_LLM_SERVER:?VLMN_LLM_SERVER not set (libmicrohttpd missing at build time)}"
@@ -99,6 +100,21 @@ check "always500: no rows" test "$(q "SELECT COUNT(*) FROM scores WHERE simulato
 r0=$(stat requests)
 for s in detection fuzzing; do "$V" score "$d/run" --scorer $s --scorer-model planted "${LLM[@]}" 2>/dev/null; done
 check "rerun sends no request" test "$(stat requests)" -eq "$r0"
+
+# kill -9 part way (slowplanted answers after 200 ms, one in flight), then rerun: rows were committed one
+# by one, and the rerun asks only for the explanations without a row (at most the one in flight repeated)
+"$V" score "$d/run" --scorer detection --scorer-model slowplanted "${LLM[@]}" --concurrency 1 >/dev/null 2>&1 & kpid=$!
+for i in $(seq 1 400); do
+  [ "$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'" 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.05
+done
+kill -9 $kpid; wait $kpid 2>/dev/null
+part=$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'")
+check "killed part way" test "$part" -gt 0 -a "$part" -lt "$((2 * ntext))"
+r0=$(stat requests); dup0=$(stat dup_answered)
+"$V" score "$d/run" --scorer detection --scorer-model slowplanted "${LLM[@]}" 2>/dev/null; check "rerun after kill -9" test $? -eq 0
+check "all scored after the rerun" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'")" -eq "$((2 * ntext))"
+check "rerun asks only for what is missing" test "$(( $(stat requests) - r0 ))" -le "$((2 * ntext - part))"
+check "at most the one in flight repeated" test "$(( $(stat dup_answered) - dup0 ))" -le 1
 
 # visual neurons: detection sends the raw images, fuzzing skips them with a note
 vm=$(tr -d ' \t\n' < "$d/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9]*,"type":"visual"' |
