@@ -141,6 +141,13 @@ check "table2: fuzzing" grep -q "Table 2, fuzzing scorer: explainer planted, sco
 check "table2: accuracy" grep -q "acc=1.000" "$d/t2.txt"
 "$V" stats "$d/run" --table2 --json | grep -q '"scorer":"fuzzing"'; check "table2 json" test $? -eq 0
 "$V" score "$d/run" --scorer pearson --scorer-model x >/dev/null 2>&1; check "pearson refuses a model" test $? -eq 2
+"$V" score "$d/run" --scorer bogus --scorer-model x >/dev/null 2>&1; check "unknown scorer: usage error" test $? -eq 2
+"$V" score "$d/run" --scorer fuzzing >/dev/null 2>&1; check "no scorer model: usage error" test $? -eq 2
+"$V" score "$d/run" --scorer fuzzing --scorer-model x --mode weird >/dev/null 2>&1; check "bad mode: usage error" test $? -eq 2
+out=$("$V" score "$d/run" --scorer detection --scorer-model x --active-frac 2 "${LLM[@]}" 2>&1)
+check "bad --active-frac: one-line error" test $? -ne 0 -a "$(grep -c 'active-frac 2' <<<"$out")" -eq 1
+out=$("$V" score "$d/run" --scorer detection --scorer-model x --negatives top:1-5 "${LLM[@]}" 2>&1)
+check "negatives must be random" grep -q "negatives top:1-5: must be random:K:SEED" <<<"$out"
 
 check "server saw no protocol violation" test "$(stat violations)" -eq 0
 check "key not in the run or the cache" sh -c "! grep -rqa '$VLMN_TEST_KEY' '$d/run'"
