@@ -5,10 +5,10 @@
 # (python3-torch, sentencepiece, PIL) used only to regenerate test fixtures.
 set -eu
 pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
-libjpeg62-turbo-dev libpng-dev libsqlite3-dev sqlite3 libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
-libopenmpi-dev openmpi-bin chromium curl"
+libjpeg62-turbo-dev libpng-dev libsqlite3-dev sqlite3 libcjson-dev libicu-dev libcurl4-openssl-dev libmicrohttpd-dev
+libopenmpi-dev openmpi-bin chromium chromium-driver jq curl"
 if [ "${VLMN_DEPS_REFERENCE:-0}" = 1 ]; then
-  pkgs="$pkgs python3 python3-numpy python3-torch python3-sentencepiece sentencepiece python3-pil"
+  pkgs="$pkgs python3 python3-numpy python3-torch python3-sentencepiece sentencepiece python3-pil python3-jinja2"
 fi
 missing=""
 for p in $pkgs; do

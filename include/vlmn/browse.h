@@ -62,6 +62,22 @@ typedef struct vlmn_browse vlmn_browse;
 vlmn_status vlmn_browse_open(const char *run_dir, vlmn_browse **out);
 void vlmn_browse_close(vlmn_browse *b);
 
+/* Where the neuron table's index comes from. `vlmn_browse_write_index` (`vlmn browse RUN
+ * --index`) writes RUN/browse-index.sqlite (VLMN_BROWSE_INDEX_FILE): the per-neuron
+ * table, its indexes and the FTS5 table over explanations, with a fingerprint of what it
+ * was built from (run state, classification time, count and newest time of explanations
+ * and scores). vlmn_browse_open attaches it read-only when the fingerprint matches, else
+ * builds the same index in memory (seconds for a 7B run). path gets the file written. */
+#define VLMN_BROWSE_INDEX_FILE "browse-index.sqlite"
+typedef enum vlmn_browse_index_src {
+    VLMN_BROWSE_INDEX_MEMORY = 0,  /* built in memory, no index file */
+    VLMN_BROWSE_INDEX_FROM_FILE,   /* RUN/browse-index.sqlite, read-only */
+    VLMN_BROWSE_INDEX_STALE        /* the file exists but no longer matches: built in memory */
+} vlmn_browse_index_src;
+vlmn_status vlmn_browse_write_index(const char *run_dir, char *path, size_t path_n);
+vlmn_browse_index_src vlmn_browse_index_source(const vlmn_browse *b);
+int64_t vlmn_browse_n_neurons(const vlmn_browse *b);
+
 /* One response. body vlmn_malloc'd (vlmn_free). */
 typedef struct vlmn_browse_resp {
     int status;              /* HTTP status */

@@ -60,6 +60,22 @@ const char *vlmn_hf_architecture(const void *config_json);
  * mapping the safetensors weights without copying them (Q/K: a row-permuted copy). Both
  * owned by the caller (vlmn_gguf_close); other architectures: VLMN_E_UNSUPPORTED. */
 vlmn_status vlmn_hf_llava_open(const char *dir, struct vlmn_gguf **text, struct vlmn_gguf **mmproj);
+/* The same for the original LLaVA layout too (liuhaotian/llava-v1.5-7b:
+ * LlavaLlamaForCausalLM, model.* and model.mm_projector.0/2 tensors) with its separate
+ * CLIP folder: clip_dir, or NULL to look next to dir for a folder named after
+ * mm_vision_tower (see docs/hf.md). clip_dir with the llava-hf layout is VLMN_E_ARG. */
+vlmn_status vlmn_hf_llava_open_clip(const char *dir, const char *clip_dir, struct vlmn_gguf **text,
+                                    struct vlmn_gguf **mmproj);
+/* The CLIP folder an original-layout folder uses when none is given (*clip_dir
+ * vlmn_malloc'd); NULL for other layouts. */
+vlmn_status vlmn_hf_clip_folder(const char *dir, char **clip_dir);
+/* The prompt template (prompt.h) for the folder's chat template (chat_template.json, else
+ * tokenizer_config.json's chat_template; src/model/hf_chat.c): "llava-hf" for LLaVA-1.5's
+ * USER/ASSISTANT template, "llava-v1"/"vicuna-v1" when it holds their system prompt;
+ * *name NULL (VLMN_OK) when the folder has none; an unknown template is VLMN_E_UNSUPPORTED
+ * naming the file. source (optional) gets the file it came from. */
+vlmn_status vlmn_hf_chat_template(const char *dir, const char **name, char *source, size_t source_cap);
+const char *vlmn_hf_chat_classify(const char *jinja_template);
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
 /* The tokenizer built from the text model's vocabulary (owned by the model). */
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m);

@@ -19,7 +19,8 @@ extern "C" {
  * embeddings in order"). LLaVA itself uses IMAGE_TOKEN_INDEX = -200 once. */
 #define VLMN_PROMPT_IMAGE_ID (-1)
 
-/* Template names, NULL-terminated: "llava-v1", "vicuna-v1", "plain". */
+/* Template names, NULL-terminated: "llava-v1", "vicuna-v1", "plain", "llava-hf" (the
+ * USER/ASSISTANT chat template of llava-hf folders, no system prompt). */
 const char *const *vlmn_prompt_templates(void);
 
 /* The prompt text of a template (NUL-terminated, vlmn_malloc'd, caller frees) and the

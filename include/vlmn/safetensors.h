@@ -33,6 +33,9 @@ typedef struct vlmn_st_tensor {
     int shard;                          /* index into the shards */
 } vlmn_st_tensor;
 
+/* Does the folder hold PyTorch pickles (pytorch_model*.bin)? vlmn_st_open on a folder
+ * with only those says how to convert them. */
+bool vlmn_st_has_pickles(const char *dir);
 /* Open `path`: a .safetensors file, or a folder holding model.safetensors.index.json
  * (every shard it names is opened; each tensor must be in the shard the index says and
  * every shard's tensors must be in the index) or a single model.safetensors.

@@ -64,6 +64,25 @@ typedef struct vlmn_tok_spm {
 vlmn_status vlmn_tok_spm_parse(const void *buf, size_t size, const char *name, vlmn_tok_spm **out);
 void vlmn_tok_spm_free(vlmn_tok_spm *s);
 
+/* A Hugging Face `tokenizer.json` (the `tokenizers` library's format): BPE model with
+ * merges ("a b" or ["a", "b"]), added tokens, and the normalizers, pre-tokenizers,
+ * post-processors and decoders listed in docs/tokenizer.md (LLaMA's and CLIP's among
+ * them); anything else is VLMN_E_UNSUPPORTED. `name` (the file) starts every error.
+ * The result behaves as any vlmn_tok: VLMN_TOK_BOS / VLMN_TOK_EOS add the specials the
+ * post-processor puts before / after a sequence, vlmn_tok_default_flags() says whether it
+ * does; encode follows `tokenizers` (added tokens are matched in the text, unlike the
+ * SentencePiece path; invalid UTF-8 becomes U+FFFD first), decode skips special tokens. */
+vlmn_status vlmn_tok_from_hf_json(const char *json, size_t len, const char *name, vlmn_tok **out);
+vlmn_status vlmn_tok_load_hf(const char *path, vlmn_tok **out); /* reads the file */
+bool vlmn_tok_is_hf(const vlmn_tok *t);
+
+/* A fixed context as CLIP's text tower takes it (ctx = 77 for CLIP): the default specials
+ * around the text, the text's tokens cut so that everything fits in ctx with the closing
+ * specials kept (HF truncation), then pad_id up to ctx. ids has room for ctx entries;
+ * *n_used (optional) gets the count before padding. ctx must exceed the specials. */
+vlmn_status vlmn_tok_encode_context(const vlmn_tok *t, const char *text, size_t len, int32_t ctx,
+                                    int32_t pad_id, int32_t *ids, int32_t *n_used);
+
 int32_t vlmn_tok_n_vocab(const vlmn_tok *t);
 int32_t vlmn_tok_bos(const vlmn_tok *t); /* -1 if none */
 int32_t vlmn_tok_eos(const vlmn_tok *t);

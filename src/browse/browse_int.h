@@ -20,6 +20,7 @@ struct vlmn_browse {
     int64_t label_count[4];
     char *figures;            /* overview figures HTML (report), NULL without classification */
     vlmn_traces *traces;      /* NULL when the run has none */
+    vlmn_browse_index_src index_src;
 };
 
 /* Where links point: the server ("/neuron/3/7") or a static export ("../neuron/3/7.html"
@@ -36,6 +37,13 @@ void browse_json_str(vlmn_buf *b, const char *s);
 void browse_printf(vlmn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* JSON number or null for non-finite. */
 void browse_json_num(vlmn_buf *b, double v);
+
+/* FTS5 query from free text q: each run of ASCII letters/digits or non-ASCII bytes
+ * becomes a double-quoted term (space-separated, so all must match), so no byte of q is
+ * ever FTS5 syntax. Returns the number of terms (0: none), -1 when out (n bytes) is too
+ * small; VLMN_BROWSE_MAX_Q * 2 + 8 always suffices. fuzz/fuzz_browse_request.c checks
+ * that SQLite accepts every such query. */
+int browse_fts_query(const char *q, char *out, size_t n);
 
 /* Render a page (HTML or JSON by req->api) into out; returns the HTTP status. Errors
  * render as a short page / {"error": ...}. type gets the Content-Type. */

@@ -1,9 +1,12 @@
 /* Opening a run for browsing: run.sqlite read-only (a run still being recorded works:
- * its neuron tables are simply empty), and an in-memory table `m.nt` with one row per
- * neuron (stats, classification, first explanation, best score), indexed for the
- * table's filters and sorts, with FTS5 over the explanation text. */
+ * its neuron tables are simply empty), and a table `m.nt` with one row per neuron (stats,
+ * classification, first explanation, best score), indexed for the table's filters and
+ * sorts, with FTS5 over the explanation text. `m` is RUN/browse-index.sqlite, attached
+ * read-only, when `vlmn browse RUN --index` wrote it and it still matches the run (its
+ * fingerprint), else an in-memory database built at start. */
 #include "browse/browse_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +62,75 @@ static void meta(sqlite3 *db, const char *key, char *out, size_t n)
     sqlite3_finalize(s);
 }
 
-static vlmn_status build_index(vlmn_browse *b)
+/* SQLite URI of a path (percent-encoded) with ?mode=MODE. */
+static void path_uri(const char *path, const char *mode, char *uri, size_t n)
+{
+    size_t u = (size_t)snprintf(uri, n, "file:");
+    for (const unsigned char *c = (const unsigned char *)path; *c && u + 4 < n; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("/._-~", *c))
+            uri[u++] = (char)*c;
+        else
+            u += (size_t)snprintf(uri + u, n - u, "%%%02X", *c);
+    }
+    snprintf(uri + u, n - u, "?mode=%s", mode);
+}
+
+static vlmn_status attach(vlmn_browse *b, const char *uri)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(b->db, "ATTACH ? AS m", -1, &s, NULL) != SQLITE_OK)
+        return vlmn_error(VLMN_E_DB, "%s: attach: %s", b->dir, sqlite3_errmsg(b->db));
+    sqlite3_bind_text(s, 1, uri, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return vlmn_error(VLMN_E_DB, "%s: attach index: %s", b->dir, sqlite3_errmsg(b->db));
+    return VLMN_OK;
+}
+
+/* What the index is built from: the run's shape and state, the classification's time and
+ * the count and newest time of explanations and scores. An index whose fingerprint differs
+ * is not used. */
+static void fingerprint(vlmn_browse *b, char *out, size_t n)
+{
+    char end[64], cls[64] = "-", x[96] = "-", sc[96] = "-";
+    sqlite3_stmt *s;
+    meta(b->db, "end_time", end, sizeof end);
+    if (b->has_class && sqlite3_prepare_v2(b->db, "SELECT created_utc FROM classification_params", -1, &s, NULL) ==
+                            SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+            snprintf(cls, sizeof cls, "%s", (const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+    }
+    static const char *const q[2] = {"SELECT count(*) || ' ' || ifnull(max(created), '') FROM explanations",
+                                     "SELECT count(*) || ' ' || ifnull(max(created), '') FROM scores"};
+    char *dst[2] = {x, sc};
+    bool has[2] = {b->has_expl, b->has_scores};
+    for (int i = 0; i < 2; i++) {
+        if (!has[i] || sqlite3_prepare_v2(b->db, q[i], -1, &s, NULL) != SQLITE_OK) continue;
+        if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+            snprintf(dst[i], sizeof x, "%s", (const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+    }
+    snprintf(out, n, "vlmn-browse-index 1|%d x %d|%s %s|%lld samples|class %s|expl %s|scores %s", b->n_layers, b->n_ff,
+             b->status, end, (long long)b->n_samples, cls, x, sc);
+}
+
+/* Create and fill m.nt, its indexes, the FTS5 table and m.meta in the attached m. */
+static vlmn_status create_index(vlmn_browse *b, const char *fp)
 {
     vlmn_status st;
-    if ((st = exec(b, "ATTACH ':memory:' AS m;"
-                      "CREATE TABLE m.nt (k INTEGER PRIMARY KEY, layer INTEGER, neuron INTEGER, max_act REAL,"
+    if ((st = exec(b, "CREATE TABLE m.nt (k INTEGER PRIMARY KEY, layer INTEGER, neuron INTEGER, max_act REAL,"
                       " min_act REAL, mean REAL, count INTEGER, p_v REAL, p_t REAL, p_m REAL, p_u REAL, label INTEGER,"
-                      " expl TEXT, score REAL);")))
+                      " expl TEXT, score REAL);"
+                      "CREATE TABLE m.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")))
         return st;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(b->db, "INSERT INTO m.meta VALUES ('fingerprint', ?)", -1, &s, NULL) != SQLITE_OK)
+        return vlmn_error(VLMN_E_DB, "%s: index meta: %s", b->dir, sqlite3_errmsg(b->db));
+    sqlite3_bind_text(s, 1, fp, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return vlmn_error(VLMN_E_DB, "%s: index meta: %s", b->dir, sqlite3_errmsg(b->db));
     if (!b->has_neurons) return VLMN_OK;
     char sql[2048];
     snprintf(sql, sizeof sql,
@@ -89,16 +153,51 @@ static vlmn_status build_index(vlmn_browse *b)
                            : "",
              b->n_layers, b->n_ff);
     if ((st = exec(b, "BEGIN")) || (st = exec(b, sql))) return st;
+    /* One index per sort key, alone (unfiltered sorts) and after the label (the label
+     * links and label filters walk it in order instead of sorting); ANALYZE samples
+     * (analysis_limit) so that the planner chooses between them. */
     static const char *const idx =
         "CREATE INDEX m.nt_act ON nt(max_act); CREATE INDEX m.nt_pv ON nt(p_v); CREATE INDEX m.nt_pt ON nt(p_t);"
         "CREATE INDEX m.nt_pm ON nt(p_m); CREATE INDEX m.nt_pu ON nt(p_u); CREATE INDEX m.nt_sc ON nt(score);"
         "CREATE INDEX m.nt_lact ON nt(label, max_act); CREATE INDEX m.nt_lpv ON nt(label, p_v);"
         "CREATE INDEX m.nt_lpt ON nt(label, p_t); CREATE INDEX m.nt_lpm ON nt(label, p_m);"
-        "CREATE INDEX m.nt_lpu ON nt(label, p_u); CREATE INDEX m.nt_lk ON nt(label, k);"
+        "CREATE INDEX m.nt_lpu ON nt(label, p_u); CREATE INDEX m.nt_lsc ON nt(label, score);"
+        "CREATE INDEX m.nt_lk ON nt(label, k);"
         "CREATE VIRTUAL TABLE m.nfts USING fts5(expl, content='nt', content_rowid='k');"
         "INSERT INTO m.nfts(rowid, expl) SELECT k, expl FROM m.nt WHERE expl IS NOT NULL;"
-        "COMMIT; ANALYZE m;";
+        "COMMIT; PRAGMA analysis_limit = 1000; ANALYZE m;";
     return exec(b, idx);
+}
+
+/* Use RUN/browse-index.sqlite when it exists and matches the run; else build in memory. */
+static vlmn_status build_index(vlmn_browse *b)
+{
+    char path[4096], uri[3 * 4096 + 32], fp[512], have[512] = "";
+    vlmn_status st;
+    fingerprint(b, fp, sizeof fp);
+    snprintf(path, sizeof path, "%s/%s", b->dir, VLMN_BROWSE_INDEX_FILE);
+    if (!access(path, R_OK)) {
+        path_uri(path, "ro", uri, sizeof uri);
+        if (!attach(b, uri)) {
+            sqlite3_stmt *s;
+            if (sqlite3_prepare_v2(b->db, "SELECT value FROM m.meta WHERE key = 'fingerprint'", -1, &s, NULL) ==
+                SQLITE_OK) {
+                if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+                    snprintf(have, sizeof have, "%s", (const char *)sqlite3_column_text(s, 0));
+                sqlite3_finalize(s);
+            }
+            if (!strcmp(have, fp) && one_int(b->db, "SELECT count(*) FROM m.nt", -1) >= 0) {
+                b->index_src = VLMN_BROWSE_INDEX_FROM_FILE;
+                return exec(b, "PRAGMA m.mmap_size = 1073741824"); /* read through the page cache, no copies */
+            }
+            if ((st = exec(b, "DETACH m"))) return st;
+        } else {
+            vlmn_clear_error();
+        }
+        b->index_src = VLMN_BROWSE_INDEX_STALE;
+    }
+    if ((st = exec(b, "ATTACH ':memory:' AS m"))) return st;
+    return create_index(b, fp);
 }
 
 static vlmn_status figures(vlmn_browse *b)
@@ -124,7 +223,8 @@ static vlmn_status figures(vlmn_browse *b)
     return VLMN_OK;
 }
 
-vlmn_status vlmn_browse_open(const char *dir, vlmn_browse **out)
+/* Open the run read-only and read its shape; the index is left to the caller. */
+static vlmn_status open_run(const char *dir, bool create, vlmn_browse **out)
 {
     *out = NULL;
     vlmn_browse *b = vlmn_calloc(1, sizeof *b);
@@ -146,15 +246,11 @@ vlmn_status vlmn_browse_open(const char *dir, vlmn_browse **out)
      * read-write: the in-memory index attached below inherits the connection's flags and
      * must be writable. */
     char uri[3 * sizeof path + 32];
-    size_t u = (size_t)snprintf(uri, sizeof uri, "file:");
-    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("/._-~", *c))
-            uri[u++] = (char)*c;
-        else
-            u += (size_t)snprintf(uri + u, sizeof uri - u, "%%%02X", *c);
-    }
-    snprintf(uri + u, sizeof uri - u, "?mode=ro");
-    if (sqlite3_open_v2(uri, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+    path_uri(path, "ro", uri, sizeof uri);
+    /* create: the connection may create files, for the index file attached by
+     * vlmn_browse_write_index (main stays mode=ro either way). */
+    if (sqlite3_open_v2(uri, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | (create ? SQLITE_OPEN_CREATE : 0),
+                        NULL) != SQLITE_OK) {
         st = vlmn_error(VLMN_E_DB, "%s: %s", path, b->db ? sqlite3_errmsg(b->db) : "cannot open");
         goto fail;
     }
@@ -181,12 +277,52 @@ vlmn_status vlmn_browse_open(const char *dir, vlmn_browse **out)
     b->has_expl = b->has_neurons && has_table(b->db, "explanations");
     b->has_scores = b->has_neurons && has_table(b->db, "scores");
     b->has_sims = b->has_neurons && has_table(b->db, "simulations");
-    if ((st = build_index(b))) goto fail;
-    if (b->has_class && (st = figures(b))) goto fail;
-    if (vlmn_traces_open(dir, &b->traces)) b->traces = NULL;
     *out = b;
     return VLMN_OK;
 fail:
+    vlmn_browse_close(b);
+    return st;
+}
+
+vlmn_status vlmn_browse_open(const char *dir, vlmn_browse **out)
+{
+    vlmn_browse *b = NULL;
+    vlmn_status st;
+    *out = NULL;
+    if ((st = open_run(dir, false, &b))) return st;
+    if ((st = build_index(b)) || (b->has_class && (st = figures(b)))) {
+        vlmn_browse_close(b);
+        return st;
+    }
+    if (vlmn_traces_open(dir, &b->traces)) {
+        b->traces = NULL;
+        vlmn_clear_error();
+    }
+    *out = b;
+    return VLMN_OK;
+}
+
+vlmn_browse_index_src vlmn_browse_index_source(const vlmn_browse *b) { return b->index_src; }
+int64_t vlmn_browse_n_neurons(const vlmn_browse *b) { return b->has_neurons ? (int64_t)b->n_layers * b->n_ff : 0; }
+
+vlmn_status vlmn_browse_write_index(const char *dir, char *path, size_t path_n)
+{
+    vlmn_browse *b = NULL;
+    vlmn_status st;
+    char tmp[4200], uri[3 * 4200 + 32], fp[512];
+    if ((st = open_run(dir, true, &b))) return st;
+    snprintf(path, path_n, "%s/%s", dir, VLMN_BROWSE_INDEX_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    fingerprint(b, fp, sizeof fp);
+    path_uri(tmp, "rwc", uri, sizeof uri);
+    /* Built under NAME.tmp with no journal, then renamed: a reader sees the old file or
+     * the whole new one. The run itself stays read-only (main is mode=ro). */
+    if (!(st = attach(b, uri)) && !(st = exec(b, "PRAGMA m.journal_mode = OFF; PRAGMA m.synchronous = OFF")) &&
+        !(st = create_index(b, fp)) && !(st = exec(b, "DETACH m"))) {
+        if (rename(tmp, path)) st = vlmn_error(VLMN_E_IO, "%s: %s", path, strerror(errno));
+    }
+    if (st) unlink(tmp);
     vlmn_browse_close(b);
     return st;
 }

@@ -74,7 +74,7 @@ static void l_mod(vlmn_buf *out, const browse_links *ln, int l, int n, int64_t s
 
 static const char page_css[] =
     "form.f label{margin-right:10px;font-size:13px}form.f input{width:70px}form.f input[name=q]{width:180px}"
-    ".pg a{margin:0 6px}.heat{margin:4px 0 10px;line-height:1.9}.tops img{width:96px;height:96px;"
+    ".pg a{margin:0 6px}table.sim{display:block;overflow-x:auto;max-width:100%}table.sim td{white-space:pre}.heat{margin:4px 0 10px;line-height:1.9}.tops img{width:96px;height:96px;"
     "object-fit:cover;border:1px solid #ccc}.nb a{margin-right:10px}td.x{max-width:420px}";
 
 static void head(vlmn_buf *out, vlmn_browse *b, const browse_links *ln, const char *title)
@@ -206,9 +206,7 @@ static int overview(vlmn_browse *b, const vlmn_browse_req *r, const browse_links
 
 /* ---- neuron table ---- */
 
-/* FTS5 query from free text: each run of letters/digits (or UTF-8 bytes) becomes a
- * quoted term, so no user byte is ever FTS5 syntax. */
-static int fts_query(const char *q, char *out, size_t n)
+int browse_fts_query(const char *q, char *out, size_t n)
 {
     size_t o = 0;
     int terms = 0;
@@ -233,7 +231,7 @@ static int neurons(vlmn_browse *b, const vlmn_browse_req *r, const browse_links 
 {
     char where[1024] = "1", fq[VLMN_BROWSE_MAX_Q * 2 + 8];
     if (r->f_layer >= 0 && r->f_layer >= b->n_layers) return -400;
-    if (r->q[0] && fts_query(r->q, fq, sizeof fq) <= 0) return -401;
+    if (r->q[0] && browse_fts_query(r->q, fq, sizeof fq) <= 0) return -401;
     size_t w = 1;
 #define W(...) w += (size_t)snprintf(where + w, sizeof where - w, __VA_ARGS__)
     if (r->f_layer >= 0) W(" AND k >= ?1 AND k < ?2");
@@ -249,8 +247,9 @@ static int neurons(vlmn_browse *b, const vlmn_browse_req *r, const browse_links 
     char sql[2048], csql[1400];
     snprintf(sql, sizeof sql,
              "SELECT layer, neuron, label, p_v, p_t, p_m, p_u, max_act, expl, score FROM m.nt WHERE %s "
-             "ORDER BY %s %s%s%s LIMIT ?11 OFFSET ?12",
-             where, col, dir, r->sort == VLMN_BS_NEURON ? "" : ", k ", r->sort == VLMN_BS_NEURON ? "" : dir);
+             "ORDER BY %s %s%s%s%s LIMIT ?11 OFFSET ?12",
+             where, col, dir, r->sort != VLMN_BS_NEURON && r->asc ? " NULLS LAST" : "", /* missing values last */
+             r->sort == VLMN_BS_NEURON ? "" : ", k ", r->sort == VLMN_BS_NEURON ? "" : dir);
     snprintf(csql, sizeof csql, "SELECT count(*) FROM m.nt WHERE %s", where);
     sqlite3_stmt *s[2] = {NULL, NULL};
     if (sqlite3_prepare_v2(b->db, sql, -1, &s[0], NULL) != SQLITE_OK ||
@@ -396,11 +395,23 @@ static void floats_json(vlmn_buf *out, const void *blob, int bytes)
     ADD("]");
 }
 
-static void sims_html(vlmn_buf *out, const void *sim, int sb, const void *real, int rb)
+#define SIMS_SHOWN 64 /* tokens shown per simulated sample */
+
+static void sims_html(vlmn_buf *out, const void *sim, int sb, const void *real, int rb, const char *const *pieces)
 {
     int n = rb / 4;
-    if (n > 64) n = 64;
-    ADD("<table class=\"sim\"><tr><th>real</th>");
+    if (n > SIMS_SHOWN) n = SIMS_SHOWN;
+    ADD("<table class=\"sim\">");
+    if (pieces) {
+        ADD("<tr><th>token</th>");
+        for (int i = 0; i < n; i++) {
+            ADD("<td>");
+            browse_html(out, pieces[i]);
+            ADD("</td>");
+        }
+        ADD("</tr>");
+    }
+    ADD("<tr><th>real</th>");
     for (int i = 0; i < n; i++) {
         float f;
         memcpy(&f, (const char *)real + 4 * i, 4);
@@ -468,10 +479,12 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         }
         ADD("</table>");
     }
-    /* Explanations and scores (tables of the explain/score commands, when present). */
+    /* Explanations, scores and simulations (tables of explain/simulate/score, when present).
+     * HTML: each section only when the run has its table; "none yet" when the neuron has no row. */
+    static const char *const none_yet = "<p class=\"sub\">none yet for this neuron</p>";
     if (r->api) ADD(",\"explanations\":[");
-    else if (b->has_expl) ADD("<h2>Explanations</h2><table id=\"explanations\"><tr><th>explainer</th><th>sampling</th>"
-                              "<th>images</th><th>status</th><th>explanation</th></tr>");
+    else if (b->has_expl) ADD("<h2>Explanations</h2>");
+    int rows = 0;
     if (b->has_expl && sqlite3_prepare_v2(b->db,
                                           "SELECT explainer, sampling, images, kind, status, text, error, created "
                                           "FROM explanations WHERE layer = ? AND neuron = ? ORDER BY created",
@@ -480,41 +493,45 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         sqlite3_bind_int(s, 2, N);
         static const char *const ek[] = {"explainer", "sampling", "images", "kind", "status", "text", "error",
                                          "created"};
-        for (int i = 0; sqlite3_step(s) == SQLITE_ROW; i++) {
+        for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
             if (r->api) {
-                ADD(i ? ",{" : "{");
+                ADD(rows ? ",{" : "{");
                 for (int c = 0; c < 8; c++) {
                     browse_printf(out, "%s\"%s\":", c ? "," : "", ek[c]);
                     if (sqlite3_column_type(s, c) == SQLITE_NULL) ADD("null");
                     else browse_json_str(out, col_text(s, c));
                 }
                 ADD("}");
-            } else {
-                ADD("<tr>");
-                for (int c = 0; c < 6; c++) {
-                    if (c == 3) continue;
-                    ADD(c == 5 ? "<td class=\"x expl\">" : "<td>");
-                    browse_html(out, c == 5 && !strcmp(col_text(s, 4), "failed") ? col_text(s, 6) : col_text(s, c));
-                    ADD("</td>");
-                }
-                ADD("</tr>");
+                continue;
             }
+            if (!rows)
+                ADD("<table id=\"explanations\"><tr><th>explainer</th><th>sampling</th><th>images</th><th>kind</th>"
+                    "<th>status</th><th>explanation</th></tr>");
+            ADD("<tr>");
+            for (int c = 0; c < 6; c++) {
+                ADD(c == 5 ? "<td class=\"x expl\">" : "<td>");
+                browse_html(out, c == 5 && !strcmp(col_text(s, 4), "failed") ? col_text(s, 6) : col_text(s, c));
+                ADD("</td>");
+            }
+            ADD("</tr>");
         }
         sqlite3_finalize(s);
         s = NULL;
     }
-    ADD(r->api ? "],\"scores\":[" : (b->has_expl ? "</table>" : ""));
+    if (!r->api && b->has_expl) ADD(rows ? "</table>" : none_yet);
+    if (r->api) ADD("],\"scores\":[");
+    else if (b->has_scores) ADD("<h2>Scores</h2>");
+    rows = 0;
     if (b->has_scores && sqlite3_prepare_v2(b->db,
                                             "SELECT explainer, simulator, scorer, kind, score, score_visual, score_text,"
-                                            " n_visual, n_text FROM scores WHERE layer = ? AND neuron = ?",
+                                            " n_visual, n_text, note FROM scores WHERE layer = ? AND neuron = ? "
+                                            "ORDER BY score DESC",
                                             -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_int(s, 1, L);
         sqlite3_bind_int(s, 2, N);
-        if (!r->api) ADD("<h2>Scores</h2><table id=\"scores\"><tr><th>explainer</th><th>simulator</th><th>scorer</th>"
-                         "<th>kind</th><th>score</th><th>visual</th><th>text</th></tr>");
-        for (int i = 0; sqlite3_step(s) == SQLITE_ROW; i++) {
+        for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
             if (r->api) {
-                ADD(i ? ",{\"explainer\":" : "{\"explainer\":");
+                ADD(rows ? ",{\"explainer\":" : "{\"explainer\":");
                 browse_json_str(out, col_text(s, 0));
                 ADD(",\"simulator\":");
                 browse_json_str(out, col_text(s, 1));
@@ -527,42 +544,55 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
                     browse_printf(out, ",\"%s\":", sk[c]);
                     browse_json_num(out, col_num(s, 4 + c));
                 }
+                ADD(",\"note\":");
+                if (sqlite3_column_type(s, 9) == SQLITE_NULL) ADD("null");
+                else browse_json_str(out, col_text(s, 9));
                 ADD("}");
-            } else {
-                ADD("<tr>");
-                for (int c = 0; c < 4; c++) {
-                    ADD("<td>");
-                    browse_html(out, col_text(s, c));
-                    ADD("</td>");
-                }
-                for (int c = 4; c < 7; c++) {
-                    ADD("<td class=\"n\">");
-                    html_num(out, col_num(s, c), "%.3f");
-                    ADD("</td>");
-                }
-                ADD("</tr>");
+                continue;
             }
+            if (!rows)
+                ADD("<table id=\"scores\"><tr><th>explainer</th><th>simulator</th><th>scorer</th><th>kind</th>"
+                    "<th>score</th><th>visual</th><th>text</th><th>note</th></tr>");
+            ADD("<tr>");
+            for (int c = 0; c < 4; c++) {
+                ADD("<td>");
+                browse_html(out, col_text(s, c));
+                ADD("</td>");
+            }
+            for (int c = 4; c < 7; c++) {
+                ADD("<td class=\"n\">");
+                html_num(out, col_num(s, c), "%.3f");
+                ADD("</td>");
+            }
+            ADD("<td>");
+            browse_html(out, col_text(s, 9));
+            ADD("</td></tr>");
         }
-        if (!r->api) ADD("</table>");
         sqlite3_finalize(s);
         s = NULL;
     }
-    ADD(r->api ? "],\"simulations\":[" : "");
+    if (!r->api && b->has_scores) ADD(rows ? "</table>" : none_yet);
+    if (r->api) ADD("],\"simulations\":[");
+    else if (b->has_sims) ADD("<h2>Real vs simulated activations</h2>");
+    rows = 0;
     if (b->has_sims && sqlite3_prepare_v2(b->db,
-                                          "SELECT sample_index, rank, simulator, mode, modality, sim, real, status "
-                                          "FROM simulations WHERE layer = ? AND neuron = ? ORDER BY rank LIMIT 50",
+                                          "SELECT sample_index, rank, simulator, mode, modality, sim, real, status, "
+                                          "explainer FROM simulations WHERE layer = ? AND neuron = ? "
+                                          "ORDER BY explainer, simulator, rank LIMIT 50",
                                           -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_int(s, 1, L);
         sqlite3_bind_int(s, 2, N);
-        if (!r->api) ADD("<h2>Real vs simulated activations</h2><div id=\"simulations\">");
-        for (int i = 0; sqlite3_step(s) == SQLITE_ROW; i++) {
+        for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
             const void *sim = sqlite3_column_blob(s, 5);
             int sb = sqlite3_column_bytes(s, 5);
             const void *real = sqlite3_column_blob(s, 6);
             int rb = sqlite3_column_bytes(s, 6);
+            int64_t smp = sqlite3_column_int64(s, 0);
             if (r->api) {
-                browse_printf(out, "%s{\"sample\":%lld,\"rank\":%d,\"simulator\":", i ? "," : "",
-                              (long long)sqlite3_column_int64(s, 0), sqlite3_column_int(s, 1));
+                browse_printf(out, "%s{\"sample\":%lld,\"rank\":%d,\"explainer\":", rows ? "," : "", (long long)smp,
+                              sqlite3_column_int(s, 1));
+                browse_json_str(out, col_text(s, 8));
+                ADD(",\"simulator\":");
                 browse_json_str(out, col_text(s, 2));
                 ADD(",\"mode\":");
                 browse_json_str(out, col_text(s, 3));
@@ -576,22 +606,39 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
                 if (sim) floats_json(out, sim, sb);
                 else ADD("null");
                 ADD("}");
-            } else {
-                browse_printf(out, "<h3>sample <a href=\"");
-                l_sample(out, ln, sqlite3_column_int64(s, 0));
-                browse_printf(out, "\">#%lld</a> (rank %d, ", (long long)sqlite3_column_int64(s, 0),
-                              sqlite3_column_int(s, 1));
-                browse_html(out, col_text(s, 4));
-                ADD(", ");
-                browse_html(out, col_text(s, 2));
-                ADD(")</h3>");
-                sims_html(out, sim, sb, real, rb);
+                continue;
             }
+            if (!rows)
+                ADD("<p class=\"sub\">Real: the neuron's activations on the simulated tokens; simulated: the "
+                    "simulator's 0&#8211;10 predictions from the explanation (the score correlates the two, so "
+                    "their scales need not match).</p><div id=\"simulations\">");
+            browse_printf(out, "<h3>sample <a href=\"");
+            l_sample(out, ln, smp);
+            browse_printf(out, "\">#%lld</a> (rank %d, ", (long long)smp, sqlite3_column_int(s, 1));
+            browse_html(out, col_text(s, 4));
+            ADD(", explainer ");
+            browse_html(out, col_text(s, 8));
+            ADD(", simulator ");
+            browse_html(out, col_text(s, 2));
+            ADD(")</h3>");
+            /* The token strings of the simulated (text) tokens, from the trace store. */
+            vlmn_trace_sample *ts = NULL;
+            const char *pieces[SIMS_SHOWN];
+            int np = 0;
+            if (b->traces && !strcmp(col_text(s, 4), "text") && smp >= 0 && smp <= UINT32_MAX &&
+                !vlmn_traces_sample(b->traces, (uint32_t)smp, &ts)) {
+                int64_t nt = 0;
+                for (int64_t i = 0; i < ts->n_tokens; i++)
+                    if (ts->modality[i] == VLMN_TRACE_TEXT && nt++ < SIMS_SHOWN) pieces[np++] = ts->pieces[i];
+                if (nt != rb / 4) np = 0; /* not the tokens that were simulated */
+            }
+            sims_html(out, sim, sb, real, rb, np ? pieces : NULL);
+            vlmn_trace_sample_free(ts);
         }
-        if (!r->api) ADD("</div>");
         sqlite3_finalize(s);
         s = NULL;
     }
+    if (!r->api && b->has_sims) ADD(rows ? "</div>" : none_yet);
     /* Top samples, with the modulated image and token heat of traced pairs. */
     ADD(r->api ? "],\"top\":[" : "<h2>Top samples</h2><table class=\"tops\" id=\"top\"><tr><th>rank</th>"
                                  "<th>sample</th><th>max act.</th><th>image</th><th>modulated / tokens</th></tr>\n");

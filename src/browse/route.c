@@ -89,7 +89,7 @@ static int query_param(vlmn_browse_req *r, const char *key, const char *val, uns
     if (k < 0) return fail(err, en, 400, "unknown parameter '%.40s'", key);
     if (*seen & (1u << k)) return fail(err, en, 400, "parameter '%s' given twice", keys[k]);
     *seen |= 1u << k;
-    if (!*val && k != 8) return fail(err, en, 400, "parameter '%s' is empty", keys[k]);
+    if (!*val) return 200; /* an empty form field ("layer=&p_v=") means: not given */
     int64_t i64;
     double d;
     switch (k) {

@@ -18,6 +18,7 @@ int bench_attention(int argc, char **argv);
 int bench_classify(int argc, char **argv);
 int bench_forward(int argc, char **argv);
 int bench_llm(int argc, char **argv);
+int bench_decode(int argc, char **argv);
 
 /* Shared by the subcommands (cmd_bench.c). */
 double bench_wall(void);      /* monotonic seconds */

@@ -34,6 +34,7 @@ static const struct {
     {"attention", bench_attention, "attention ms and GFLOP/s at LLaVA shapes"},
     {"peak", bench_peak, "the machine's f32 / bf16 / int8 peaks with register-resident loops"},
     {"forward", bench_forward, "LLaVA forward tokens/s with and without capture, peak RSS"},
+    {"decode", bench_decode, "decode tokens/s at batch 1 and 8, per layer and extrapolated, against memory bandwidth"},
     {"classify", bench_classify, "neuron classification of a LLaVA-7B-sized state (in memory, run store)"},
     {"llm", bench_llm, "LLM client requests/s at C in flight vs 1, CPU cost of a 5-image explainer prompt"},
 };
@@ -71,6 +72,16 @@ const struct vlmn_cmd vlmn_cmd_bench = {
     "  decoder tokens/s, seconds per sample, a per-op breakdown, the capture overhead,\n"
     "  peak RSS against the weight and recorder sizes, and the bf16/int8 peaks measured in\n"
     "  the same run.\n"
+    "vlmn bench decode [-m TEXT.gguf | --layers 2 --type bf16,q8_0 [--dir DIR] [--keep]]\n"
+    "                  [--batch 1,8] [--tokens 128] [--prompt 1] [-t T] [--reps 1]\n"
+    "                  [--full-layers 32] [--bw-mib 1024] [--exact|--fastest] [--json]\n"
+    "  Decode speed as vlmn generate decodes (one step per token, one row per sequence,\n"
+    "  its own KV cache each). Without -m, writes a text model of the llava-7b preset's\n"
+    "  widths with --layers layers per --type (--preset tiny for tests) and deletes it\n"
+    "  unless --keep. Per type and batch: tokens/s of all sequences together, ms per\n"
+    "  step, per layer and for the logits, tokens/s extrapolated to --full-layers, the\n"
+    "  weight bytes per step over the step time as a fraction of the memory read\n"
+    "  bandwidth measured in the same run, and the ratio to batch 1.\n"
     "vlmn bench classify [--layers 32] [--ff 11008] [--top-n 50] [--dir DIR] [--keep] [--reps 3]\n"
     "  Writes a synthetic run of that shape (1.3 GB for the defaults; a temporary folder in\n"
     "  /tmp unless --dir) and times the classification in memory and as `vlmn classify`\n"

@@ -3,6 +3,7 @@
  * the positions they belong to (DIR/tokens.json). The front end of the engine for
  * inspection and end-to-end tests. */
 #include "cli.h"
+#include "info_hf.h"
 
 #include "vlmn/image.h"
 #include "vlmn/model.h"
@@ -22,8 +23,8 @@
 extern const struct vlmn_cmd vlmn_cmd_probe;
 
 static const char USAGE[] =
-    "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --image IMG\n"
-    "                  (--question Q --answer A [--template llava-v1|vicuna-v1|plain] | --prompt RAW)\n"
+    "vlmn probe (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR [--clip DIR]) --image IMG\n"
+    "                  (--question Q --answer A [--template T] | --prompt RAW)\n"
     "                  [--hook silu_gate|swiglu] [--layers SPEC] [--mode pad|crop]\n"
     "                  [--precision fast|exact|fastest | --exact] [-t N] -o DIR\n"
     "\n"
@@ -35,12 +36,16 @@ static const char USAGE[] =
     "  -m, --model FILE     text model (GGUF, llama architecture), or a Hugging Face\n"
     "                       LLaVA folder (no --mmproj; see docs/hf.md)\n"
     "  --mmproj FILE        vision projector (GGUF, clip with a LLaVA projector)\n"
+    "  --clip DIR           CLIP folder of an original-layout LLaVA folder (default: the\n"
+    "                       folder next to it named after mm_vision_tower)\n"
     "  --image FILE         JPEG or PNG\n"
     "  --question Q         question (llava-v1 template)\n"
     "  --answer A           answer / description: the positions labelled \"text\"\n"
     "  --template T         llava-v1 (default: LLaVA's conv_llava_v1 with its system\n"
     "                       prompt), vicuna-v1 (the same with \"user\" for \"human\") or\n"
-    "                       plain (<image> followed by the answer)\n"
+    "                       plain (<image> followed by the answer), llava-hf (USER: <image>\\n\n"
+    "                       Q ASSISTANT: A, the chat template of llava-hf folders) or auto\n"
+    "                       (the folder's chat template; llava-v1 if none)\n"
     "  --prompt RAW         raw prompt containing <image> once, tokenized as LLaVA's\n"
     "                       tokenizer_image_token (BOS, chunks tokenized separately)\n"
     "  --hook H             silu_gate (default: SiLU(W_gate x)) or swiglu (input of down_proj)\n"
@@ -145,7 +150,7 @@ static vlmn_status write_tokens_json(const char *path, const vlmn_tok *tok, cons
 static int run(int argc, char **argv)
 {
     const char *cmd = "probe";
-    const char *model = NULL, *mmproj = NULL, *image = NULL, *question = NULL, *answer = NULL;
+    const char *model = NULL, *mmproj = NULL, *clip = NULL, *image = NULL, *question = NULL, *answer = NULL;
     const char *tmpl = "llava-v1", *raw = NULL, *hook_s = "silu_gate", *layers = NULL, *mode_s = "pad";
     const char *out = NULL, *v;
     long threads = 0;
@@ -160,6 +165,7 @@ static int run(int argc, char **argv)
     }
         OPT("model", 'm', model)
         OPT("mmproj", 0, mmproj)
+        OPT("clip", 0, clip)
         OPT("image", 0, image)
         OPT("question", 0, question)
         OPT("answer", 0, answer)
@@ -186,7 +192,9 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_probe);
     }
-    if (model && !mmproj && vlmn_hf_is_folder(model)) mmproj = NULL; /* the folder holds the tower */
+    if (clip && mmproj) return cli_errorf(cmd, 2, "--clip (a CLIP folder) excludes --mmproj");
+    if (clip) mmproj = clip; /* the original LLaVA layout's CLIP folder goes where the mmproj goes */
+    if (model && (!mmproj || clip) && vlmn_hf_is_folder(model)) mmproj = clip; /* the folder holds the tower */
     else if (!model || !mmproj || !image || !out) {
         cli_errorf(cmd, 2, "-m, --mmproj, --image and -o are required");
         return cli_usage(&vlmn_cmd_probe);
@@ -197,9 +205,10 @@ static int run(int argc, char **argv)
     }
     if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");
     if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
-    bool known = false;
+    bool known = !strcmp(tmpl, "auto");
     for (const char *const *t = vlmn_prompt_templates(); *t; t++) known |= !strcmp(*t, tmpl);
-    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain)", tmpl);
+    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain, llava-hf, auto)", tmpl);
+    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
     if (!raw && strcmp(tmpl, "plain") && !question) return cli_errorf(cmd, 2, "the %s template needs --question", tmpl);
     vlmn_hook hook;
     if (!strcmp(hook_s, "silu_gate"))

@@ -2,6 +2,8 @@
  * statistics and top-N samples in a run directory; checkpoints, --resume, --shard,
  * and under `mpirun` one shard per rank merged on rank 0. */
 #include "cli.h"
+#include "core/alloc.h"
+#include "info_hf.h"
 #include "run/record_run.h"
 #include "vlmn/kernels.h"
 #include "vlmn/model.h"
@@ -27,13 +29,14 @@ static void on_signal(int sig)
 }
 
 static const char usage[] =
-    "vlmn record (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR) --data FILE --images DIR -o RUN [options]\n"
+    "vlmn record (-m TEXT.gguf --mmproj MMPROJ.gguf | -m HF_DIR [--clip DIR]) --data FILE --images DIR -o RUN [options]\n"
     "  --data FILE            LLaVA conversation JSON (array) or JSONL {id,image,question,answer}\n"
     "  --images DIR           folder the samples' \"image\" paths are relative to\n"
     "  -o, --out RUN          run directory (created; see docs/run-format.md)\n"
     "  --top-n N              samples kept per neuron (default 50)\n"
     "  --hook silu_gate|swiglu  activation read per neuron (default silu_gate)\n"
-    "  --template llava-v1|vicuna-v1|plain  conversation template (default llava-v1)\n"
+    "  --template T           llava-v1 (default), vicuna-v1, plain, llava-hf, or auto (the\n"
+    "                         folder's chat template; llava-v1 if none)\n"
     "  --text-tokens answer|all   text tokens = answer tokens (default) or every non-image token\n"
     "  --mode pad|crop        image preprocessing (default pad, as LLaVA-1.5)\n"
     "  --precision P          fast (default: the fast kernels, normwise error <= 1e-2; against\n"
@@ -67,7 +70,7 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
         if (OPT("model", 'm')) {
             if (r < 0) return 2;
             o->model = v;
-        } else if (OPT("mmproj", 0)) {
+        } else if (OPT("mmproj", 0) || OPT("clip", 0)) { /* --clip: an original-layout folder's CLIP */
             if (r < 0) return 2;
             o->mmproj = v;
         } else if (OPT("data", 0)) {
@@ -87,8 +90,9 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
                 return cli_errorf("record", 2, "--hook: expected silu_gate or swiglu");
             o->hook = v;
         } else if (OPT("template", 0)) {
-            if (r < 0 || (strcmp(v, "llava-v1") && strcmp(v, "vicuna-v1") && strcmp(v, "plain")))
-                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1 or plain");
+            if (r < 0 || (strcmp(v, "llava-v1") && strcmp(v, "vicuna-v1") && strcmp(v, "plain") && strcmp(v, "llava-hf") &&
+                          strcmp(v, "auto")))
+                return cli_errorf("record", 2, "--template: expected llava-v1, vicuna-v1, plain, llava-hf or auto");
             o->template_name = v;
         } else if (OPT("text-tokens", 0)) {
             if (r < 0 || (strcmp(v, "answer") && strcmp(v, "all")))
@@ -141,11 +145,19 @@ static int parse_args(int argc, char **argv, vlmn_record_opts *o)
         fprintf(stderr, "vlmn record: --data and -o are required\n");
         return cli_usage(&vlmn_cmd_record);
     }
-    bool hf = o->model && !o->mmproj && vlmn_hf_is_folder(o->model);
+    bool hf = o->model && vlmn_hf_is_folder(o->model) && (!o->mmproj || vlmn_hf_is_folder(o->mmproj));
+    static char clip_dir[4096]; /* the original layout's CLIP folder, found next to it: hashed into the run */
+    char *clip = NULL;
+    if (hf && !o->mmproj && vlmn_hf_clip_folder(o->model, &clip) == VLMN_OK && clip) {
+        snprintf(clip_dir, sizeof clip_dir, "%s", clip);
+        o->mmproj = clip_dir;
+    }
+    vlmn_free(clip);
     if (!o->synthetic && (!o->model || (!o->mmproj && !hf) || !o->images)) {
         fprintf(stderr, "vlmn record: -m, --mmproj and --images are required\n");
         return cli_usage(&vlmn_cmd_record);
     }
+    if (vlmn_cli_template("record", o->model, &o->template_name)) return 1;
     return 0;
 }
 

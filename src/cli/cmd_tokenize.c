@@ -13,15 +13,17 @@
 #define TOKENIZE_MAX_STDIN ((size_t)1 << 30)
 
 static const char usage[] =
-    "vlmn tokenize -m MODEL.gguf [--no-bos] [--eos] [--json] TEXT\n"
+    "vlmn tokenize -m MODEL.gguf|tokenizer.json [--no-bos] [--eos] [--json] TEXT\n"
     "  Encode TEXT (\"-\": all of stdin, byte for byte, newlines included) with the\n"
-    "  SentencePiece vocabulary of MODEL.gguf (tokenizer.ggml.* keys) and print the\n"
-    "  ids on one line, separated by spaces.\n"
-    "  -m, --model FILE  GGUF file with a \"llama\" tokenizer\n"
+    "  SentencePiece vocabulary of MODEL.gguf (tokenizer.ggml.* keys) or a Hugging Face\n"
+    "  tokenizer.json and print the ids on one line, separated by spaces.\n"
+    "  -m, --model FILE  GGUF file with a \"llama\" tokenizer, or a tokenizer.json (a\n"
+    "                    file whose name ends in .json)\n"
     "  --no-bos          do not add BOS (default: the file's add_bos_token, usually on)\n"
     "  --eos             add EOS (default: the file's add_eos_token, usually off)\n"
     "  --json            print [{\"id\": ID, \"piece\": PIECE}, ...] instead\n"
-    "  Text that looks like a control token (\"<s>\") is tokenized as plain text.\n";
+    "  GGUF: text that looks like a control token (\"<s>\") is tokenized as plain text;\n"
+    "  tokenizer.json: added tokens in the text are matched, as `tokenizers` does.\n";
 
 static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_tokenize = {"tokenize", "text -> token ids with a GGUF vocabulary",
@@ -89,7 +91,9 @@ static int run(int argc, char **argv)
     int64_t n = 0;
     size_t len = 0;
     vlmn_status st;
-    if ((st = vlmn_gguf_open(model, &g)) || (st = vlmn_tok_from_gguf(g, &t))) {
+    size_t ml = strlen(model);
+    bool is_json = ml >= 5 && !strcmp(model + ml - 5, ".json");
+    if (is_json ? (st = vlmn_tok_load_hf(model, &t)) : ((st = vlmn_gguf_open(model, &g)) || (st = vlmn_tok_from_gguf(g, &t)))) {
         rc = cli_fail("tokenize", st);
         goto done;
     }

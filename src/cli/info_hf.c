@@ -88,10 +88,26 @@ static void print_engine(const char *dir)
            "patch %u; projector mlp (linear_1, gelu, linear_2)\n",
            VL, (long long)run, (int)fl, VW, VFF, VH, S, P);
     int64_t nv = vlmn_gguf_find_key(t, "tokenizer.ggml.tokens");
-    printf("engine: tokenizer tokenizer.model, %" PRIu64 " pieces; Q/K rows permuted at load (copy), other weights mapped\n",
-           nv >= 0 ? vlmn_gguf_arr_count(t, nv) : 0);
+    vlmn_tok *tok = NULL;
+    if (nv < 0 && vlmn_tok_from_gguf(t, &tok) == VLMN_OK)
+        printf("engine: tokenizer tokenizer.json, %d tokens; Q/K rows permuted at load (copy), other weights mapped\n",
+               (int)vlmn_tok_n_vocab(tok));
+    else
+        printf("engine: tokenizer tokenizer.model, %" PRIu64 " pieces; Q/K rows permuted at load (copy), other weights mapped\n",
+               nv >= 0 ? vlmn_gguf_arr_count(t, nv) : 0);
+    vlmn_tok_free(tok);
     vlmn_gguf_close(t);
     vlmn_gguf_close(v);
+}
+
+int vlmn_cli_template(const char *cmd, const char *model, const char **tmpl)
+{
+    if (!*tmpl || strcmp(*tmpl, "auto")) return 0;
+    const char *name = NULL;
+    vlmn_status st = model && vlmn_hf_is_folder(model) ? vlmn_hf_chat_template(model, &name, NULL, 0) : VLMN_OK;
+    if (st) return cli_fail(cmd, st);
+    *tmpl = name ? name : "llava-v1";
+    return 0;
 }
 
 static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
@@ -119,6 +135,14 @@ static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
     printf("tokenizer:%s%s%s\n", exists(dir, "tokenizer.model") ? " tokenizer.model" : "",
            exists(dir, "tokenizer.json") ? " tokenizer.json" : "",
            !exists(dir, "tokenizer.model") && !exists(dir, "tokenizer.json") ? " (none)" : "");
+    const char *chat = NULL;
+    char chat_src[4096];
+    if (vlmn_hf_chat_template(dir, &chat, chat_src, sizeof chat_src))
+        printf("chat template: not recognised (%s)\n", vlmn_errmsg());
+    else if (chat)
+        printf("chat template: %s (from %s)\n", chat, strrchr(chat_src, '/') ? strrchr(chat_src, '/') + 1 : chat_src);
+    else
+        printf("chat template: none (prompts use --template, default llava-v1)\n");
     cJSON *pp = read_json(dir, "preprocessor_config.json");
     if (pp) {
         char *txt = cJSON_PrintUnformatted(pp);
@@ -126,7 +150,15 @@ static int info_text(const char *dir, const cJSON *cfg, const vlmn_st *s)
         cJSON_free(txt);
         cJSON_Delete(pp);
     }
-    if (arch && !strcmp(arch, "LlavaForConditionalGeneration")) print_engine(dir);
+    if (arch && !strcmp(arch, "LlavaLlamaForCausalLM")) { /* the original layout: its CLIP folder */
+        char *clip = NULL;
+        if (vlmn_hf_clip_folder(dir, &clip)) printf("vision tower: not found: %s\n", vlmn_errmsg());
+        else printf("vision tower: %s (mm_vision_tower %s; --clip DIR overrides)\n", clip,
+                    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cfg, "mm_vision_tower"))
+                        ? cJSON_GetObjectItemCaseSensitive(cfg, "mm_vision_tower")->valuestring : "?");
+        vlmn_free(clip);
+    }
+    if (arch && (!strcmp(arch, "LlavaForConditionalGeneration") || !strcmp(arch, "LlavaLlamaForCausalLM"))) print_engine(dir);
     else printf("engine: %s is not run by vlmn (LLaVA only); the reader checked every tensor\n", arch ? arch : "folder");
     printf("tensors (%" PRId64 "):\n", vlmn_st_n_tensors(s));
     for (int64_t i = 0; i < vlmn_st_n_tensors(s); i++) {
@@ -172,6 +204,9 @@ static int info_json(const char *dir, const cJSON *cfg, const vlmn_st *s)
     if (exists(dir, "tokenizer.model")) cJSON_AddItemToArray(tok, cJSON_CreateString("tokenizer.model"));
     if (exists(dir, "tokenizer.json")) cJSON_AddItemToArray(tok, cJSON_CreateString("tokenizer.json"));
     cJSON_AddItemToObject(o, "tokenizer_files", tok);
+    const char *chat = NULL;
+    if (vlmn_hf_chat_template(dir, &chat, NULL, 0) == VLMN_OK && chat) cJSON_AddStringToObject(o, "chat_template", chat);
+    else cJSON_AddNullToObject(o, "chat_template");
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!txt) return cli_errorf("info", 1, "%s: out of memory formatting JSON", dir);
@@ -190,6 +225,13 @@ int vlmn_info_hf(const char *dir, bool json)
     }
     vlmn_status st = vlmn_st_open(dir, &s);
     if (st) {
+        if (!json && vlmn_st_has_pickles(dir)) { /* say what is there before the error */
+            const char *arch = vlmn_hf_architecture(cfg);
+            printf("%s: Hugging Face folder, architecture %s\n", dir, arch ? arch : "(none)");
+            printf("weights: PyTorch pickles only (pytorch_model*.bin)\n");
+            printf("tokenizer:%s%s\n", exists(dir, "tokenizer.model") ? " tokenizer.model" : "",
+                   exists(dir, "tokenizer.json") ? " tokenizer.json" : "");
+        }
         cJSON_Delete(cfg);
         fflush(stdout);
         return cli_fail("info", st);

@@ -196,6 +196,7 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
         break;
     case VLMN_ISA_AVX2:
         if (vlmn_precision_emulated()) done = gemm_emulated(p, &g, true);
+        if (!done && M <= GEMV_MAX_M) done = gemv_avx2(p, &g);
         if (!done) done = gemm_f32_avx2(p, &g);
         break;
     case VLMN_ISA_REF:

@@ -34,6 +34,10 @@ bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g);  /* vpdpbusd (gemm_int8
 bool gemm_q4_k_avx512(vlmn_pool *p, const gemm_args *g);  /* vpdpbusd (gemm_int8_avx512.c) */
 bool gemm_f16_avx512(vlmn_pool *p, const gemm_args *g);   /* vpdpwssd (gemm_int8_avx512.c) */
 bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA */
+/* Decode shapes (M <= GEMV_MAX_M) for BF16/F16/F32/Q8_0 weights, f32 FMA, each weight
+ * row read once for all M rows (gemv_avx2.c); false for other M or types. */
+#define GEMV_MAX_M 8
+bool gemv_avx2(vlmn_pool *p, const gemm_args *g);
 
 /* Dequantise rows [n0, n0+nr) of W, columns [0, K), into dst (row stride ldd floats). */
 void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst, int64_t ldd);

@@ -3,6 +3,9 @@
 #include "kernels/peak.h"
 #include "kernels/kernels_int.h"
 
+#include "core/alloc.h"
+
+#include <string.h>
 #include <time.h>
 
 typedef struct { vlmn_peak_kind kind; vlmn_isa isa; long iters; double ops[VLMN_POOL_MAX_THREADS]; } peak_job;
@@ -44,5 +47,49 @@ double vlmn_peak_measure(vlmn_pool *p, vlmn_peak_kind kind, vlmn_isa isa, double
         for (int i = 0; i < vlmn_pool_size(p); i++) ops += j.ops[i];
         if (t > 0 && ops / t > best) best = ops / t;
     }
+    return best;
+}
+
+typedef struct {
+    const uint8_t *buf;
+    size_t slice;
+    bool avx2;
+    uint64_t sink[VLMN_POOL_MAX_THREADS];
+} bw_job;
+
+static void bw_fn(void *ctx, int ith, int nth)
+{
+    bw_job *j = ctx;
+    (void)nth;
+    const uint8_t *p = j->buf + (size_t)ith * j->slice;
+    if (j->avx2) {
+        j->sink[ith] ^= mem_read_avx2(p, j->slice);
+        return;
+    }
+    const uint64_t *q = (const uint64_t *)p;
+    uint64_t s0 = 0, s1 = 0;
+    for (size_t i = 0; i < j->slice / 8; i += 2) s0 ^= q[i], s1 ^= q[i + 1];
+    j->sink[ith] ^= s0 ^ s1;
+}
+
+double vlmn_mem_read_bandwidth(vlmn_pool *p, size_t bytes, int reps)
+{
+    static bw_job j; /* one measurement at a time */
+    const int nth = vlmn_pool_size(p);
+    j.slice = bytes / (size_t)nth / 128 * 128;
+    if (j.slice == 0) return 0.0;
+    uint8_t *buf = vlmn_malloc_aligned(j.slice * (size_t)nth);
+    if (!buf) return 0.0;
+    memset(buf, 0x5a, j.slice * (size_t)nth); /* faults the pages in */
+    j.buf = buf;
+    j.avx2 = vlmn_isa_supported(VLMN_ISA_AVX2);
+    double best = 0.0;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now();
+        vlmn_pool_run(p, bw_fn, &j);
+        double t = now() - t0;
+        if (r > 0 && t > 0 && (double)(j.slice * (size_t)nth) / t > best) best = (double)(j.slice * (size_t)nth) / t;
+    }
+    vlmn_free_aligned(buf);
     return best;
 }

@@ -609,9 +609,11 @@ vlmn_status vlmn_llava_load(const char *text_path, const char *mmproj_path,
     *out = NULL;
     if (!text_path) return vlmn_error(VLMN_E_ARG, "llava: a text model is needed");
     if (vlmn_hf_is_folder(text_path)) {
-        if (mmproj_path)
+        /* a folder as mmproj: the original LLaVA layout's CLIP folder (--clip) */
+        bool clip = mmproj_path && vlmn_hf_is_folder(mmproj_path);
+        if (mmproj_path && !clip)
             return vlmn_error(VLMN_E_ARG, "%s: a Hugging Face folder holds the vision tower: no --mmproj", text_path);
-        if ((st = vlmn_hf_llava_open(text_path, &gt, &gv))) return st;
+        if ((st = vlmn_hf_llava_open_clip(text_path, clip ? mmproj_path : NULL, &gt, &gv))) return st;
         return vlmn_llava_load_gguf(gt, gv, params, out);
     }
     if ((st = vlmn_gguf_open(text_path, &gt))) return st;

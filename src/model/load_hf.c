@@ -26,6 +26,7 @@
 /* What both views keep alive: the safetensors reader and the permuted Q/K copies. */
 struct hf_owner {
     vlmn_st *st;
+    vlmn_st *clip; /* the original layout's separate CLIP folder (NULL: none) */
     void **copies;
     int n_copies, cap_copies;
     int refs;
@@ -38,6 +39,7 @@ static void owner_release(void *p)
     for (int i = 0; i < o->n_copies; i++) vlmn_free(o->copies[i]);
     vlmn_free(o->copies);
     vlmn_st_close(o->st);
+    vlmn_st_close(o->clip);
     vlmn_free(o);
 }
 
@@ -180,20 +182,50 @@ static vlmn_status permute_rows(struct hf_owner *o, const vlmn_st_tensor *t, int
     return VLMN_OK;
 }
 
+/* tokenizer.json (used when there is no tokenizer.model) -> the GGUF key
+ * tokenizer.huggingface.json, checked here so that a bad file fails at load. */
+static vlmn_status add_tokenizer_json(vlmn_gguf_writer *w, const char *dir)
+{
+    char *p = join(dir, "tokenizer.json");
+    if (!p) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
+    if (access(p, F_OK) != 0) {
+        vlmn_free(p);
+        return vlmn_error(VLMN_E_NOTFOUND, "%s: no tokenizer.model or tokenizer.json", dir);
+    }
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    char *json = NULL;
+    vlmn_tok *t = NULL;
+    vlmn_status st = vlmn_file_read(p, HF_MAX_TOKENIZER, "tokenizer.json", &buf, &n);
+    if (st) goto done;
+    if (memchr(buf, 0, n)) {
+        st = vlmn_error(VLMN_E_FORMAT, "%s: holds a NUL byte", p);
+        goto done;
+    }
+    if ((st = vlmn_tok_from_hf_json((const char *)buf, n, p, &t))) goto done;
+    if (!(json = vlmn_strndup((const char *)buf, n))) {
+        st = vlmn_error(VLMN_E_NOMEM, "%s: out of memory", p);
+        goto done;
+    }
+    if ((st = vlmn_gguf_set_str(w, "tokenizer.huggingface.json", json)) ||
+        (st = vlmn_gguf_set_str(w, "tokenizer.huggingface.source", p)))
+        goto done;
+done:
+    vlmn_tok_free(t);
+    vlmn_free(json);
+    vlmn_free(buf);
+    vlmn_free(p);
+    return st;
+}
+
 /* tokenizer.model -> tokenizer.ggml.* keys. */
 static vlmn_status add_tokenizer(vlmn_gguf_writer *w, const char *dir, const cJSON *tcfg)
 {
     char *p = join(dir, "tokenizer.model");
     if (!p) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
     if (access(p, F_OK) != 0) {
-        char *j = join(dir, "tokenizer.json");
-        bool has_json = j && access(j, F_OK) == 0;
-        vlmn_free(j);
-        vlmn_status st = vlmn_error(VLMN_E_UNSUPPORTED, "%s: %s", dir,
-                                    has_json ? "only tokenizer.json: not yet supported (needs tokenizer.model)"
-                                             : "no tokenizer.model");
         vlmn_free(p);
-        return st;
+        return add_tokenizer_json(w, dir);
     }
     unsigned char *buf = NULL;
     size_t n = 0;
@@ -242,14 +274,17 @@ done:
 }
 
 static vlmn_status build_text(struct hf_owner *o, const char *dir, const char *cpath, const cJSON *tc,
-                              const cJSON *tcfg, vlmn_gguf_writer *w)
+                              const cJSON *tcfg, bool original, vlmn_gguf_writer *w)
 {
-    static const char *const lm[] = {"language_model.model.", "model.language_model.", NULL};
-    static const char *const head[] = {"language_model.", "", NULL};
+    static const char *const lm_hf[] = {"language_model.model.", "model.language_model.", NULL};
+    static const char *const head_hf[] = {"language_model.", "", NULL};
+    static const char *const lm_orig[] = {"model.", NULL}; /* LlavaLlamaForCausalLM */
+    static const char *const head_orig[] = {"", NULL};
+    const char *const *lm = original ? lm_orig : lm_hf, *const *head = original ? head_orig : head_hf;
     int E, FF, L, H, HKV, ctx;
     float eps, theta;
     vlmn_status st;
-    const char *model_type = cfg_str(tc, "model_type", "llama");
+    const char *model_type = original ? "llama" : cfg_str(tc, "model_type", "llama");
     if (strcmp(model_type, "llama"))
         return vlmn_error(VLMN_E_UNSUPPORTED, "%s: text_config.model_type \"%s\" not supported (only llama)", cpath, model_type);
     if (strcmp(cfg_str(tc, "hidden_act", "silu"), "silu"))
@@ -312,12 +347,51 @@ static vlmn_status build_text(struct hf_owner *o, const char *dir, const char *c
     return VLMN_OK;
 }
 
-static vlmn_status build_vision(struct hf_owner *o, const char *dir, const char *cpath, const cJSON *cfg,
-                                const cJSON *vc, vlmn_gguf_writer *w)
+/* Where the vision tower and projector come from: the llava-hf folder itself, or (original
+ * layout) a CLIP folder plus model.mm_projector.0/2 in the LLaVA folder. */
+struct vis_src {
+    const vlmn_st *vst, *pst;
+    const char *const *vt, *const *pj;
+    const char *lin1, *lin2;   /* projector layer names after the prefix */
+    const char *ppdir;         /* folder with preprocessor_config.json */
+    const char *vcpath;        /* config file the vision config comes from */
+};
+
+/* llava-hf's projector / feature selection keys (LlavaConfig) */
+static vlmn_status hf_vision_keys(const char *cpath, const cJSON *cfg, int *fl)
 {
-    static const char *const vt[] = {"vision_tower.vision_model.", "model.vision_tower.vision_model.", NULL};
-    static const char *const pj[] = {"multi_modal_projector.", "model.multi_modal_projector.", NULL};
-    int W, FF, L, H, S, P, fl;
+    if (strcmp(cfg_str(cfg, "projector_hidden_act", "gelu"), "gelu"))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: projector_hidden_act is not gelu", cpath);
+    if (strcmp(cfg_str(cfg, "vision_feature_select_strategy", "default"), "default"))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: vision_feature_select_strategy \"%s\" not supported (only default)",
+                          cpath, cfg_str(cfg, "vision_feature_select_strategy", ""));
+    const cJSON *pb = cJSON_GetObjectItemCaseSensitive(cfg, "multimodal_projector_bias");
+    if (pb && cJSON_IsFalse(pb)) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: projector without bias not supported", cpath);
+    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(cfg, "vision_feature_layer")))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: several vision_feature_layer values not supported", cpath);
+    /* LlavaConfig's vision_feature_layer -2 */
+    return cfg_int(cfg, cpath, "vision_feature_layer", -2, -1025, 1024, fl);
+}
+
+/* The original LLaVA's mm_* keys (LlavaLlamaForCausalLM, llava/model/multimodal_*) */
+static vlmn_status orig_vision_keys(const char *cpath, const cJSON *cfg, int *fl)
+{
+    const char *pt = cfg_str(cfg, "mm_projector_type", "linear");
+    if (strcmp(pt, "mlp2x_gelu"))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: mm_projector_type \"%s\" not supported (only mlp2x_gelu)", cpath, pt);
+    const char *sf = cfg_str(cfg, "mm_vision_select_feature", "patch");
+    if (strcmp(sf, "patch"))
+        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: mm_vision_select_feature \"%s\" not supported (only patch)", cpath, sf);
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(cfg, "mm_use_im_start_end");
+    if (cJSON_IsTrue(se)) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: mm_use_im_start_end not supported", cpath);
+    return cfg_int(cfg, cpath, "mm_vision_select_layer", -2, -1025, 1024, fl);
+}
+
+static vlmn_status build_vision(const struct vis_src *src, const cJSON *vc, int fl, vlmn_gguf_writer *w)
+{
+    const char *const *vt = src->vt, *const *pj = src->pj;
+    const char *cpath = src->vcpath, *dir = src->ppdir;
+    int W, FF, L, H, S, P;
     float eps;
     vlmn_status st;
     if (strcmp(cfg_str(vc, "model_type", "clip_vision_model"), "clip_vision_model"))
@@ -326,25 +400,15 @@ static vlmn_status build_vision(struct hf_owner *o, const char *dir, const char 
     const char *act = cfg_str(vc, "hidden_act", "quick_gelu");
     if (strcmp(act, "quick_gelu") && strcmp(act, "gelu"))
         return vlmn_error(VLMN_E_UNSUPPORTED, "%s: vision_config.hidden_act \"%s\" not supported", cpath, act);
-    if (strcmp(cfg_str(cfg, "projector_hidden_act", "gelu"), "gelu"))
-        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: projector_hidden_act is not gelu", cpath);
-    if (strcmp(cfg_str(cfg, "vision_feature_select_strategy", "default"), "default"))
-        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: vision_feature_select_strategy \"%s\" not supported (only default)",
-                          cpath, cfg_str(cfg, "vision_feature_select_strategy", ""));
-    const cJSON *pb = cJSON_GetObjectItemCaseSensitive(cfg, "multimodal_projector_bias");
-    if (pb && cJSON_IsFalse(pb)) return vlmn_error(VLMN_E_UNSUPPORTED, "%s: projector without bias not supported", cpath);
-    /* CLIPVisionConfig's defaults; LlavaConfig's vision_feature_layer -2 */
+    /* CLIPVisionConfig's defaults */
     if ((st = cfg_int(vc, cpath, "hidden_size", 768, 1, 1 << 20, &W)) ||
         (st = cfg_int(vc, cpath, "intermediate_size", 3072, 1, 1 << 20, &FF)) ||
         (st = cfg_int(vc, cpath, "num_hidden_layers", 12, 1, 1024, &L)) ||
         (st = cfg_int(vc, cpath, "num_attention_heads", 12, 1, 4096, &H)) ||
         (st = cfg_int(vc, cpath, "image_size", 224, 1, 8192, &S)) ||
         (st = cfg_int(vc, cpath, "patch_size", 32, 1, 8192, &P)) ||
-        (st = cfg_num(vc, cpath, "layer_norm_eps", 1e-5, 0, 1, &eps)) ||
-        (st = cfg_int(cfg, cpath, "vision_feature_layer", -2, -1025, 1024, &fl)))
+        (st = cfg_num(vc, cpath, "layer_norm_eps", 1e-5, 0, 1, &eps)))
         return st;
-    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(cfg, "vision_feature_layer")))
-        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: several vision_feature_layer values not supported", cpath);
     float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f}, stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
     cJSON *pp = NULL;
     if ((st = read_json(dir, "preprocessor_config.json", false, &pp))) return st;
@@ -382,11 +446,11 @@ static vlmn_status build_vision(struct hf_owner *o, const char *dir, const char 
         (st = vlmn_gguf_set_arr(w, "clip.vision.image_mean", VLMN_GGUF_F32, mean, 3)) ||
         (st = vlmn_gguf_set_arr(w, "clip.vision.image_std", VLMN_GGUF_F32, stdv, 3)))
         return st;
-    if ((st = add_ref(w, o->st, vt, "embeddings.class_embedding", "v.class_embd", NULL, NULL)) ||
-        (st = add_ref(w, o->st, vt, "embeddings.patch_embedding.weight", "v.patch_embd.weight", NULL, NULL)) ||
-        (st = add_ref(w, o->st, vt, "embeddings.position_embedding.weight", "v.position_embd.weight", NULL, NULL)) ||
-        (st = add_ref(w, o->st, vt, "pre_layrnorm.weight", "v.pre_ln.weight", NULL, NULL)) ||
-        (st = add_ref(w, o->st, vt, "pre_layrnorm.bias", "v.pre_ln.bias", NULL, NULL)))
+    if ((st = add_ref(w, src->vst, vt, "embeddings.class_embedding", "v.class_embd", NULL, NULL)) ||
+        (st = add_ref(w, src->vst, vt, "embeddings.patch_embedding.weight", "v.patch_embd.weight", NULL, NULL)) ||
+        (st = add_ref(w, src->vst, vt, "embeddings.position_embedding.weight", "v.position_embd.weight", NULL, NULL)) ||
+        (st = add_ref(w, src->vst, vt, "pre_layrnorm.weight", "v.pre_ln.weight", NULL, NULL)) ||
+        (st = add_ref(w, src->vst, vt, "pre_layrnorm.bias", "v.pre_ln.bias", NULL, NULL)))
         return st;
     char hs[128], gn[96];
     for (int l = 0; l < L; l++) {
@@ -401,13 +465,18 @@ static vlmn_status build_vision(struct hf_owner *o, const char *dir, const char 
             for (int b = 0; b < 2; b++) {
                 snprintf(hs, sizeof hs, "encoder.layers.%d.%s.%s", l, map[k].hf, b ? "bias" : "weight");
                 snprintf(gn, sizeof gn, "v.blk.%d.%s.%s", l, map[k].gg, b ? "bias" : "weight");
-                if ((st = add_ref(w, o->st, vt, hs, gn, NULL, NULL))) return st;
+                if ((st = add_ref(w, src->vst, vt, hs, gn, NULL, NULL))) return st;
             }
     }
-    if ((st = add_ref(w, o->st, pj, "linear_1.weight", "mm.0.weight", NULL, NULL)) ||
-        (st = add_ref(w, o->st, pj, "linear_1.bias", "mm.0.bias", NULL, NULL)) ||
-        (st = add_ref(w, o->st, pj, "linear_2.weight", "mm.2.weight", NULL, NULL)) ||
-        (st = add_ref(w, o->st, pj, "linear_2.bias", "mm.2.bias", NULL, NULL)))
+    char p1w[64], p1b[64], p2w[64], p2b[64];
+    snprintf(p1w, sizeof p1w, "%s.weight", src->lin1);
+    snprintf(p1b, sizeof p1b, "%s.bias", src->lin1);
+    snprintf(p2w, sizeof p2w, "%s.weight", src->lin2);
+    snprintf(p2b, sizeof p2b, "%s.bias", src->lin2);
+    if ((st = add_ref(w, src->pst, pj, p1w, "mm.0.weight", NULL, NULL)) ||
+        (st = add_ref(w, src->pst, pj, p1b, "mm.0.bias", NULL, NULL)) ||
+        (st = add_ref(w, src->pst, pj, p2w, "mm.2.weight", NULL, NULL)) ||
+        (st = add_ref(w, src->pst, pj, p2b, "mm.2.bias", NULL, NULL)))
         return st;
     return VLMN_OK;
 }
@@ -420,13 +489,63 @@ bool vlmn_hf_is_folder(const char *path)
     return ok;
 }
 
-vlmn_status vlmn_hf_llava_open(const char *dir, vlmn_gguf **text, vlmn_gguf **mmproj)
+/* The original layout's CLIP folder: clip_dir, else a folder next to dir named after
+ * mm_vision_tower ("openai/clip-vit-large-patch14-336": PARENT/clip-vit-large-patch14-336
+ * or PARENT/openai/clip-vit-large-patch14-336), else the tower as a path. */
+static vlmn_status find_clip(const char *dir, const char *cpath, const cJSON *cfg, const char *clip_dir, char **out)
+{
+    *out = NULL;
+    if (clip_dir) {
+        if (!vlmn_hf_is_folder(clip_dir))
+            return vlmn_error(VLMN_E_NOTFOUND, "%s: not a Hugging Face folder (no config.json)", clip_dir);
+        *out = vlmn_strdup(clip_dir);
+        return *out ? VLMN_OK : vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
+    }
+    const char *tower = cfg_str(cfg, "mm_vision_tower", cfg_str(cfg, "vision_tower", NULL));
+    if (!tower || !*tower) return vlmn_error(VLMN_E_FORMAT, "%s: no mm_vision_tower: give the CLIP folder with --clip DIR", cpath);
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    size_t pl = dl;
+    while (pl > 0 && dir[pl - 1] != '/') pl--;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%.*s", pl ? (int)(pl - 1 > 0 ? pl - 1 : 1) : 1, pl ? dir : ".");
+    const char *base = strrchr(tower, '/') ? strrchr(tower, '/') + 1 : tower;
+    char cand[3][4096 + 512];
+    snprintf(cand[0], sizeof cand[0], "%s/%s", parent, base);
+    snprintf(cand[1], sizeof cand[1], "%s/%s", parent, tower);
+    snprintf(cand[2], sizeof cand[2], "%s", tower);
+    for (int i = 0; i < 3; i++)
+        if (vlmn_hf_is_folder(cand[i])) {
+            *out = vlmn_strdup(cand[i]);
+            return *out ? VLMN_OK : vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
+        }
+    return vlmn_error(VLMN_E_NOTFOUND, "%s: vision tower %s not found (looked for %s and %s): give --clip DIR", cpath,
+                      tower, cand[0], cand[1]);
+}
+
+vlmn_status vlmn_hf_clip_folder(const char *dir, char **clip_dir)
+{
+    cJSON *cfg = NULL;
+    *clip_dir = NULL;
+    vlmn_status st = read_json(dir, "config.json", true, &cfg);
+    if (st) return st;
+    const char *arch = vlmn_hf_architecture(cfg);
+    if (arch && !strcmp(arch, "LlavaLlamaForCausalLM")) {
+        char *cpath = join(dir, "config.json");
+        st = cpath ? find_clip(dir, cpath, cfg, NULL, clip_dir) : vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
+        vlmn_free(cpath);
+    }
+    cJSON_Delete(cfg);
+    return st;
+}
+
+vlmn_status vlmn_hf_llava_open_clip(const char *dir, const char *clip_dir, vlmn_gguf **text, vlmn_gguf **mmproj)
 {
     *text = *mmproj = NULL;
-    cJSON *cfg = NULL, *tcfg = NULL;
+    cJSON *cfg = NULL, *tcfg = NULL, *ccfg = NULL;
     vlmn_gguf_writer *wt = NULL, *wv = NULL;
     struct hf_owner *o = NULL;
-    char *cpath = join(dir, "config.json"), *tname = NULL, *vname = NULL;
+    char *cpath = join(dir, "config.json"), *tname = NULL, *vname = NULL, *cdir = NULL, *ccpath = NULL;
     vlmn_status st;
     if (!cpath) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", dir);
     if ((st = read_json(dir, "config.json", true, &cfg))) goto fail;
@@ -435,28 +554,52 @@ vlmn_status vlmn_hf_llava_open(const char *dir, vlmn_gguf **text, vlmn_gguf **mm
         st = vlmn_error(VLMN_E_FORMAT, "%s: no architectures entry", cpath);
         goto fail;
     }
-    if (strcmp(arch, "LlavaForConditionalGeneration")) {
-        const char *why = !strcmp(arch, "LlavaLlamaForCausalLM") ? "the original LLaVA layout (separate CLIP) is not yet supported; use the llava-hf layout"
-                          : !strcmp(arch, "InternVLChatModel") || !strcmp(arch, "InternVLForConditionalGeneration")
+    bool original = !strcmp(arch, "LlavaLlamaForCausalLM");
+    if (!original && strcmp(arch, "LlavaForConditionalGeneration")) {
+        const char *why = !strcmp(arch, "InternVLChatModel") || !strcmp(arch, "InternVLForConditionalGeneration")
                               ? "InternVL is not yet supported"
                           : !strcmp(arch, "CLIPModel") ? "a CLIP model, not a LLaVA (vlmn info describes it)"
-                                                       : "not a supported architecture (only LlavaForConditionalGeneration)";
+                                                       : "not a supported architecture (LlavaForConditionalGeneration, "
+                                                         "LlavaLlamaForCausalLM)";
         st = vlmn_error(VLMN_E_UNSUPPORTED, "%s: %s: %s", cpath, arch, why);
         goto fail;
     }
-    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(cfg, "text_config");
-    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(cfg, "vision_config");
+    if (!original && clip_dir) {
+        st = vlmn_error(VLMN_E_ARG, "%s: LlavaForConditionalGeneration holds its vision tower: no --clip/--mmproj", cpath);
+        goto fail;
+    }
+    const cJSON *tc = original ? cfg : cJSON_GetObjectItemCaseSensitive(cfg, "text_config");
+    const cJSON *vc = original ? NULL : cJSON_GetObjectItemCaseSensitive(cfg, "vision_config");
     if ((tc && !cJSON_IsObject(tc)) || (vc && !cJSON_IsObject(vc))) {
         st = vlmn_error(VLMN_E_FORMAT, "%s: text_config / vision_config is not an object", cpath);
         goto fail;
     }
+    int fl = 0;
+    if ((st = original ? orig_vision_keys(cpath, cfg, &fl) : hf_vision_keys(cpath, cfg, &fl))) goto fail;
     if ((st = read_json(dir, "tokenizer_config.json", false, &tcfg))) goto fail;
     if (!(o = vlmn_calloc(1, sizeof *o))) goto nomem;
     if ((st = vlmn_st_open(dir, &o->st))) goto fail;
+    struct vis_src src;
+    if (original) {
+        /* the separate CLIP folder: CLIPModel (vision_config) or CLIPVisionModel */
+        static const char *const vt[] = {"vision_model.", NULL};
+        static const char *const pj[] = {"model.mm_projector.", NULL};
+        if ((st = find_clip(dir, cpath, cfg, clip_dir, &cdir))) goto fail;
+        if (!(ccpath = join(cdir, "config.json"))) goto nomem;
+        if ((st = read_json(cdir, "config.json", true, &ccfg))) goto fail;
+        const cJSON *cv = cJSON_GetObjectItemCaseSensitive(ccfg, "vision_config");
+        vc = cJSON_IsObject(cv) ? cv : ccfg;
+        if ((st = vlmn_st_open(cdir, &o->clip))) goto fail;
+        src = (struct vis_src){o->clip, o->st, vt, pj, "0", "2", cdir, ccpath};
+    } else {
+        static const char *const vt[] = {"vision_tower.vision_model.", "model.vision_tower.vision_model.", NULL};
+        static const char *const pj[] = {"multi_modal_projector.", "model.multi_modal_projector.", NULL};
+        src = (struct vis_src){o->st, o->st, vt, pj, "linear_1", "linear_2", dir, cpath};
+    }
     if ((st = vlmn_gguf_writer_create(&wt)) || (st = vlmn_gguf_writer_create(&wv))) goto fail;
-    if ((st = build_text(o, dir, cpath, tc, tcfg, wt)) || (st = build_vision(o, dir, cpath, cfg, vc, wv))) goto fail;
+    if ((st = build_text(o, dir, cpath, tc, tcfg, original, wt)) || (st = build_vision(&src, vc, fl, wv))) goto fail;
     tname = join(dir, "(text model)");
-    vname = join(dir, "(vision tower)");
+    vname = original ? join(cdir, "(vision tower)") : join(dir, "(vision tower)");
     if (!tname || !vname) goto nomem;
     o->refs = 2;
     st = vlmn_gguf_writer_view(wt, tname, owner_release, o, text);
@@ -481,7 +624,15 @@ done:
     vlmn_free(tname);
     vlmn_free(vname);
     vlmn_free(cpath);
+    vlmn_free(cdir);
+    vlmn_free(ccpath);
     cJSON_Delete(cfg);
     cJSON_Delete(tcfg);
+    cJSON_Delete(ccfg);
     return st;
+}
+
+vlmn_status vlmn_hf_llava_open(const char *dir, vlmn_gguf **text, vlmn_gguf **mmproj)
+{
+    return vlmn_hf_llava_open_clip(dir, NULL, text, mmproj);
 }

@@ -19,7 +19,7 @@ static const char SYS_USER[] =
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions.";
 
-static const char *const templates[] = {"llava-v1", "vicuna-v1", "plain", NULL};
+static const char *const templates[] = {"llava-v1", "vicuna-v1", "plain", "llava-hf", NULL};
 
 const char *const *vlmn_prompt_templates(void) { return templates; }
 
@@ -47,6 +47,20 @@ vlmn_status vlmn_prompt_format(const char *name, const char *question, const cha
             *ans_end = b.n;
             vlmn_buf_adds(&b, "</s>");
         }
+    } else if (strcmp(name, "llava-hf") == 0) {
+        /* llava-hf's chat_template.json rendered for [user: image + question, assistant:
+         * answer]: role.upper() + ": ", images as "<image>\n", each text + " "; without an
+         * answer the generation prompt "ASSISTANT:". No system prompt. */
+        vlmn_buf_adds(&b, "USER: " VLMN_PROMPT_IMAGE "\n");
+        vlmn_buf_adds(&b, question ? question : "");
+        vlmn_buf_adds(&b, " ASSISTANT:");
+        if (answer) {
+            vlmn_buf_adds(&b, " ");
+            *ans_begin = b.n;
+            vlmn_buf_adds(&b, answer);
+            *ans_end = b.n;
+            vlmn_buf_adds(&b, " ");
+        }
     } else if (strcmp(name, "plain") == 0) {
         /* train.py preprocess_plain: "<image>" + answer + conv_llava_plain.sep ("\n"). */
         if (question && *question)
@@ -59,7 +73,7 @@ vlmn_status vlmn_prompt_format(const char *name, const char *question, const cha
             vlmn_buf_adds(&b, "\n");
         }
     } else {
-        return vlmn_error(VLMN_E_NOTFOUND, "prompt: no template \"%s\" (llava-v1, vicuna-v1, plain)",
+        return vlmn_error(VLMN_E_NOTFOUND, "prompt: no template \"%s\" (llava-v1, vicuna-v1, plain, llava-hf)",
                           name);
     }
     if (b.oom) {

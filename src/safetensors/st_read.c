@@ -5,6 +5,7 @@
 #include "vlmn/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -435,6 +436,19 @@ fail:
     return st;
 }
 
+bool vlmn_st_has_pickles(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        found = !strncmp(e->d_name, "pytorch_model", 13) && n >= 4 && !strcmp(e->d_name + n - 4, ".bin");
+    }
+    closedir(d);
+    return found;
+}
+
 vlmn_status vlmn_st_open(const char *path, vlmn_st **out)
 {
     *out = NULL;
@@ -456,6 +470,12 @@ vlmn_status vlmn_st_open(const char *path, vlmn_st **out)
         if (!one) return vlmn_error(VLMN_E_NOMEM, "%s: out of memory", path);
         if (access(one, F_OK) != 0) {
             vlmn_free(one);
+            if (vlmn_st_has_pickles(path))
+                return vlmn_error(VLMN_E_UNSUPPORTED,
+                                  "%s: only PyTorch pickles (pytorch_model*.bin), which vlmn does not read: convert them to "
+                                  "safetensors first (transformers: from_pretrained + save_pretrained(out, "
+                                  "safe_serialization=True); or torch.load + safetensors.torch.save_file per shard)",
+                                  path);
             return vlmn_error(VLMN_E_NOTFOUND, "%s: no model.safetensors.index.json or model.safetensors in the folder", path);
         }
         st = vlmn_st_open(one, out);

@@ -44,6 +44,17 @@ vlmn_status vlmn_tok_from_gguf(const vlmn_gguf *g, vlmn_tok **out)
     *out = NULL;
     const char *path = vlmn_gguf_path(g);
 
+    /* a Hugging Face tokenizer.json carried whole (GGUF's tokenizer.huggingface.json) */
+    int64_t kj = vlmn_gguf_find_key(g, "tokenizer.huggingface.json");
+    if (kj >= 0 && vlmn_gguf_find_key(g, "tokenizer.ggml.tokens") < 0) {
+        const char *json = NULL;
+        if ((st = vlmn_gguf_get_str(g, "tokenizer.huggingface.json", &json)))
+            return vlmn_error_prefix(st, "tokenizer");
+        const char *src = NULL;
+        if (vlmn_gguf_find_key(g, "tokenizer.huggingface.source") >= 0)
+            vlmn_gguf_get_str(g, "tokenizer.huggingface.source", &src);
+        return vlmn_tok_from_hf_json(json, strlen(json), src ? src : path, out);
+    }
     if ((st = vlmn_gguf_get_str(g, "tokenizer.ggml.model", &model)))
         return vlmn_error_prefix(st, "tokenizer");
     if (strcmp(model, "llama") != 0)

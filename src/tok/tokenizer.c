@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "tok/hf.h"
 
 #define SPACE_SYM "\xe2\x96\x81" /* U+2581, what sentencepiece writes for ' ' */
 #define SPACE_SYM_LEN 3
@@ -39,6 +40,7 @@ struct vlmn_tok {
     bool byte_fallback, has_unused;
     int32_t bos, eos, unk;
     bool add_bos, add_eos, add_space_prefix;
+    vlmn_hftok *hf; /* tokenizer.json pipeline (hf_*.c) instead of SentencePiece */
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -157,8 +159,19 @@ void vlmn_tok_free(vlmn_tok *t)
     vlmn_free(t->reserved.slots);
     vlmn_free(t->user.slots);
     vlmn_free(t->ud_lens);
+    hf_tok_free(t->hf);
     vlmn_free(t);
 }
+
+void vlmn_tok_attach_hf(vlmn_tok *t, vlmn_hftok *h, int32_t unk)
+{
+    t->hf = h;
+    t->unk = unk;
+}
+
+const vlmn_hftok *vlmn_tok_hf(const vlmn_tok *t) { return t->hf; }
+
+bool vlmn_tok_is_hf(const vlmn_tok *t) { return t && t->hf; }
 
 vlmn_status vlmn_tok_create(const vlmn_tok_vocab *v, vlmn_tok **out)
 {
@@ -572,6 +585,7 @@ vlmn_status vlmn_tok_encode_spans(const vlmn_tok *t, const char *text, size_t le
         return vlmn_error(VLMN_E_RANGE, "tokenize: text of %zu bytes is too long (max %zu)", len,
                           VLMN_TOK_MAX_TEXT);
 
+    if (t->hf) return hf_encode(t, t->hf, text, len, flags, ids, spans, n);
     if ((flags & VLMN_TOK_BOS) && t->bos >= 0 && !out_push(&o, t->bos, 0, 0)) goto nomem;
 
     size_t cap = (size_t)len * 3 + SPACE_SYM_LEN + 1;
@@ -682,6 +696,7 @@ vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, ch
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
             return vlmn_error(VLMN_E_RANGE, "detokenize: invalid id %d at position %lld (%d tokens)",
                               (int)ids[i], (long long)i, (int)t->n_vocab);
+    if (t->hf) return hf_decode(t, t->hf, ids, n, text, len);
     if (n > 0) {
         bytes = vlmn_malloc((size_t)n);
         if (!bytes) return vlmn_error(VLMN_E_NOMEM, "detokenize: out of memory");
@@ -735,5 +750,37 @@ vlmn_status vlmn_tok_decode(const vlmn_tok *t, const int32_t *ids, int64_t n, ch
     }
     *text = b.p;
     if (len) *len = b.n;
+    return VLMN_OK;
+}
+
+vlmn_status vlmn_tok_encode_context(const vlmn_tok *t, const char *text, size_t len, int32_t ctx,
+                                    int32_t pad_id, int32_t *ids, int32_t *n_used)
+{
+    int flags = vlmn_tok_default_flags(t);
+    int32_t pre[4], post[4];
+    int np = 0, nq = 0;
+    if (t->hf) {
+        for (int i = 0; (flags & VLMN_TOK_BOS) && i < t->hf->n_pre; i++) pre[np++] = t->hf->pre_ids[i];
+        for (int i = 0; (flags & VLMN_TOK_EOS) && i < t->hf->n_post; i++) post[nq++] = t->hf->post_ids[i];
+    } else {
+        if ((flags & VLMN_TOK_BOS) && t->bos >= 0) pre[np++] = t->bos;
+        if ((flags & VLMN_TOK_EOS) && t->eos >= 0) post[nq++] = t->eos;
+    }
+    if (ctx <= np + nq)
+        return vlmn_error(VLMN_E_ARG, "tokenize: context of %d tokens leaves no room for text", (int)ctx);
+    if (pad_id < 0 || pad_id >= t->n_vocab)
+        return vlmn_error(VLMN_E_RANGE, "tokenize: pad id %d out of range", (int)pad_id);
+    int32_t *body = NULL;
+    int64_t nb = 0;
+    vlmn_status st = vlmn_tok_encode(t, text, len, 0, &body, &nb);
+    if (st) return st;
+    int64_t keep = nb < ctx - np - nq ? nb : ctx - np - nq;
+    int32_t k = 0;
+    for (int i = 0; i < np; i++) ids[k++] = pre[i];
+    for (int64_t i = 0; i < keep; i++) ids[k++] = body[i];
+    for (int i = 0; i < nq; i++) ids[k++] = post[i];
+    if (n_used) *n_used = k;
+    while (k < ctx) ids[k++] = pad_id;
+    vlmn_free(body);
     return VLMN_OK;
 }

@@ -207,7 +207,11 @@ TEST(unsupported_layouts)
 {
     const char *d = tmpdir("orig");
     put(d, "config.json", "{\"architectures\":[\"LlavaLlamaForCausalLM\"],\"mm_vision_tower\":\"openai/clip-vit-large-patch14-336\"}");
-    load_fails(d, VLMN_E_UNSUPPORTED, "LlavaLlamaForCausalLM: the original LLaVA layout (separate CLIP) is not yet supported");
+    load_fails(d, VLMN_E_UNSUPPORTED, "config.json: mm_projector_type \"linear\" not supported (only mlp2x_gelu)");
+    /* the original layout as liuhaotian ships it: PyTorch pickles only */
+    put(d, "config.json", "{\"architectures\":[\"LlavaLlamaForCausalLM\"],\"mm_projector_type\":\"mlp2x_gelu\"}");
+    put(d, "pytorch_model-00001-of-00002.bin", "not a pickle");
+    load_fails(d, VLMN_E_UNSUPPORTED, "hf_orig: only PyTorch pickles (pytorch_model*.bin), which vlmn does not read: convert");
     d = tmpdir("ivl");
     put(d, "config.json", "{\"architectures\":[\"InternVLChatModel\"]}");
     load_fails(d, VLMN_E_UNSUPPORTED, "InternVL is not yet supported");

@@ -15,8 +15,9 @@ safetensors written by hand here (8-byte LE header length + JSON + raw data):
     vision_feature_layer = -2; the golden activations of llava_ref.py (computed without
     that block) must therefore still hold;
   - "bf16" is written as two shards with model.safetensors.index.json.
-Also a tiny CLIPModel folder (vision_model, text_model, visual_projection,
-text_projection) for `vlmn info`. Nothing here uses vlmn. Run:
+The f32 model is also written in the original LLaVA layout (orig/llava-v1.5-tiny-f32 with
+the separate CLIP folder orig/clip-vit-tiny; see original_layout()). Also a tiny CLIPModel
+folder (vision_model, text_model, visual_projection, text_projection) for `vlmn info`. Nothing here uses vlmn. Run:
     /usr/bin/python3 tests/reference/make_hf_fixture.py
 """
 import json
@@ -196,6 +197,51 @@ def convert(name, new_names, shards, seed):
     write_json(os.path.join(d, "tokenizer_config.json"),
                {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False})
     shutil.copyfile(os.path.join(ENGINE, "tiny.spm.model"), os.path.join(d, "tokenizer.model"))
+    return out, tc, vc, feature_layer, tied, d
+
+
+def original_layout(converted, name):
+    """The same model in the original LLaVA layout (liuhaotian/llava-v1.5-7b: the
+    LlavaLlamaForCausalLM class of LLaVA's own code), as if converted to safetensors:
+    model.* / lm_head text tensors and model.mm_projector.0/2 in the LLaVA folder, flat
+    LLaMA config keys plus mm_* keys, and the vision tower in a separate CLIPModel folder
+    (vision_model.*) next to it, named after mm_vision_tower."""
+    out, tc, vc, feature_layer, tied, hf_dir = converted
+    root = os.path.join(OUT, "orig")
+    ld, cd = os.path.join(root, "llava-v1.5-tiny-" + name), os.path.join(root, "clip-vit-tiny")
+    for x in (ld, cd):
+        shutil.rmtree(x, ignore_errors=True)
+        os.makedirs(x)
+    text, clip = [], []
+    for hf, dt, shape, raw in out:
+        if hf.startswith("language_model.model."):
+            text.append(("model." + hf[len("language_model.model."):], dt, shape, raw))
+        elif hf == "language_model.lm_head.weight":
+            text.append(("lm_head.weight", dt, shape, raw))
+        elif hf.startswith("multi_modal_projector.linear_"):
+            k = {"1": "0", "2": "2"}[hf[len("multi_modal_projector.linear_")]]
+            text.append(("model.mm_projector." + k + hf[len("multi_modal_projector.linear_1"):], dt, shape, raw))
+        elif hf.startswith("vision_tower.vision_model."):
+            clip.append(("vision_model." + hf[len("vision_tower.vision_model."):], dt, shape, raw))
+        else:
+            raise ValueError(hf)
+    write_safetensors(os.path.join(ld, "model.safetensors"), text)
+    write_safetensors(os.path.join(cd, "model.safetensors"), clip)
+    cfg = dict(tc)
+    cfg.update({"architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
+                "mm_vision_tower": "openai/clip-vit-tiny", "mm_hidden_size": vc["hidden_size"],
+                "mm_projector_type": "mlp2x_gelu", "mm_vision_select_layer": feature_layer,
+                "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
+                "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "tie_word_embeddings": tied,
+                "torch_dtype": "float32"})
+    write_json(os.path.join(ld, "config.json"), cfg)
+    for f in ("tokenizer_config.json", "tokenizer.model"):
+        shutil.copyfile(os.path.join(hf_dir, f), os.path.join(ld, f))
+    shutil.copyfile(os.path.join(hf_dir, "preprocessor_config.json"), os.path.join(cd, "preprocessor_config.json"))
+    write_json(os.path.join(cd, "config.json"),
+               {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": tc["hidden_size"],
+                "vision_config": vc, "text_config": {"model_type": "clip_text_model", "hidden_size": 16,
+                                                     "num_hidden_layers": 1, "num_attention_heads": 2}})
 
 
 def clip_folder(seed):
@@ -253,7 +299,7 @@ def clip_folder(seed):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    convert("f32", new_names=False, shards=1, seed=7001)
+    original_layout(convert("f32", new_names=False, shards=1, seed=7001), "f32")
     convert("f16", new_names=True, shards=1, seed=7002)
     convert("bf16", new_names=False, shards=2, seed=7003)
     clip_folder(7004)
