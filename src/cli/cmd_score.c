@@ -111,7 +111,8 @@ static int run(int argc, char **argv)
     vlmn_status st = vlmn_dscore_run(&o, &s);
     char line[600];
     vlmn_llm_stats_line(&s.llm, line, sizeof line);
-    fprintf(stderr, "score: %s: %lld explanations: %lld scored now, %lld failed, %lld already scored, %lld skipped; %s\n",
+    fprintf(stderr,
+            "score: %s: %lld explanations: %lld scored now, %lld failed, %lld already scored, %lld skipped; %s\n",
             scorer, (long long)s.neurons, (long long)s.answered, (long long)s.failed, (long long)s.already,
             (long long)s.skipped, line);
     if (st) return cli_fail("score", st);

@@ -119,9 +119,11 @@ static vlmn_status ddone(vlmn_llm_item *it, void *user)
     char note[400];
     snprintf(note, sizeof note, "%s", x->note);
     if (isnan(auroc)) note_add(note, sizeof note, "AUROC undefined: one class is empty");
-    if (x->mode == VLMN_DMODE_LOGPROB && !hp) note_add(note, sizeof note, "no usable logprobs: AUROC of the 0/1 answers");
+    if (x->mode == VLMN_DMODE_LOGPROB && !hp)
+        note_add(note, sizeof note, "no usable logprobs: AUROC of the 0/1 answers");
     cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "mode", x->mode == VLMN_DMODE_LOGPROB ? "logprob" : x->mode == VLMN_DMODE_PLAIN ? "plain" : "json");
+    static const char *const MODES[3] = {"json", "logprob", "plain"};
+    cJSON_AddStringToObject(d, "mode", MODES[x->mode]);
     if (c->o->scorer == VLMN_DS_DETECTION) cJSON_AddStringToObject(d, "negatives", c->o->negatives);
     cJSON_AddNumberToObject(d, "active_frac", c->o->active_frac);
     cJSON_AddNumberToObject(d, "shuffle_seed", (double)c->o->shuffle_seed);
@@ -306,12 +308,12 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
         char spec[4400];
         const char *what = n_mp ? "top samples" : "random samples";
         missing_spec(xo->run_dir, n_mp ? &miss_pos : &miss_neg, spec, sizeof spec);
-        st = vlmn_error(VLMN_E_NOTFOUND, "%s: %d neurons' %s are not traced; run `vlmn trace %s --neurons '%s' --samples %s` "
-                        "first%s",
-                        xo->run_dir, n_mp ? n_mp : n_mn, what, xo->run_dir, spec,
-                        n_mp ? "top:3,7,11,15,19" : o->negatives,
-                        n_mp && n_mn ? " (then the same with --samples for the random negatives)" : "");
-        if (n_mp && n_mn) {
+        if (!n_mp || !n_mn) {
+            st = vlmn_error(VLMN_E_NOTFOUND,
+                            "%s: %d neurons' %s are not traced; run `vlmn trace %s --neurons '%s' --samples %s` first",
+                            xo->run_dir, n_mp ? n_mp : n_mn, what, xo->run_dir, spec,
+                            n_mp ? "top:3,7,11,15,19" : o->negatives);
+        } else {
             char spec2[4400];
             missing_spec(xo->run_dir, &miss_neg, spec2, sizeof spec2);
             st = vlmn_error(VLMN_E_NOTFOUND,

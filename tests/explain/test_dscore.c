@@ -224,12 +224,14 @@ TEST(scores_table_upgraded_in_place)
                        " kind TEXT NOT NULL, score REAL, score_visual REAL, score_text REAL, n_visual INTEGER NOT NULL,"
                        " n_text INTEGER NOT NULL, n_mismatch INTEGER NOT NULL, note TEXT, created TEXT NOT NULL,"
                        " PRIMARY KEY (layer, neuron, sampling, explainer, images, simulator, scorer)) WITHOUT ROWID;"
-                       "INSERT INTO scores VALUES (1,2,'top','e','none','s','pearson','text',0.5,NULL,0.5,0,9,0,NULL,'t');",
+                       "INSERT INTO scores VALUES (1,2,'top','e','none','s','pearson','text',0.5,NULL,0.5,0,9,0,"
+                       "NULL,'t');",
                        NULL, NULL, NULL) == SQLITE_OK);
     CHECK(vlmn_xdb_init(db) == VLMN_OK);
     CHECK(vlmn_xdb_init(db) == VLMN_OK); /* idempotent */
     sqlite3_stmt *q = NULL;
-    CHECK(sqlite3_prepare_v2(db, "SELECT score, accuracy, n_pos, n_neg, detail FROM scores", -1, &q, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "SELECT score, accuracy, n_pos, n_neg, detail FROM scores", -1, &q, NULL) ==
+          SQLITE_OK);
     CHECK(sqlite3_step(q) == SQLITE_ROW);
     CHECK_NEAR(sqlite3_column_double(q, 0), 0.5, 0);
     CHECK(sqlite3_column_type(q, 1) == SQLITE_NULL && sqlite3_column_type(q, 4) == SQLITE_NULL);
