@@ -149,6 +149,18 @@ check "bad --active-frac: one-line error" test $? -ne 0 -a "$(grep -c 'active-fr
 out=$("$V" score "$d/run" --scorer detection --scorer-model x --negatives top:1-5 "${LLM[@]}" 2>&1)
 check "negatives must be random" grep -q "negatives top:1-5: must be random:K:SEED" <<<"$out"
 
+# many untraced neurons: the command names a CSV of them that `vlmn trace` takes as it is
+q "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 99)
+   INSERT INTO explanations SELECT i / 25, i % 25, 'top', 'fake', 'none', 'text', '[]', 1, ' the tokens \" x\"', 'ok',
+   NULL, 'h', '{}', NULL, NULL, 1, 0, 't' FROM k"
+out=$("$V" score "$d/run" --scorer fuzzing --scorer-model x --explainer fake "${LLM[@]}" 2>&1)
+check "many untraced: exit 1" test $? -eq 1
+check "many untraced: names the neuron file" grep -q "\-\-neurons 'file:$d/run/untraced-neurons.csv' --samples top:3,7,11,15,19" <<<"$out"
+"$V" trace "$d/run" --neurons "file:$d/run/untraced-neurons.csv" --samples top:3,7,11,15,19 -q >/dev/null 2>&1
+check "the file is a trace SPEC" test $? -eq 0
+"$V" score "$d/run" --scorer fuzzing --scorer-model x --explainer fake "${LLM[@]}" >/dev/null 2>&1
+check "then every fake explanation is scored" test "$(q "SELECT COUNT(*) FROM scores WHERE explainer='fake' AND scorer='fuzzing'")" -eq 100
+
 check "server saw no protocol violation" test "$(stat violations)" -eq 0
 check "key not in the run or the cache" sh -c "! grep -rqa '$VLMN_TEST_KEY' '$d/run'"
 check "key not in any output" sh -c "! grep -qa '$VLMN_TEST_KEY' '$d'/*.txt '$d'/*.err"
