@@ -164,7 +164,9 @@ void vlmn_bootstrap_mean(const double *x, int n, int n_boot, uint64_t seed, doub
  * explanation holds all its examples; the answer is a list of 0/1 (JSON schema in json
  * mode; with logprobs P("1") / (P("0") + P("1")) per answer, as Delphi). */
 typedef enum vlmn_dscorer { VLMN_DS_DETECTION = 0, VLMN_DS_FUZZING = 1 } vlmn_dscorer;
-typedef enum vlmn_dmode { VLMN_DMODE_JSON = 0, VLMN_DMODE_LOGPROB = 1 } vlmn_dmode;
+/* json: response_format json_schema; logprob: a plain list with logprobs; plain: a plain
+ * list, neither (servers without structured output or logprobs). */
+typedef enum vlmn_dmode { VLMN_DMODE_JSON = 0, VLMN_DMODE_LOGPROB = 1, VLMN_DMODE_PLAIN = 2 } vlmn_dmode;
 const char *vlmn_dscorer_name(vlmn_dscorer s); /* "detection", "fuzzing" */
 
 /* One example as the scorer sees it. */

@@ -13,7 +13,7 @@ static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_score = {
     "score",
     "score explanations: Pearson r of simulated vs real activations (paper A.3), or detection/fuzzing AUROC",
-    "vlmn score RUN [--scorer pearson|detection|fuzzing --scorer-model MODEL [--mode json|logprob]\n"
+    "vlmn score RUN [--scorer pearson|detection|fuzzing --scorer-model MODEL [--mode json|logprob|plain]\n"
     "               [--negatives random:K:SEED] [--active-frac F] [--shuffle-seed N]\n"
     "               [--explainer MODEL] [--sampling S] [--no-cache] [-q] [LLM options]]\n"
     "  pearson (default, local): visual neurons: r over the image tokens of the simulated samples,\n"
@@ -27,8 +27,9 @@ const struct vlmn_cmd vlmn_cmd_score = {
     "  with as many random tokens highlighted; the model answers whether the highlights match\n"
     "  the explanation (visual neurons are skipped). Resumable: scored explanations are skipped.\n"
     "  --scorer-model MODEL  LLM that answers (stored as the scores' simulator)\n"
-    "  --mode M              json (default; response_format json_schema) or logprob (AUROC of\n"
-    "                        P(1)/(P(0)+P(1)) from top_logprobs)\n"
+    "  --mode M              json (default; response_format json_schema), logprob (AUROC of\n"
+    "                        P(1)/(P(0)+P(1)) from top_logprobs) or plain (a list in the text:\n"
+    "                        servers with neither)\n"
     "  --negatives SPEC      random samples the negatives come from (random:10:1); traced with\n"
     "                        `vlmn trace RUN --neurons SPEC --samples random:10:1`\n"
     "  --active-frac F       a negative stays below F x the neuron's max; a highlighted token\n"
@@ -102,14 +103,16 @@ static int run(int argc, char **argv)
     if (!o.x.prompt.model) return cli_errorf("score", 2, "--scorer %s needs --scorer-model MODEL", scorer);
     if (!strcmp(mode, "json")) o.mode = VLMN_DMODE_JSON;
     else if (!strcmp(mode, "logprob")) o.mode = VLMN_DMODE_LOGPROB;
-    else return cli_errorf("score", 2, "--mode %s: json or logprob", mode);
+    else if (!strcmp(mode, "plain")) o.mode = VLMN_DMODE_PLAIN;
+    else return cli_errorf("score", 2, "--mode %s: json, logprob or plain", mode);
     o.x.run_dir = dir;
     o.x.progress = quiet ? NULL : stderr;
     vlmn_xrun_summary s = {0};
     vlmn_status st = vlmn_dscore_run(&o, &s);
     char line[600];
     vlmn_llm_stats_line(&s.llm, line, sizeof line);
-    fprintf(stderr, "score: %s: %lld explanations: %lld scored now, %lld failed, %lld already scored, %lld skipped; %s\n",
+    fprintf(stderr,
+            "score: %s: %lld explanations: %lld scored now, %lld failed, %lld already scored, %lld skipped; %s\n",
             scorer, (long long)s.neurons, (long long)s.answered, (long long)s.failed, (long long)s.already,
             (long long)s.skipped, line);
     if (st) return cli_fail("score", st);

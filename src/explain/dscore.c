@@ -25,7 +25,8 @@ static const char F_SYSTEM[] =
     "they were put on random tokens. Decide for every example whether the highlighted tokens are what the "
     "explanation describes. Answer 1 when every highlighted token matches the explanation and 0 otherwise, one "
     "answer per example, in the order of the examples.";
-static const char SYS_JSON[] = "\n\nAnswer with a JSON object {\"answers\": [...]}, for example {\"answers\": [1, 0, 0]}.";
+static const char SYS_JSON[] =
+    "\n\nAnswer with a JSON object {\"answers\": [...]}, for example {\"answers\": [1, 0, 0]}.";
 static const char SYS_LIST[] = "\n\nAnswer with a JSON list of integers only, for example [1, 0, 0].";
 
 static const char D_SCHEMA[] =
@@ -95,7 +96,7 @@ vlmn_status vlmn_dscore_body(vlmn_dscorer s, vlmn_dmode mode, const vlmn_xprompt
     if (mode == VLMN_DMODE_JSON) {
         c.schema_name = "answers";
         c.schema_json = D_SCHEMA;
-    } else {
+    } else if (mode == VLMN_DMODE_LOGPROB) {
         c.logprobs = true;
         c.top_logprobs = 5;
     }

@@ -88,6 +88,13 @@ static vlmn_status put_row(dctx *c, ditem *x, double auroc, double acc, int np, 
     return sqlite3_step(s) == SQLITE_DONE ? VLMN_OK : db_err(c->db, "scores");
 }
 
+/* Appends "; what" (or "what" to an empty note). */
+static void note_add(char *note, size_t n, const char *what)
+{
+    size_t k = strlen(note);
+    snprintf(note + k, n - k, "%s%s", k ? "; " : "", what);
+}
+
 static vlmn_status ddone(vlmn_llm_item *it, void *user)
 {
     dctx *c = user;
@@ -110,12 +117,13 @@ static vlmn_status ddone(vlmn_llm_item *it, void *user)
     for (int i = 0; i < x->n; i++) right += ans[i] == x->label[i];
     double acc = x->n ? (double)right / x->n : NAN;
     char note[400];
-    snprintf(note, sizeof note, "%s%s%s%s", x->note,
-             *x->note && (isnan(auroc) || (x->mode == VLMN_DMODE_LOGPROB && !hp)) ? "; " : "",
-             isnan(auroc) ? "AUROC undefined: one class is empty" : "",
-             x->mode == VLMN_DMODE_LOGPROB && !hp ? (isnan(auroc) ? "; no usable logprobs" : "no usable logprobs: AUROC of the 0/1 answers") : "");
+    snprintf(note, sizeof note, "%s", x->note);
+    if (isnan(auroc)) note_add(note, sizeof note, "AUROC undefined: one class is empty");
+    if (x->mode == VLMN_DMODE_LOGPROB && !hp)
+        note_add(note, sizeof note, "no usable logprobs: AUROC of the 0/1 answers");
     cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "mode", x->mode == VLMN_DMODE_LOGPROB ? "logprob" : "json");
+    static const char *const MODES[3] = {"json", "logprob", "plain"};
+    cJSON_AddStringToObject(d, "mode", MODES[x->mode]);
     if (c->o->scorer == VLMN_DS_DETECTION) cJSON_AddStringToObject(d, "negatives", c->o->negatives);
     cJSON_AddNumberToObject(d, "active_frac", c->o->active_frac);
     cJSON_AddNumberToObject(d, "shuffle_seed", (double)c->o->shuffle_seed);
@@ -300,12 +308,12 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
         char spec[4400];
         const char *what = n_mp ? "top samples" : "random samples";
         missing_spec(xo->run_dir, n_mp ? &miss_pos : &miss_neg, spec, sizeof spec);
-        st = vlmn_error(VLMN_E_NOTFOUND, "%s: %d neurons' %s are not traced; run `vlmn trace %s --neurons '%s' --samples %s` "
-                        "first%s",
-                        xo->run_dir, n_mp ? n_mp : n_mn, what, xo->run_dir, spec,
-                        n_mp ? "top:3,7,11,15,19" : o->negatives,
-                        n_mp && n_mn ? " (then the same with --samples for the random negatives)" : "");
-        if (n_mp && n_mn) {
+        if (!n_mp || !n_mn) {
+            st = vlmn_error(VLMN_E_NOTFOUND,
+                            "%s: %d neurons' %s are not traced; run `vlmn trace %s --neurons '%s' --samples %s` first",
+                            xo->run_dir, n_mp ? n_mp : n_mn, what, xo->run_dir, spec,
+                            n_mp ? "top:3,7,11,15,19" : o->negatives);
+        } else {
             char spec2[4400];
             missing_spec(xo->run_dir, &miss_neg, spec2, sizeof spec2);
             st = vlmn_error(VLMN_E_NOTFOUND,
@@ -429,13 +437,19 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
             e->label = 0;
             nneg++;
         }
-        if (det && nneg < npos)
-            snprintf(x->note, sizeof x->note, "%d inactive random samples for %d top samples", nneg, npos);
-        if (!det && no_hl)
-            snprintf(x->note, sizeof x->note, "%d top samples without active text tokens", no_hl);
-        if (!det && nfz < npos)
-            snprintf(x->note + strlen(x->note), sizeof x->note - strlen(x->note), "%s%d samples without tokens to fuzz",
-                     *x->note ? "; " : "", npos - nfz);
+        char what[96];
+        if (det && nneg < npos) {
+            snprintf(what, sizeof what, "%d inactive random samples for %d top samples", nneg, npos);
+            note_add(x->note, sizeof x->note, what);
+        }
+        if (!det && no_hl) {
+            snprintf(what, sizeof what, "%d top samples without active text tokens", no_hl);
+            note_add(x->note, sizeof x->note, what);
+        }
+        if (!det && nfz < npos) {
+            snprintf(what, sizeof what, "%d samples without tokens to fuzz", npos - nfz);
+            note_add(x->note, sizeof x->note, what);
+        }
         /* the examples in a shuffled order (fixed by the seed and the neuron) */
         int ord[MAX_EX];
         for (int i = 0; i < nsrc; i++) ord[i] = i;

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <sqlite3.h>
 
 TEST(auroc_matches_float64_reference)
 {
@@ -117,6 +118,15 @@ TEST(detection_prompt)
     CHECK(!cJSON_GetObjectItem(root, "response_format"));
     cJSON_Delete(root);
     vlmn_free(body);
+
+    /* plain: neither schema nor logprobs, the list asked for in the system prompt */
+    CHECK(vlmn_dscore_body(VLMN_DS_DETECTION, VLMN_DMODE_PLAIN, &o, " red things", ex, 2, &body) == VLMN_OK);
+    root = cJSON_Parse(body);
+    CHECK(!cJSON_GetObjectItem(root, "response_format") && !cJSON_GetObjectItem(root, "logprobs"));
+    msg_all(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "messages"), 0), txt, sizeof txt, &ni);
+    CHECK(strstr(txt, "JSON list of integers only") != NULL);
+    cJSON_Delete(root);
+    vlmn_free(body);
 }
 
 static const char *reply_of(const char *content, char *buf, size_t n)
@@ -201,6 +211,32 @@ TEST(fuzz_highlights)
     CHECK_EQ_INT(vlmn_fuzz_random(hl, 6, 10, &rng, fz), 4); /* only 4 inactive */
     uint8_t all[2] = {1, 1};
     CHECK_EQ_INT(vlmn_fuzz_random(all, 2, 1, &rng, fz), 0);
+}
+
+/* A run made before the scorers: its scores table gets the new columns, rows kept. */
+TEST(scores_table_upgraded_in_place)
+{
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "CREATE TABLE scores (layer INTEGER NOT NULL, neuron INTEGER NOT NULL, sampling TEXT NOT NULL,"
+                       " explainer TEXT NOT NULL, images TEXT NOT NULL, simulator TEXT NOT NULL, scorer TEXT NOT NULL,"
+                       " kind TEXT NOT NULL, score REAL, score_visual REAL, score_text REAL, n_visual INTEGER NOT NULL,"
+                       " n_text INTEGER NOT NULL, n_mismatch INTEGER NOT NULL, note TEXT, created TEXT NOT NULL,"
+                       " PRIMARY KEY (layer, neuron, sampling, explainer, images, simulator, scorer)) WITHOUT ROWID;"
+                       "INSERT INTO scores VALUES (1,2,'top','e','none','s','pearson','text',0.5,NULL,0.5,0,9,0,"
+                       "NULL,'t');",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(vlmn_xdb_init(db) == VLMN_OK);
+    CHECK(vlmn_xdb_init(db) == VLMN_OK); /* idempotent */
+    sqlite3_stmt *q = NULL;
+    CHECK(sqlite3_prepare_v2(db, "SELECT score, accuracy, n_pos, n_neg, detail FROM scores", -1, &q, NULL) ==
+          SQLITE_OK);
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    CHECK_NEAR(sqlite3_column_double(q, 0), 0.5, 0);
+    CHECK(sqlite3_column_type(q, 1) == SQLITE_NULL && sqlite3_column_type(q, 4) == SQLITE_NULL);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }
 
 TEST_MAIN()

@@ -6,8 +6,9 @@
 # explanations of the planted text neurons must get AUROC near 1, the same explanations
 # shuffled among the neurons near 0.5 (mean over the neurons). Also: untraced negatives fail
 # with the `vlmn trace` command and send nothing, logprob mode, a 500 is retried, a rerun
-# asks nothing again, visual neurons get their raw images in detection and are skipped by
-# fuzzing, stats --table2 shows both scorers beside Pearson, and the key is never stored.
+# asks nothing again, kill -9 + rerun resumes, visual neurons get their raw images in
+# detection and are skipped by fuzzing, stats --table2 shows both scorers beside Pearson,
+# and the key is never stored.
 set -u
 . "$(dirname "$0")/../lib.sh"
 : "${VLMN_LLM_SERVER:?VLMN_LLM_SERVER not set (libmicrohttpd missing at build time)}"
@@ -84,11 +85,11 @@ q "DELETE FROM scores WHERE scorer='detection' AND explainer='planted'"
 "$V" score "$d/run" --scorer detection --scorer-model planted --mode logprob --explainer planted "${LLM[@]}" 2>/dev/null
 check "logprob: rescored" test "$(q "SELECT COUNT(*) FROM scores WHERE scorer='detection' AND explainer='planted' AND score >= 0.85 AND detail LIKE '%\"mode\":\"logprob\"%' AND detail LIKE '%\"p\":0.9%'")" -eq "$ntext"
 
-# a 500 on the first try of every request is retried (model f500 answers i % 2 after it)
-"$V" score "$d/run" --scorer detection --scorer-model f500 --explainer planted "${LLM[@]}" --max-attempts 3 2>"$d/f500.err"
+# a 500 on the first try of every request is retried (model f500 answers i % 2 after it; plain mode)
+"$V" score "$d/run" --scorer detection --scorer-model f500 --mode plain --explainer planted "${LLM[@]}" --max-attempts 3 2>"$d/f500.err"
 check "f500: exit 0" test $? -eq 0
 check "f500: every request tried twice" test "$(model_count f500)" -eq "$((2 * ntext))"
-check "f500: rows written" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='f500' AND score IS NOT NULL")" -eq "$ntext"
+check "f500: rows written" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='f500' AND score IS NOT NULL AND detail LIKE '{\"mode\":\"plain\"%'")" -eq "$ntext"
 # always500: fails, listed with its reason, no row (a rerun asks again)
 "$V" score "$d/run" --scorer fuzzing --scorer-model always500 --explainer planted "${LLM[@]}" --max-attempts 2 2>"$d/a500.err"
 check "always500: exit 1" test $? -eq 1
@@ -99,6 +100,21 @@ check "always500: no rows" test "$(q "SELECT COUNT(*) FROM scores WHERE simulato
 r0=$(stat requests)
 for s in detection fuzzing; do "$V" score "$d/run" --scorer $s --scorer-model planted "${LLM[@]}" 2>/dev/null; done
 check "rerun sends no request" test "$(stat requests)" -eq "$r0"
+
+# kill -9 part way (slowplanted answers after 200 ms, one in flight), then rerun: rows were committed one
+# by one, and the rerun asks only for the explanations without a row (at most the one in flight repeated)
+"$V" score "$d/run" --scorer detection --scorer-model slowplanted "${LLM[@]}" --concurrency 1 >/dev/null 2>&1 & kpid=$!
+for i in $(seq 1 400); do
+  [ "$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'" 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.05
+done
+kill -9 $kpid; wait $kpid 2>/dev/null
+part=$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'")
+check "killed part way" test "$part" -gt 0 -a "$part" -lt "$((2 * ntext))"
+r0=$(stat requests); dup0=$(stat dup_answered)
+"$V" score "$d/run" --scorer detection --scorer-model slowplanted "${LLM[@]}" 2>/dev/null; check "rerun after kill -9" test $? -eq 0
+check "all scored after the rerun" test "$(q "SELECT COUNT(*) FROM scores WHERE simulator='slowplanted'")" -eq "$((2 * ntext))"
+check "rerun asks only for what is missing" test "$(( $(stat requests) - r0 ))" -le "$((2 * ntext - part))"
+check "at most the one in flight repeated" test "$(( $(stat dup_answered) - dup0 ))" -le 1
 
 # visual neurons: detection sends the raw images, fuzzing skips them with a note
 vm=$(tr -d ' \t\n' < "$d/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9]*,"type":"visual"' |
@@ -125,6 +141,25 @@ check "table2: fuzzing" grep -q "Table 2, fuzzing scorer: explainer planted, sco
 check "table2: accuracy" grep -q "acc=1.000" "$d/t2.txt"
 "$V" stats "$d/run" --table2 --json | grep -q '"scorer":"fuzzing"'; check "table2 json" test $? -eq 0
 "$V" score "$d/run" --scorer pearson --scorer-model x >/dev/null 2>&1; check "pearson refuses a model" test $? -eq 2
+"$V" score "$d/run" --scorer bogus --scorer-model x >/dev/null 2>&1; check "unknown scorer: usage error" test $? -eq 2
+"$V" score "$d/run" --scorer fuzzing >/dev/null 2>&1; check "no scorer model: usage error" test $? -eq 2
+"$V" score "$d/run" --scorer fuzzing --scorer-model x --mode weird >/dev/null 2>&1; check "bad mode: usage error" test $? -eq 2
+out=$("$V" score "$d/run" --scorer detection --scorer-model x --active-frac 2 "${LLM[@]}" 2>&1)
+check "bad --active-frac: one-line error" test $? -ne 0 -a "$(grep -c 'active-frac 2' <<<"$out")" -eq 1
+out=$("$V" score "$d/run" --scorer detection --scorer-model x --negatives top:1-5 "${LLM[@]}" 2>&1)
+check "negatives must be random" grep -q "negatives top:1-5: must be random:K:SEED" <<<"$out"
+
+# many untraced neurons: the command names a CSV of them that `vlmn trace` takes as it is
+q "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 99)
+   INSERT INTO explanations SELECT i / 25, i % 25, 'top', 'fake', 'none', 'text', '[]', 1, ' the tokens \" x\"', 'ok',
+   NULL, 'h', '{}', NULL, NULL, 1, 0, 't' FROM k"
+out=$("$V" score "$d/run" --scorer fuzzing --scorer-model x --explainer fake "${LLM[@]}" 2>&1)
+check "many untraced: exit 1" test $? -eq 1
+check "many untraced: names the neuron file" grep -q "\-\-neurons 'file:$d/run/untraced-neurons.csv' --samples top:3,7,11,15,19" <<<"$out"
+"$V" trace "$d/run" --neurons "file:$d/run/untraced-neurons.csv" --samples top:3,7,11,15,19 -q >/dev/null 2>&1
+check "the file is a trace SPEC" test $? -eq 0
+"$V" score "$d/run" --scorer fuzzing --scorer-model x --explainer fake "${LLM[@]}" >/dev/null 2>&1
+check "then every fake explanation is scored" test "$(q "SELECT COUNT(*) FROM scores WHERE explainer='fake' AND scorer='fuzzing'")" -eq 100
 
 check "server saw no protocol violation" test "$(stat violations)" -eq 0
 check "key not in the run or the cache" sh -c "! grep -rqa '$VLMN_TEST_KEY' '$d/run'"
