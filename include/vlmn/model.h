@@ -121,7 +121,7 @@ vlmn_status vlmn_llava_forward(vlmn_llava *m, const int32_t *ids, int64_t n,
 /* ---- Incremental decoding (docs/generate.md) ----
  * A KV cache holds one sequence's keys (after RoPE) and values for every layer, in
  * f32: vlmn_kv_bytes = 2 * n_layer * cap * n_head_kv * head_dim * 4 bytes (LLaVA-7B:
- * 512 KiB per position, 1.3 GiB for 2,600 positions). */
+ * 1 MiB per position, 2.5 GiB for 2,600 positions). */
 typedef struct vlmn_kv vlmn_kv;
 uint64_t vlmn_kv_bytes(const vlmn_llava *m, int64_t cap);
 /* An empty cache for up to `cap` positions (at most the model's context length). */
@@ -178,7 +178,8 @@ typedef struct vlmn_gen_seq {
 /* Generates for n_seq prompts together: each prompt is prefilled on its own (one
  * step), then all unfinished sequences advance one token per step, batched through
  * the GEMMs. A sequence's tokens do not depend on which others run beside it (up to
- * the kernels' row-independent rounding; exactly so with greedy on EXACT). */
+ * rounding: each GEMM row is computed on its own, but on AVX2 a step of at most 8 rows
+ * runs gemv_avx2, whose f32 sums are ordered unlike the tile kernel's). */
 vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vlmn_gen_params *p);
 
 /* ---- Architecture-neutral names (docs/engine.md) ----

@@ -1,8 +1,8 @@
 /* The decode-shaped AVX2 kernel (gemv_avx2.c, M = 1..8 rows) against the plain reference
  * kernel (gemm_ref) and a double-precision product of the dequantised weights, for BF16,
  * F16, F32 and Q8_0 on odd sizes: N not a multiple of the 12-row block nor of the tile
- * rows, K with a tail that is not a multiple of 8 (flat types) and K crossing the 16 KiB
- * activation chunk for every M. Also: lda > K, guard values around C, accumulate mode,
+ * rows, K with a tail that is not a multiple of 8 (flat types), short and long K, every
+ * M (M > 4 runs the 16/32-bit types in two token groups). Also: lda > K, guard values around C, accumulate mode,
  * bit-identical results for 1, 2 and 3 threads, and vlmn_gemm taking this kernel for
  * M <= 8 on AVX2 (same bits). Bounds: elementwise |c - c64| / sum_k |a w| <= 1e-6, and
  * normwise 2e-6 (as every exact f32 path in test_gemm.c) where M * N >= 13. */
@@ -194,7 +194,6 @@ static void check_type(uint32_t type, const int64_t *Ks, int nk)
     vlmn_pool_free(p3);
 }
 
-/* 4103 and 4160 cross the K chunk (4096 values at M = 1, 512 at M = 8) */
 TEST(gemv_bf16) { static const int64_t K[] = {5, 37, 4103}; check_type(VLMN_TYPE_BF16, K, 3); }
 TEST(gemv_f16) { static const int64_t K[] = {37, 1031}; check_type(VLMN_TYPE_F16, K, 2); }
 TEST(gemv_f32) { static const int64_t K[] = {37, 1031}; check_type(VLMN_TYPE_F32, K, 2); }
