@@ -67,6 +67,12 @@ float vlmn_clip_calibrate(float cos);
  * ViT-L/14-336 and LLaVA-1.5's 24 x 24). */
 typedef vlmn_status (*vlmn_clip_tokenize_fn)(void *user, const char *text, int32_t *ids, int cap, int *n);
 
+/* CLIP's own tokenizer from a CLIPModel folder (DIR/tokenizer.json: lowercase, byte-level
+ * BPE with `</w>` word ends): start token, text, end token, cut to cap with the end token
+ * kept. *user is freed with vlmn_clip_tokenizer_close. */
+vlmn_status vlmn_clip_tokenizer_open(const char *dir, vlmn_clip_tokenize_fn *fn, void **user);
+void vlmn_clip_tokenizer_close(void *user);
+
 /* clip and the tokenizer are borrowed (alive while the simulator is). tokenize must
  * produce CLIP's ids including start and end tokens, at most cap (= t_ctx) of them. */
 vlmn_status vlmn_clipsim_create(vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user, vlmn_simulator *out);

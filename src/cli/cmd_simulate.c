@@ -9,7 +9,6 @@
 #include "vlmn/pipeline.h"
 #include "vlmn/segment.h"
 #include "vlmn/clip.h"
-#include "clip_tok.h"
 
 static int run(int argc, char **argv);
 
@@ -116,7 +115,6 @@ static int run(int argc, char **argv)
     vlmn_pool *pool = NULL;
     vlmn_clip_tokenize_fn tok_fn = NULL;
     void *tok_user = NULL;
-    void (*tok_free)(void *) = NULL;
     char simname[512];
     if (visual && !strcmp(visual, "segmenter")) {
         if (!seg_url) return cli_errorf("simulate", 2, "--visual segmenter needs --segmenter-url URL");
@@ -128,7 +126,7 @@ static int run(int argc, char **argv)
         else snprintf(simname, sizeof simname, "segmenter-%s", vlmn_seg_rule_name(so.rule));
     } else if (visual && !strcmp(visual, "clip")) {
         if (!clip_dir) return cli_errorf("simulate", 2, "--visual clip needs --clip DIR");
-        st = clip_cli_tokenizer(clip_dir, &tok_fn, &tok_user, &tok_free);
+        st = vlmn_clip_tokenizer_open(clip_dir, &tok_fn, &tok_user);
         if (!st) st = vlmn_pool_create(0, &pool);
         if (!st) st = vlmn_clip_load(clip_dir, pool, VLMN_PREC_FAST, &clip);
         if (!st) st = vlmn_clipsim_create(clip, tok_fn, tok_user, &sim);
@@ -150,7 +148,7 @@ static int run(int argc, char **argv)
     if (sim.free) sim.free(sim.self);
     vlmn_clip_free(clip);
     vlmn_pool_free(pool);
-    if (tok_free) tok_free(tok_user);
+    if (tok_user) vlmn_clip_tokenizer_close(tok_user);
     vlmn_xexamples_free(&ex);
     char line[600];
     vlmn_llm_stats_line(&s.llm, line, sizeof line);
