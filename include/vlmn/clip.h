@@ -101,7 +101,7 @@ void vlmn_clip_resample(const float *in, int gi, float *out, int rows, int cols)
  * and lines starting with '#' skipped; at most VLMN_CONCEPT_MAX bytes per concept and
  * VLMN_CONCEPTS_MAX concepts, duplicates refused. Errors name `name` and the line. */
 #define VLMN_CONCEPT_MAX 200
-#define VLMN_CONCEPTS_MAX 100000
+#define VLMN_CONCEPTS_MAX 10000
 typedef struct vlmn_concepts {
     int n;
     char **items;   /* [n] */
