@@ -261,6 +261,19 @@ TEST(label_ranks_the_planted_concept_first)
     CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 4);
     sqlite3_finalize(q);
     sqlite3_close(db);
+    /* a text neuron in the SPEC is skipped (it needs no traces), the visual one labelled */
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_prepare_v2(db, "SELECT layer, neuron FROM classification WHERE label='text' ORDER BY layer, neuron LIMIT 1",
+                       -1, &q, NULL);
+    char spec[64] = "";
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    snprintf(spec, sizeof spec, "0:47;%d:%d", sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    o.neurons = spec;
+    CHECK_EQ_INT(vlmn_label_run(&o, c, toks, NULL, &sum), VLMN_OK);
+    CHECK_EQ_INT(sum.neurons, 1);
+    CHECK_EQ_INT(sum.skipped, 1);
     vlmn_clip_free(c);
 
     /* CLI errors: one line naming the problem */
