@@ -15,6 +15,8 @@
 #include "vlmn/kernels.h"
 #include "vlmn/explain.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -77,9 +79,65 @@ void vlmn_clip_tokenizer_close(void *user);
  * produce CLIP's ids including start and end tokens, at most cap (= t_ctx) of them. */
 vlmn_status vlmn_clipsim_create(vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user, vlmn_simulator *out);
 
+/* The simulator's two halves, for callers that reuse one image pass for many texts
+ * (vlmn label): vlmn_clip_sample_patches runs the vision tower once per grid of a
+ * sample (img the original image; grids as traced, pad or crop geometry, together
+ * holding n_visual image tokens) into pe[n_grids x grid*grid x proj_dim];
+ * vlmn_clip_sample_map turns them and a text embedding into the simulated activations
+ * sim[n_visual] (cosine, vlmn_clip_calibrate, resampling onto each grid). */
+struct vlmn_image;
+struct vlmn_trace_grid;
+vlmn_status vlmn_clip_sample_patches(vlmn_clip *c, const struct vlmn_image *img, const struct vlmn_trace_grid *grids,
+                                     int n_grids, int n_visual, int64_t sample_index, float *pe);
+vlmn_status vlmn_clip_sample_map(vlmn_clip *c, const float *pe, const struct vlmn_trace_grid *grids, int n_grids,
+                                 const float *text_embed, float *sim);
+
 /* Area-weighted resampling of a gi x gi map (row-major) onto rows x cols over the same
  * square: out cell = mean of in over its rectangle. */
 void vlmn_clip_resample(const float *in, int gi, float *out, int rows, int cols);
+
+/* ---- LLM-free labels (vlmn label, docs/clip.md "Labels") ----
+ * A concept list: one concept per line (UTF-8, surrounding blanks trimmed), blank lines
+ * and lines starting with '#' skipped; at most VLMN_CONCEPT_MAX bytes per concept and
+ * VLMN_CONCEPTS_MAX concepts, duplicates refused. Errors name `name` and the line. */
+#define VLMN_CONCEPT_MAX 200
+#define VLMN_CONCEPTS_MAX 10000
+typedef struct vlmn_concepts {
+    int n;
+    char **items;   /* [n] */
+} vlmn_concepts;
+vlmn_status vlmn_concepts_parse(const char *buf, size_t len, const char *name, vlmn_concepts *out);
+vlmn_status vlmn_concepts_load(const char *path, vlmn_concepts *out);
+vlmn_status vlmn_concepts_default(vlmn_concepts *out);  /* data/concepts.txt, compiled in */
+void vlmn_concepts_free(vlmn_concepts *c);
+
+typedef struct vlmn_label_opts {
+    const char *run_dir;
+    const char *neurons;   /* neuron SPEC; NULL: every traced neuron */
+    const char *samples;   /* sample SPEC (default "top:3,7,11,15,19") */
+    const vlmn_concepts *concepts;
+    int top_k;             /* concepts kept per neuron (default 5) */
+    const char *clip_name; /* labels.clip (the CLIP folder's name) */
+    FILE *out;             /* LAYER:NEURON \t concept \t r lines (NULL: none) */
+} vlmn_label_opts;
+void vlmn_label_opts_default(vlmn_label_opts *o);
+
+typedef struct vlmn_label_summary {
+    int64_t neurons, skipped, samples;  /* labelled, not visual/multi-modal, distinct samples */
+} vlmn_label_summary;
+
+/* Labels every selected visual or multi-modal neuron (classification label) with the
+ * top_k concepts whose CLIP map (vlmn_clip_sample_map of the concept's text) best
+ * matches its traced activations: Pearson r over the visual tokens of its samples
+ * concatenated. One vision pass per distinct sample, one text pass per concept. Rows
+ * replace the neuron's previous ones for this clip_name in RUN/run.sqlite `labels`.
+ * Every selected (neuron, sample) pair must be traced, else VLMN_E_NOTFOUND naming the
+ * `vlmn trace` command (checked before anything is computed). `clip` and `tokenize`
+ * are borrowed. */
+vlmn_status vlmn_label_run(const vlmn_label_opts *o, vlmn_clip *clip, vlmn_clip_tokenize_fn tokenize, void *tok_user,
+                           vlmn_label_summary *sum);
+/* Only the checks of vlmn_label_run (run, classification, traces), without CLIP. */
+vlmn_status vlmn_label_check(const vlmn_label_opts *o);
 
 #ifdef __cplusplus
 }

@@ -67,6 +67,66 @@ static vlmn_status text_embed(clipsim *t, const char *text, const float **emb)
     return st;
 }
 
+vlmn_status vlmn_clip_sample_patches(vlmn_clip *c, const vlmn_image *img, const vlmn_trace_grid *grids, int n_grids,
+                                     int n_visual, int64_t sample_index, float *pe)
+{
+    const vlmn_clip_info *I = vlmn_clip_get_info(c);
+    const int S = I->image_size, G = I->grid, D = I->proj_dim;
+    float *px = vlmn_malloc((size_t)3 * S * S * sizeof *px);
+    vlmn_status st = VLMN_OK;
+    if (!px) return vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+    int off = 0;
+    for (int g = 0; g < n_grids; g++) {
+        const vlmn_trace_grid *gr = &grids[g];
+        vlmn_trace_grid pad, crop;
+        vlmn_img_mode mode;
+        if (vlmn_trace_geometry(img->w, img->h, "pad", S, 1, &pad) == VLMN_OK && same_rect(&pad, gr)) mode = VLMN_IMG_PAD;
+        else if (vlmn_trace_geometry(img->w, img->h, "crop", S, 1, &crop) == VLMN_OK && same_rect(&crop, gr))
+            mode = VLMN_IMG_CROP;
+        else {
+            st = vlmn_error(VLMN_E_UNSUPPORTED,
+                            "clip: sample %lld: grid %d covers [%g, %g) x [%g, %g), neither the pad nor the crop "
+                            "of the %dx%d image (tiled layouts are not supported)",
+                            (long long)sample_index, g, gr->x0, gr->x1, gr->y0, gr->y1, img->w, img->h);
+            goto out;
+        }
+        int n = gr->rows * gr->cols;
+        if (off + n > n_visual) {
+            st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold more than its %d image tokens",
+                            (long long)sample_index, n_visual);
+            goto out;
+        }
+        if ((st = vlmn_img_preprocess(img, mode, S, I->image_mean, I->image_std, px)) ||
+            (st = vlmn_clip_image(c, px, NULL, pe + (size_t)g * G * G * D)))
+            goto out;
+        off += n;
+    }
+    if (off != n_visual)
+        st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold %d of its %d image tokens",
+                        (long long)sample_index, off, n_visual);
+out:
+    vlmn_free(px);
+    return st;
+}
+
+vlmn_status vlmn_clip_sample_map(vlmn_clip *c, const float *pe, const vlmn_trace_grid *grids, int n_grids,
+                                 const float *text_embed, float *sim)
+{
+    const vlmn_clip_info *I = vlmn_clip_get_info(c);
+    const int G = I->grid, D = I->proj_dim;
+    float *map = vlmn_malloc((size_t)G * G * sizeof *map);
+    if (!map) return vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+    int off = 0;
+    for (int g = 0; g < n_grids; g++) {
+        vlmn_clip_cosine(pe + (size_t)g * G * G * D, G * G, D, text_embed, map);
+        for (int i = 0; i < G * G; i++) map[i] = vlmn_clip_calibrate(map[i]);
+        vlmn_clip_resample(map, G, sim + off, grids[g].rows, grids[g].cols);
+        off += grids[g].rows * grids[g].cols;
+    }
+    vlmn_free(map);
+    return VLMN_OK;
+}
+
 static vlmn_status cs_local(void *self, const char *explanation, const vlmn_xsample *s, float *sim)
 {
     clipsim *t = self;
@@ -78,51 +138,13 @@ static vlmn_status cs_local(void *self, const char *explanation, const vlmn_xsam
     if (st) return st;
     vlmn_image *img = NULL;
     if ((st = vlmn_img_decode_memory(s->png, s->png_len, "sample image", &img))) return st;
-    const int S = I->image_size, G = I->grid, D = I->proj_dim;
-    float *px = vlmn_malloc((size_t)3 * S * S * sizeof *px);
-    float *pe = vlmn_malloc((size_t)G * G * D * sizeof *pe);
-    float *map = vlmn_malloc((size_t)G * G * sizeof *map);
-    if (!px || !pe || !map) {
-        st = vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
-        goto out;
-    }
-    int off = 0;
-    for (int g = 0; g < s->n_grids; g++) {
-        const vlmn_trace_grid *gr = &s->grids[g];
-        vlmn_trace_grid pad, crop;
-        vlmn_img_mode mode;
-        if (vlmn_trace_geometry(img->w, img->h, "pad", S, 1, &pad) == VLMN_OK && same_rect(&pad, gr)) mode = VLMN_IMG_PAD;
-        else if (vlmn_trace_geometry(img->w, img->h, "crop", S, 1, &crop) == VLMN_OK && same_rect(&crop, gr))
-            mode = VLMN_IMG_CROP;
-        else {
-            st = vlmn_error(VLMN_E_UNSUPPORTED,
-                            "clip: sample %lld: grid %d covers [%g, %g) x [%g, %g), neither the pad nor the crop "
-                            "of the %dx%d image (tiled layouts are not supported)",
-                            (long long)s->sample_index, g, gr->x0, gr->x1, gr->y0, gr->y1, img->w, img->h);
-            goto out;
-        }
-        int n = gr->rows * gr->cols;
-        if (off + n > s->n_visual) {
-            st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold more than its %d image tokens",
-                            (long long)s->sample_index, s->n_visual);
-            goto out;
-        }
-        if ((st = vlmn_img_preprocess(img, mode, S, I->image_mean, I->image_std, px)) ||
-            (st = vlmn_clip_image(t->clip, px, NULL, pe)))
-            goto out;
-        vlmn_clip_cosine(pe, G * G, D, temb, map);
-        for (int i = 0; i < G * G; i++) map[i] = vlmn_clip_calibrate(map[i]);
-        vlmn_clip_resample(map, G, sim + off, gr->rows, gr->cols);
-        off += n;
-    }
-    if (off != s->n_visual)
-        st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold %d of its %d image tokens",
-                        (long long)s->sample_index, off, s->n_visual);
-out:
+    const int G = I->grid, D = I->proj_dim;
+    float *pe = vlmn_malloc((size_t)s->n_grids * G * G * D * sizeof *pe);
+    if (!pe) st = vlmn_error(VLMN_E_NOMEM, "clip: out of memory");
+    if (!st) st = vlmn_clip_sample_patches(t->clip, img, s->grids, s->n_grids, s->n_visual, s->sample_index, pe);
+    if (!st) st = vlmn_clip_sample_map(t->clip, pe, s->grids, s->n_grids, temb, sim);
     vlmn_img_free(img);
-    vlmn_free(px);
     vlmn_free(pe);
-    vlmn_free(map);
     return st;
 }
 
