@@ -2,7 +2,8 @@
 # The main job on the built-in default: a planted tiny LLaVA (neurons whose type is
 # known by construction) and a procedurally drawn dataset, run through the whole
 # pipeline: make-model -> make-dataset -> record -> classify -> stats -> report.
-# Usage: scripts/demo.sh [BUILD_DIR] [OUT_DIR]
+# Usage: scripts/demo.sh [BUILD_DIR] [OUT_DIR]; DEMO_SAMPLES=N draws N images instead of 400
+# (the planted neurons are all recovered from 400; fewer only exercise the pipeline).
 set -euo pipefail
 build=${1:-build}
 out=${2:-demo-run}
@@ -14,7 +15,7 @@ mkdir -p "$out"
 echo "== 1/6 make-model: planted tiny LLaVA -> $out/model-*.gguf"
 "$vlmn" make-model --preset planted -o "$out/model"
 echo "== 2/6 make-dataset: drawn images + descriptions -> $out/data"
-"$vlmn" make-dataset --preset planted -n 400 -o "$out/data"
+"$vlmn" make-dataset --preset planted -n "${DEMO_SAMPLES:-400}" -o "$out/data"
 echo "== 3/6 record: top-50 samples of every FFN neuron -> $out/run"
 "$vlmn" record -m "$out/model-text.gguf" --mmproj "$out/model-mmproj.gguf" \
     --data "$out/data/data.json" --images "$out/data" -o "$out/run"

@@ -4,13 +4,26 @@
 # scripts/demo.sh (make-model -> make-dataset -n 400 -> record top-50 -> classify -> stats ->
 # report -> export), checks its summary line says 32 of 32, and rechecks independently here from
 # the exported neurons.csv (own parser of the planted list, columns found by header name).
-# Runs the full demo in every build: ~40 s in Release, ~3 min under ASan (Debug + sanitizers,
-# measured on the loaded 2-core machine), below the ~4 min that would call for a reduced variant.
+# Runs the full demo in Release (~40 s). Under the sanitizers (`make test-asan` sets
+# VLMN_SANITIZED=1) the full demo took 6.4 min of CI's 30, so there the same pipeline runs on
+# 120 images and only its memory safety and outputs are checked: the 32-of-32 recovery is a
+# statistical claim about 400 samples, checked in the Release run.
 set -u
 . "$(dirname "$0")/../lib.sh"
 : "${VLMN_SRC:?VLMN_SRC not set (run through ctest)}"
 d=$(scratch)
 out="$d/demo"
+
+if [ -n "${VLMN_SANITIZED:-}" ]; then
+  DEMO_SAMPLES=120 bash "$VLMN_SRC/scripts/demo.sh" "$(dirname "$VLMN_BIN")" "$out" >"$d/demo.log" 2>&1
+  check "reduced demo.sh exits 0" test $? -eq 0
+  check "reduced demo wrote the report" test -s "$out/report/index.html"
+  check "reduced demo summary line" grep -q '^demo: [0-9]* of 32 planted neurons recovered' "$d/demo.log"
+  check "reduced demo exported 1 + layers x n_ff rows" test "$(wc -l <"$out/neurons.csv")" -gt 32
+  rm -rf "$d"
+  finish
+  exit $?
+fi
 
 bash "$VLMN_SRC/scripts/demo.sh" "$(dirname "$VLMN_BIN")" "$out" >"$d/demo.log" 2>&1
 check "demo.sh exits 0" test $? -eq 0
