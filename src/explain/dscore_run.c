@@ -10,6 +10,7 @@
 #include "vlmn/select.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "store/store.h"
 #include "explain/explain_int.h"
 
 #include <cjson/cJSON.h>
@@ -23,11 +24,6 @@
 #define MAX_NEG 1024
 
 static const int POS_RANKS[NPOS] = {3, 7, 11, 15, 19};
-
-static vlmn_status db_err(sqlite3 *db, const char *what)
-{
-    return vlmn_error(VLMN_E_DB, "%s: %s: %s", sqlite3_db_filename(db, "main"), what, sqlite3_errmsg(db));
-}
 
 void vlmn_drun_opts_default(vlmn_drun_opts *o)
 {
@@ -85,7 +81,7 @@ static vlmn_status put_row(dctx *c, ditem *x, double auroc, double acc, int np, 
     sqlite3_bind_int(s, 12, np);
     sqlite3_bind_int(s, 13, nn);
     sqlite3_bind_text(s, 14, detail, -1, SQLITE_TRANSIENT);
-    return sqlite3_step(s) == SQLITE_DONE ? VLMN_OK : db_err(c->db, "scores");
+    return sqlite3_step(s) == SQLITE_DONE ? VLMN_OK : vlmn_db_err(c->db, "scores");
 }
 
 /* Appends "; what" (or "what" to an empty note). */
@@ -259,12 +255,8 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
             goto out;
         }
     }
+    if ((st = xdb_explanations(db, xo->filter_explainer, xo->filter_sampling, &ex))) goto out;
     if (sqlite3_prepare_v2(db,
-                           "SELECT layer, neuron, sampling, explainer, images, kind, text FROM explanations WHERE "
-                           "status='ok' AND (?1 IS NULL OR explainer=?1) AND (?2 IS NULL OR sampling=?2) "
-                           "ORDER BY layer, neuron, sampling, explainer, images",
-                           -1, &ex, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
                            "SELECT 1 FROM scores WHERE layer=? AND neuron=? AND sampling=? AND explainer=? AND "
                            "images=? AND simulator=? AND scorer=?",
                            -1, &q, NULL) != SQLITE_OK ||
@@ -274,11 +266,9 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
                            "accuracy, n_pos, n_neg, detail, created) VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,0,0,0,?,?,?,?,"
                            "?,strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                            -1, &ins, NULL) != SQLITE_OK) {
-        st = db_err(db, "scores");
+        st = vlmn_db_err(db, "scores");
         goto out;
     }
-    if (xo->filter_explainer) sqlite3_bind_text(ex, 1, xo->filter_explainer, -1, SQLITE_STATIC);
-    if (xo->filter_sampling) sqlite3_bind_text(ex, 2, xo->filter_sampling, -1, SQLITE_STATIC);
 
     /* first pass: every needed (neuron, sample) pair must be traced; nothing is sent otherwise */
     int rc, n_mp = 0, n_mn = 0;
@@ -301,7 +291,7 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
                 goto oom;
     }
     if (rc != SQLITE_DONE) {
-        st = db_err(db, "explanations");
+        st = vlmn_db_err(db, "explanations");
         goto out;
     }
     if (n_mp || n_mn) {
@@ -488,7 +478,7 @@ vlmn_status vlmn_dscore_run(const vlmn_drun_opts *o, vlmn_xrun_summary *sum)
         }
     }
     if (rc != SQLITE_DONE) {
-        st = db_err(db, "explanations");
+        st = vlmn_db_err(db, "explanations");
         goto out;
     }
     if (n && (st = xrun_send(cl, items, n, ddone, &ctx))) goto out;

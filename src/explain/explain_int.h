@@ -39,6 +39,9 @@ vlmn_llm_chat xmsg_chat(const xmsgs *m, const vlmn_xprompt_opts *o);
 
 /* Resets s and binds an explanation's key (layer, neuron, sampling, explainer, images),
  * the leading columns of every explanation table (xdb.c), to parameters 1..5. */
+/* The stored 'ok' explanations (of one explainer / sampling when not NULL), in key order:
+ * columns layer, neuron, sampling, explainer, images, kind, text. */
+vlmn_status xdb_explanations(sqlite3 *db, const char *explainer, const char *sampling, sqlite3_stmt **out);
 void xdb_bind_key(sqlite3_stmt *s, int layer, int neuron, const char *sampling, const char *explainer,
                   const char *images);
 

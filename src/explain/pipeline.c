@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/file.h"
+#include "store/store.h"
 #include "explain/explain_int.h"
 #include "store/sha256.h"
 
@@ -22,11 +23,6 @@
 #define CHUNK 256 /* items built and sent per batch (bounds the memory of PNG bodies) */
 
 static const int SIM_TOP[5] = {3, 7, 11, 15, 19};
-
-static vlmn_status db_err(sqlite3 *db, const char *what)
-{
-    return vlmn_error(VLMN_E_DB, "%s: %s: %s", sqlite3_db_filename(db, "main"), what, sqlite3_errmsg(db));
-}
 
 /* Kind of a neuron from the classification table; *found false when unclassified or
  * unknown. */
@@ -224,7 +220,7 @@ static vlmn_status explain_done(vlmn_llm_item *it, void *user)
         fprintf(c->o->out, "%d:%d\t%s\t%s\t%s\n", x->layer, x->neuron, vlmn_xkind_name(x->kind), text ? "ok" : "failed",
                 text ? text : (err ? err : ""));
     vlmn_free(text);
-    return rc == SQLITE_DONE ? VLMN_OK : db_err(c->db, "explanations");
+    return rc == SQLITE_DONE ? VLMN_OK : vlmn_db_err(c->db, "explanations");
 }
 
 static bool explained(sqlite3_stmt *q, int layer, int neuron, const char *sampling, const char *model,
@@ -297,7 +293,7 @@ vlmn_status vlmn_explain_run(const vlmn_xrun_opts *o, vlmn_xrun_summary *sum)
                            "completion_tokens, attempts, cached, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
                            "strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                            -1, &ins, NULL) != SQLITE_OK) {
-        st = db_err(db, "explanations");
+        st = vlmn_db_err(db, "explanations");
         goto out;
     }
     xi = vlmn_calloc(CHUNK, sizeof *xi);
@@ -440,7 +436,7 @@ static vlmn_status put_sim(sctx *c, sitem *x, const float *sim, int n, const flo
     else sqlite3_bind_null(s, 19);
     sqlite3_bind_int(s, 20, it ? it->attempts : 0);
     sqlite3_bind_int(s, 21, it ? it->cached : 0);
-    if (sqlite3_step(s) != SQLITE_DONE) return db_err(c->db, "simulations");
+    if (sqlite3_step(s) != SQLITE_DONE) return vlmn_db_err(c->db, "simulations");
     if (err) {
         c->sum->failed++;
         if (c->o->progress)
@@ -504,12 +500,8 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
     char cache[4200];
     vlmn_status st;
     if ((st = xrun_open(o, &run, &db, &tr, sim->build ? &cl : NULL, cache, sizeof cache))) goto out;
+    if ((st = xdb_explanations(db, o->filter_explainer, o->filter_sampling, &ex))) goto out;
     if (sqlite3_prepare_v2(db,
-                           "SELECT layer, neuron, sampling, explainer, images, kind, text FROM explanations WHERE "
-                           "status='ok' AND (?1 IS NULL OR explainer=?1) AND (?2 IS NULL OR sampling=?2) "
-                           "ORDER BY layer, neuron, sampling, explainer, images",
-                           -1, &ex, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
                            "SELECT 1 FROM simulations WHERE layer=? AND neuron=? AND sampling=? AND explainer=? AND "
                            "images=? AND simulator=? AND mode=? AND modality=? AND sample_index=? AND status='ok'",
                            -1, &q, NULL) != SQLITE_OK ||
@@ -519,11 +511,9 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
                            "prompt_tokens, completion_tokens, attempts, cached, created) VALUES "
                            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                            -1, &ins, NULL) != SQLITE_OK) {
-        st = db_err(db, "simulations");
+        st = vlmn_db_err(db, "simulations");
         goto out;
     }
-    if (o->filter_explainer) sqlite3_bind_text(ex, 1, o->filter_explainer, -1, SQLITE_STATIC);
-    if (o->filter_sampling) sqlite3_bind_text(ex, 2, o->filter_sampling, -1, SQLITE_STATIC);
     si = vlmn_calloc(CHUNK, sizeof *si);
     items = vlmn_calloc(CHUNK, sizeof *items);
     if (!si || !items) {
@@ -619,7 +609,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
         }
     }
     if (rc != SQLITE_DONE) {
-        st = db_err(db, "explanations");
+        st = vlmn_db_err(db, "explanations");
         goto out;
     }
     if (n && (st = xrun_send(cl, items, n, sim_done, &ctx))) goto out;

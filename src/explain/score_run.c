@@ -14,11 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static vlmn_status db_err(sqlite3 *db, const char *what)
-{
-    return vlmn_error(VLMN_E_DB, "%s: %s: %s", sqlite3_db_filename(db, "main"), what, sqlite3_errmsg(db));
-}
-
 typedef struct fvec {
     float *p;
     int n, cap;
@@ -115,7 +110,7 @@ static vlmn_status put_score(sqlite3 *db, sqlite3_stmt *ins, int L, int N, const
     sqlite3_bind_int(ins, 14, mismatch);
     if (s->note) sqlite3_bind_text(ins, 15, s->note, -1, SQLITE_STATIC);
     else sqlite3_bind_null(ins, 15);
-    if (sqlite3_step(ins) != SQLITE_DONE) return db_err(db, "scores");
+    if (sqlite3_step(ins) != SQLITE_DONE) return vlmn_db_err(db, "scores");
     (*n_scored)++;
     if (isnan(s->score)) (*n_undef)++;
     return VLMN_OK;
@@ -142,7 +137,7 @@ vlmn_status vlmn_score_run(const char *run_dir, int64_t *n_scored, int64_t *n_un
                            "scorer, kind, score, score_visual, score_text, n_visual, n_text, n_mismatch, note, created) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                            -1, &ins, NULL) != SQLITE_OK) {
-        st = db_err(db, "scores");
+        st = vlmn_db_err(db, "scores");
         goto out;
     }
     if ((st = vlmn_db_exec(db, "BEGIN; DELETE FROM scores WHERE scorer='pearson';"))) goto out;
@@ -215,7 +210,7 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
                            "SELECT score, accuracy FROM scores WHERE scorer=?6 AND explainer=?1 AND simulator=?2 AND "
                            "(images = 'raw') = ?3 AND kind=?4 AND sampling=?5 ORDER BY layer, neuron",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_err(db, "scores");
+        st = vlmn_db_err(db, "scores");
         goto out;
     }
     int groups = 0;

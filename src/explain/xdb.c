@@ -2,6 +2,7 @@
  * schema documented in docs/run-format.md. Flow: explain/simulate/score -> [this]. */
 #include "vlmn/explain.h"
 #include "explain/explain_int.h"
+#include "store/store.h"
 
 static const char XSCHEMA[] =
     "CREATE TABLE IF NOT EXISTS explanations ("
@@ -63,4 +64,18 @@ void xdb_bind_key(sqlite3_stmt *s, int layer, int neuron, const char *sampling, 
     sqlite3_bind_text(s, 3, sampling, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, explainer, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, images, -1, SQLITE_STATIC);
+}
+
+vlmn_status xdb_explanations(sqlite3 *db, const char *explainer, const char *sampling, sqlite3_stmt **out)
+{
+    *out = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT layer, neuron, sampling, explainer, images, kind, text FROM explanations WHERE "
+                           "status='ok' AND (?1 IS NULL OR explainer=?1) AND (?2 IS NULL OR sampling=?2) "
+                           "ORDER BY layer, neuron, sampling, explainer, images",
+                           -1, out, NULL) != SQLITE_OK)
+        return vlmn_db_err(db, "explanations");
+    if (explainer) sqlite3_bind_text(*out, 1, explainer, -1, SQLITE_TRANSIENT);
+    if (sampling) sqlite3_bind_text(*out, 2, sampling, -1, SQLITE_TRANSIENT);
+    return VLMN_OK;
 }

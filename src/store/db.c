@@ -27,7 +27,7 @@ static const char SCHEMA[] =
     "  sample_index INTEGER NOT NULL, max_act REAL NOT NULL,"
     "  PRIMARY KEY (layer, neuron, rank)) WITHOUT ROWID;";
 
-static vlmn_status db_err(sqlite3 *db, const char *what)
+vlmn_status vlmn_db_err(sqlite3 *db, const char *what)
 {
     return vlmn_error(VLMN_E_DB, "%s: %s: %s", sqlite3_db_filename(db, "main"), what, sqlite3_errmsg(db));
 }
@@ -74,12 +74,12 @@ vlmn_status vlmn_db_set_meta(sqlite3 *db, const char *key, const char *fmt, ...)
     va_end(ap);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO run(key, value) VALUES (?, ?)", -1, &s, NULL) != SQLITE_OK)
-        return db_err(db, "run");
+        return vlmn_db_err(db, "run");
     sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, val, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? VLMN_OK : db_err(db, "run");
+    return rc == SQLITE_DONE ? VLMN_OK : vlmn_db_err(db, "run");
 }
 
 vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n)
@@ -87,7 +87,7 @@ vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n)
     buf[0] = 0;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "SELECT value FROM run WHERE key = ?", -1, &s, NULL) != SQLITE_OK)
-        return db_err(db, "run");
+        return vlmn_db_err(db, "run");
     sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
     vlmn_status st = VLMN_OK;
@@ -97,7 +97,7 @@ vlmn_status vlmn_db_get_meta(sqlite3 *db, const char *key, char *buf, size_t n)
     } else if (rc == SQLITE_DONE) {
         st = vlmn_error(VLMN_E_NOTFOUND, "%s: run key '%s' missing", sqlite3_db_filename(db, "main"), key);
     } else {
-        st = db_err(db, "run");
+        st = vlmn_db_err(db, "run");
     }
     sqlite3_finalize(s);
     return st;
@@ -139,7 +139,7 @@ vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *x)
                            "INSERT OR REPLACE INTO samples(sample_index, sample_id, image, status, error, "
                            "n_image_tokens, n_text_tokens) VALUES (?,?,?,?,?,?,?)",
                            -1, &s, NULL) != SQLITE_OK)
-        return db_err(db, "samples");
+        return vlmn_db_err(db, "samples");
     sqlite3_bind_int64(s, 1, x->index);
     sqlite3_bind_text(s, 2, x->id ? x->id : "", -1, SQLITE_TRANSIENT);
     if (x->image) sqlite3_bind_text(s, 3, x->image, -1, SQLITE_TRANSIENT);
@@ -151,7 +151,7 @@ vlmn_status vlmn_db_put_sample(sqlite3 *db, const vlmn_store_sample *x)
     sqlite3_bind_int64(s, 7, x->n_text_tokens);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? VLMN_OK : db_err(db, "samples");
+    return rc == SQLITE_DONE ? VLMN_OK : vlmn_db_err(db, "samples");
 }
 
 vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec)
@@ -163,7 +163,7 @@ vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec)
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "INSERT INTO neurons(layer, neuron, max_act, min_act, mean, count) VALUES (?,?,?,?,?,?)",
                            -1, &s, NULL) != SQLITE_OK) {
-        st = db_err(db, "neurons");
+        st = vlmn_db_err(db, "neurons");
         goto fail;
     }
     for (int l = 0; l < p->n_layers; l++)
@@ -183,7 +183,7 @@ vlmn_status vlmn_db_write_neurons(sqlite3 *db, vlmn_rec *rec)
             }
             sqlite3_bind_int64(s, 6, (sqlite3_int64)x->count);
             if (sqlite3_step(s) != SQLITE_DONE) {
-                st = db_err(db, "neurons");
+                st = vlmn_db_err(db, "neurons");
                 sqlite3_finalize(s);
                 goto fail;
             }
@@ -205,7 +205,7 @@ vlmn_status vlmn_db_write_top(sqlite3 *db, vlmn_rec *rec)
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "INSERT INTO top(layer, neuron, rank, sample_index, max_act) VALUES (?,?,?,?,?)", -1,
                            &s, NULL) != SQLITE_OK) {
-        st = db_err(db, "top");
+        st = vlmn_db_err(db, "top");
         goto fail;
     }
     for (int l = 0; l < p->n_layers; l++)
@@ -218,7 +218,7 @@ vlmn_status vlmn_db_write_top(sqlite3 *db, vlmn_rec *rec)
                 sqlite3_bind_int64(s, 4, e[k].sample);
                 sqlite3_bind_double(s, 5, e[k].max_act);
                 if (sqlite3_step(s) != SQLITE_DONE) {
-                    st = db_err(db, "top");
+                    st = vlmn_db_err(db, "top");
                     sqlite3_finalize(s);
                     goto fail;
                 }
