@@ -5,6 +5,7 @@
  * vlmn_llava_forward; capture hooks during decode steps; the sampler; bad inputs. */
 #include "test.h"
 
+#include "vlmn/kernels.h"
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
 #include "vlmn/prompt.h"
@@ -65,11 +66,21 @@ static int32_t *json_ids(const cJSON *a, int *n)
 /* All greedy cases of one model in one batched vlmn_generate call (and, with `alone`,
  * each on its own), compared token for token; the prompt ids vlmn builds must equal
  * the reference's. Returns the number of cases checked. */
+#define FAST_BF16_MARGIN 0.15
+
 static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec, bool alone)
 {
     vlmn_llava *m = load_model(model, prec);
     CHECK(m != NULL);
     if (!m) return 0;
+    /* FAST on BF16 weights rounds every GEMM input to bf16 where the AVX-512 kernels (or
+     * their emulation) run (normwise logit error ~5e-3 here): a case whose smallest top-2
+     * margin in the float64 reference was 0.066 flipped a token on a Sapphire Rapids
+     * machine. Cases below FAST_BF16_MARGIN are checked in EXACT only. */
+    const bool rounds = prec != VLMN_PREC_EXACT && !strcmp(model, "bf16") &&
+                        (vlmn_isa_active() == VLMN_ISA_AVX512 || vlmn_precision_emulated());
+    const double min_margin = rounds ? FAST_BF16_MARGIN : 0.0;
+    int skipped = 0;
     const int max_new = cJSON_GetObjectItem(doc, "max_new")->valueint;
     const cJSON *cases = cJSON_GetObjectItem(doc, "cases");
     vlmn_gen_seq seqs[64];
@@ -80,6 +91,10 @@ static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec
     for (int c = 0; c < cJSON_GetArraySize(cases) && ns < 64; c++) {
         const cJSON *cs = cJSON_GetArrayItem(cases, c);
         if (strcmp(cJSON_GetObjectItem(cs, "model")->valuestring, model)) continue;
+        if (cJSON_GetObjectItem(cs, "min_margin")->valuedouble < min_margin) {
+            skipped++;
+            continue;
+        }
         int np;
         int32_t *pref = json_ids(cJSON_GetObjectItem(cs, "prompt"), &np);
         int32_t *ids = NULL;
@@ -116,6 +131,9 @@ static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec
             free(one.out);
         }
     }
+    if (skipped)
+        fprintf(stderr, "  %s %s: %d cases with a reference margin < %.2f left to EXACT\n", model,
+                prec == VLMN_PREC_FAST ? "FAST" : "FASTEST", skipped, min_margin);
     for (int s = 0; s < ns; s++) {
         vlmn_free((void *)seqs[s].ids);
         free(seqs[s].out);
