@@ -22,7 +22,9 @@ kill_resume() {
   for a in "$@"; do [ "$prev" = "-o" ] && run=$a; prev=$a; done
   for k in $(seq 1 "$nkill"); do
     if [ "$k" -eq 1 ]; then "$V" record "$@" & pid=$!; else "$V" record "$@" --resume & pid=$!; fi
-    for i in $(seq 1 500); do [ -e "$run/run.sqlite" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
+    # wait for a first checkpoint, so that under load a kill cannot land before anything is
+    # durable (then there would be nothing to resume from and the test would not test it)
+    for i in $(seq 1 1000); do [ -e "$run/ckpt/progress.txt" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
     sleep 0.0$((RANDOM % 9 + 1))
     kill -9 "$pid" 2>/dev/null && hits=$((hits + 1))
     wait "$pid" 2>/dev/null
