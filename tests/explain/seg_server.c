@@ -24,10 +24,9 @@
 #include "vlmn/draw.h"
 #include "core/alloc.h"
 #include "core/file.h"
+#include "mhd_test.h"
 
 #include <cjson/cJSON.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -64,12 +63,9 @@ static long g_requests, g_answered, g_n_faults, g_violations, g_masks;
 static char g_last_violation[512];
 static cJSON *g_prompts;
 static uint64_t *g_seen;
-static volatile sig_atomic_t g_stop;
 
 typedef struct conn {
-    char *body;
-    size_t n, cap;
-    bool too_big;
+    mhd_body b; /* first: mhd_serve frees it */
 } conn;
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -327,18 +323,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cn->n + *upload_size > MAX_BODY) cn->too_big = true;
-        else {
-            if (cn->n + *upload_size + 1 > cn->cap) {
-                size_t cap = cn->cap ? cn->cap : 65536;
-                while (cap < cn->n + *upload_size + 1) cap *= 2;
-                cn->body = realloc(cn->body, cap);
-                cn->cap = cap;
-            }
-            memcpy(cn->body + cn->n, upload, *upload_size);
-            cn->n += *upload_size;
-            cn->body[cn->n] = 0;
-        }
+        mhd_body_append(&cn->b, upload, *upload_size, MAX_BODY);
         *upload_size = 0;
         return MHD_YES;
     }
@@ -367,10 +352,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         violation("an Authorization header was sent to the segmenter");
         return reply(c, 400, "{\"error\":\"check failed: Authorization header\"}");
     }
-    cJSON *root = cJSON_ParseWithLength(cn->body ? cn->body : "", cn->n);
+    cJSON *root = cJSON_ParseWithLength(cn->b.body ? cn->b.body : "", cn->b.n);
     const char *prompt = NULL;
     const gimage *img = NULL;
-    const char *why = cn->too_big ? "body too large" : check_request(root, &prompt, &img);
+    const char *why = cn->b.too_big ? "body too large" : check_request(root, &prompt, &img);
     if (why) {
         violation(why);
         char m[400];
@@ -383,7 +368,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (cnt) cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
     else cJSON_AddNumberToObject(g_prompts, prompt, 1);
     pthread_mutex_unlock(&g_mu);
-    uint64_t h = fnv(cn->body, cn->n, FNV0);
+    uint64_t h = fnv(cn->b.body, cn->b.n, FNV0);
     int fault = g_faults && first_time(h) ? (int)(h % 5) : 4;
     bool wrong = fault == 3 || (g_bad_image && !strcmp(g_bad_image, img->id));
     enum MHD_Result ret;
@@ -422,23 +407,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ret;
 }
 
-static void done(void *cls, struct MHD_Connection *c, void **ptr, enum MHD_RequestTerminationCode tc)
-{
-    (void)cls, (void)c, (void)tc;
-    conn *cn = *ptr;
-    if (cn) {
-        free(cn->body);
-        free(cn);
-    }
-    *ptr = NULL;
-}
-
-static void on_term(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
 int main(int argc, char **argv)
 {
     const char *port_file = NULL, *dataset = NULL;
@@ -462,30 +430,6 @@ int main(int argc, char **argv)
     if (load_dataset(dataset)) return 1;
     g_prompts = cJSON_CreateObject();
     g_seen = calloc(MAX_SEEN, sizeof *g_seen);
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    signal(SIGPIPE, SIG_IGN);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
-                         NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-                         MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    if (!d) {
-        fprintf(stderr, "seg_server: cannot start\n");
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return 1;
-    fprintf(f, "%u\n", (unsigned)info->port);
-    fclose(f);
-    rename(tmp, port_file);
-    while (!g_stop) usleep(20000);
-    MHD_stop_daemon(d);
-    return 0;
+    int rc = mhd_serve("seg_server", handle, port_file);
+    return rc;
 }

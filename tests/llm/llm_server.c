@@ -27,10 +27,10 @@
  * "check failed: ..." and counts a violation. GET /stats: {"requests":N,"violations":N,
  * "last_violation":"...","by_model":{...},"images":N,"dup_answered":N}
  * (dup_answered: 200 answers to a body that had been answered before). */
+#include "mhd_test.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -50,12 +50,9 @@ static uint64_t *g_answered; /* hashes of bodies answered 200 (open addressing) 
 static char g_last_violation[512];
 static cJSON *g_by_model;
 static uint64_t *g_seen; /* hashes of bodies seen (open addressing) */
-static volatile sig_atomic_t g_stop;
 
 typedef struct conn {
-    char *body;
-    size_t n, cap;
-    bool too_big;
+    mhd_body b; /* first: mhd_serve frees it */
     bool key_in_headers;
 } conn;
 
@@ -566,18 +563,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cn->n + *upload_size > MAX_BODY) cn->too_big = true;
-        else {
-            if (cn->n + *upload_size + 1 > cn->cap) {
-                size_t cap = cn->cap ? cn->cap : 65536;
-                while (cap < cn->n + *upload_size + 1) cap *= 2;
-                cn->body = realloc(cn->body, cap);
-                cn->cap = cap;
-            }
-            memcpy(cn->body + cn->n, upload, *upload_size);
-            cn->n += *upload_size;
-            cn->body[cn->n] = 0;
-        }
+        mhd_body_append(&cn->b, upload, *upload_size, MAX_BODY);
         *upload_size = 0;
         return MHD_YES;
     }
@@ -602,7 +588,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     pthread_mutex_lock(&g_mu);
     g_requests++;
     pthread_mutex_unlock(&g_mu);
-    const char *body = cn->body ? cn->body : "";
+    const char *body = cn->b.body ? cn->b.body : "";
     if (cn->key_in_headers) {
         violation("API key in a header other than Authorization");
         return reply(c, 400, "{\"error\":{\"message\":\"check failed: key in header\"}}", NULL);
@@ -620,9 +606,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return reply(c, 401, "{\"error\":{\"message\":\"check failed: bad Authorization\"}}", NULL);
         }
     }
-    cJSON *root = cJSON_ParseWithLength(body, cn->n);
+    cJSON *root = cJSON_ParseWithLength(body, cn->b.n);
     int n_images = 0;
-    const char *why = cn->too_big ? "body too large" : check_chat(root, &n_images);
+    const char *why = cn->b.too_big ? "body too large" : check_chat(root, &n_images);
     if (why) {
         violation(why);
         char m[400];
@@ -637,7 +623,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (cnt) cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
     else cJSON_AddNumberToObject(g_by_model, model, 1);
     pthread_mutex_unlock(&g_mu);
-    bool first = first_time(body, cn->n);
+    bool first = first_time(body, cn->b.n);
     enum MHD_Result ret;
     if (!strcmp(model, "f400")) {
         ret = reply(c, 400, "{\"error\":{\"message\":\"model f400 does not exist\",\"type\":\"invalid_request_error\"}}", NULL);
@@ -661,7 +647,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (first && !strcmp(model, "fslow")) usleep(2500000);
         if (!strcmp(model, "slowplanted")) usleep(200000);
         char *s = answer(root, model, !strcmp(model, "fbadtok"));
-        answered(body, cn->n);
+        answered(body, cn->b.n);
         ret = reply(c, 200, s, NULL);
         free(s);
     }
@@ -669,17 +655,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ret;
 }
 
-static void done(void *cls, struct MHD_Connection *c, void **ptr, enum MHD_RequestTerminationCode tc)
-{
-    conn *cn = *ptr;
-    if (cn) {
-        free(cn->body);
-        free(cn);
-    }
-    *ptr = NULL;
-}
-
-static void on_term(int sig) { g_stop = 1; }
 
 int main(int argc, char **argv)
 {
@@ -694,34 +669,9 @@ int main(int argc, char **argv)
     g_by_model = cJSON_CreateObject();
     g_seen = calloc(MAX_SEEN, sizeof *g_seen);
     g_answered = calloc(MAX_SEEN, sizeof *g_answered);
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    signal(SIGPIPE, SIG_IGN);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
-                         NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-                         MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    if (!d) {
-        fprintf(stderr, "llm_server: cannot start\n");
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return 1;
-    fprintf(f, "%u\n", (unsigned)info->port);
-    fclose(f);
-    rename(tmp, port_file);
-    while (!g_stop) usleep(20000);
-    MHD_stop_daemon(d);
+    int rc = mhd_serve("llm_server", handle, port_file);
     cJSON_Delete(g_by_model);
     free(g_seen);
     free(g_answered);
-    return 0;
+    return rc;
 }
