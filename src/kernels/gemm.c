@@ -158,9 +158,29 @@ bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x
 /* The f32 GEMM on activations rounded as the precision's AVX-512 kernel rounds them;
  * false when there is nothing to emulate (or no memory: then the caller runs plain f32,
  * which only makes the result more exact). */
+/* Where an AVX-512 machine runs gemv_avx2 instead of its own kernels: decode shapes, from
+ * thread-CPU times of `vlmn bench gemm --m M --n 4096 --k 4096 -t 1` on a Zen 4 (docs/kernels.md):
+ * the AVX-512 kernels cost about the same from M = 1 to 8 (their tiles are 16 tokens
+ * tall), the streaming gemv is 2-4x faster at M = 1 and falls behind at M = 6 (BF16 FAST;
+ * vdpbf16ps doubles the MACs per instruction), 7 (Q8_0 FAST/FASTEST, integer dot products)
+ * and 4 (F32, which the AVX-512 kernel reads in place). F16 and every EXACT product run
+ * the f32 AVX-512 kernel on widened weights, slower than gemv for all M <= 8. gemv keeps
+ * the activations f32, so there decode is as exact as EXACT in every precision. */
+bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M)
+{
+    if (M > GEMV_MAX_M) return false;
+    if (type == VLMN_TYPE_F32) return M <= 3;
+    if (prec == VLMN_PREC_EXACT || type == VLMN_TYPE_F16) return true;
+    if (type == VLMN_TYPE_BF16) return M <= 5;
+    if (type == VLMN_TYPE_Q8_0) return M <= 6;
+    return false;
+}
+
 static bool gemm_emulated(vlmn_pool *p, const gemm_args *g, bool avx2)
 {
     if (g->prec == VLMN_PREC_EXACT || (g->W->type != VLMN_TYPE_BF16 && g->W->type != VLMN_TYPE_Q8_0)) return false;
+    /* AVX-512 runs these shapes unrounded too */
+    if (avx512_runs_gemv(g->W->type, g->prec, g->M)) return false;
     const int64_t K = g->W->cols;
     float *a = vlmn_malloc((size_t)g->M * (size_t)K * sizeof *a);
     if (!a) return false;
@@ -186,7 +206,8 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
     bool done = false;
     switch (vlmn_isa_active()) {
     case VLMN_ISA_AVX512:
-        if (prec != VLMN_PREC_EXACT) {
+        if (avx512_runs_gemv(W->type, prec, M)) done = gemv_avx2(p, &g);
+        if (!done && prec != VLMN_PREC_EXACT) {
             if (W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);
             else if (W->type == VLMN_TYPE_Q8_0) done = gemm_q8_0_avx512(p, &g);
             else if (W->type == VLMN_TYPE_Q4_K) done = gemm_q4_k_avx512(p, &g);

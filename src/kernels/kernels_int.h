@@ -38,6 +38,9 @@ bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA *
  * row read once for all M rows (gemv_avx2.c); false for other M or types. */
 #define GEMV_MAX_M 8
 bool gemv_avx2(vlmn_pool *p, const gemm_args *g);
+/* Whether vlmn_gemm on AVX-512 takes gemv_avx2 for this call (gemm.c: decode shapes where
+ * it beats the AVX-512 kernels). */
+bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M);
 
 /* Dequantise rows [n0, n0+nr) of W, columns [0, K), into dst (row stride ldd floats). */
 void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst, int64_t ldd);

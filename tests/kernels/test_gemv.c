@@ -4,7 +4,7 @@
  * rows, K with a tail that is not a multiple of 8 (flat types), short and long K, every
  * M (M > 4 runs the 16/32-bit types in two token groups). Also: lda > K, guard values around C, accumulate mode,
  * bit-identical results for 1, 2 and 3 threads, and vlmn_gemm taking this kernel for
- * M <= 8 on AVX2 (same bits). Bounds: elementwise |c - c64| / sum_k |a w| <= 1e-6, and
+ * M <= 8 on AVX2 and, where avx512_runs_gemv says so, on AVX-512 (same bits). Bounds: elementwise |c - c64| / sum_k |a w| <= 1e-6, and
  * normwise 2e-6 (as every exact f32 path in test_gemm.c) where M * N >= 13. */
 #include "test.h"
 #include "vlmn/kernels.h"
@@ -166,6 +166,18 @@ static void check_shape(uint32_t type, int64_t M, int64_t N, int64_t K, vlmn_poo
               tn, (long long)M, (long long)N, (long long)K);
     if (vlmn_isa_active() == VLMN_ISA_AVX2 && !vlmn_precision_emulated())
         CHECK_MSG(!memcmp(c1, cg, bytes), "%s M=%lld: vlmn_gemm on AVX2 did not run gemv_avx2", tn, (long long)M);
+    if (vlmn_isa_supported(VLMN_ISA_AVX512)) { /* decode shapes where AVX-512 takes it too */
+        vlmn_isa_force(VLMN_ISA_AVX512);
+        for (int prec = 0; prec < 3; prec++) { /* FAST, EXACT, FASTEST */
+            if (!avx512_runs_gemv(type, (vlmn_precision)prec, M)) continue;
+            float *cx = new_c(M, N, NULL);
+            vlmn_gemm(p3, (vlmn_precision)prec, &W, A, M, lda, cx, ldc, false);
+            CHECK_MSG(!memcmp(c1, cx, bytes), "%s M=%lld prec=%d: vlmn_gemm on AVX-512 did not run gemv_avx2", tn,
+                      (long long)M, prec);
+            free(cx);
+        }
+        vlmn_isa_force(VLMN_ISA_AVX2);
+    }
     if (x1 > worst[type]) worst[type] = x1;
     free(c1); free(c2); free(c3); free(ca); free(cr); free(cg);
     free(C64); free(S); free(C0); free(A); free(w);
