@@ -114,16 +114,27 @@ void vlmn_concepts_free(vlmn_concepts *c);
 typedef struct vlmn_label_opts {
     const char *run_dir;
     const char *neurons;   /* neuron SPEC; NULL: every traced neuron */
-    const char *samples;   /* sample SPEC (default "top:3,7,11,15,19") */
+    const char *samples;   /* sample SPEC (NULL: "top:3,7,11,15,19", or with as_explanations
+                            * the explainer's "top:1,5,9,13,17") */
     const vlmn_concepts *concepts;
     int top_k;             /* concepts kept per neuron (default 5) */
     const char *clip_name; /* labels.clip (the CLIP folder's name) */
     FILE *out;             /* LAYER:NEURON \t concept \t r lines (NULL: none) */
+    /* Also store each labelled neuron's rank-1 concept as an `explanations` row
+     * (explainer "label:<clip_name>", images "clip", sampling "top" for top:1,5,9,13,17 or
+     * "random" for random:5:SEED, the only sample SPECs allowed then) so that simulate /
+     * score / stats --table2 treat it as any explanation. Its samples must be disjoint
+     * from the neuron's scoring samples (top ranks 3,7,11,15,19), else VLMN_E_ARG. A row
+     * with the same text is left as it is; a changed one replaces the old row and drops
+     * the old one's simulations and scores. NaN r: a 'failed' row (nothing to simulate). */
+    bool as_explanations;
+    const char *concepts_name; /* explanations.settings "concepts" (NULL: "default") */
 } vlmn_label_opts;
 void vlmn_label_opts_default(vlmn_label_opts *o);
 
 typedef struct vlmn_label_summary {
     int64_t neurons, skipped, samples;  /* labelled, not visual/multi-modal, distinct samples */
+    int64_t expl_new, expl_same;        /* as_explanations: rows written / left unchanged */
 } vlmn_label_summary;
 
 /* Labels every selected visual or multi-modal neuron (classification label) with the

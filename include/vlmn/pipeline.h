@@ -14,6 +14,14 @@
 extern "C" {
 #endif
 
+/* The samples the explainer sees with sampling "top", and the top ranks every explanation
+ * is simulated (and so scored) on, paper 4.6 / A.2: disjoint, so a score is held out from
+ * what the explanation was made from. vlmn label --as-explanations keeps to the same split. */
+#define VLMN_XTOP_SAMPLES "top:1,5,9,13,17"
+#define VLMN_SIM_SAMPLES "top:3,7,11,15,19"
+#define VLMN_SIM_NRANKS 5
+extern const int vlmn_sim_ranks[VLMN_SIM_NRANKS];
+
 typedef struct vlmn_xrun_opts {
     const char *run_dir;
     const char *neurons;          /* explain: neuron SPEC (select.h) */

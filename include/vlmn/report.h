@@ -37,6 +37,21 @@ typedef struct vlmn_report_expl {
     double score;                      /* Pearson per A.3; NaN: undefined */
 } vlmn_report_expl;
 
+/* One neuron's best LLM-free label (vlmn label, rank 1), as the report lists it, next to
+ * the neuron's best-scored other explanation when it has one. */
+typedef struct vlmn_report_label {
+    int layer, neuron;
+    const char *kind;                  /* "visual" | "multimodal" */
+    const char *clip, *concept;        /* concept: from a user's file (escaped on output) */
+    const char *samples;               /* the sample SPEC it was chosen on ("" if unknown) */
+    double score;                      /* Pearson r on those samples; NaN: undefined */
+    int n_samples;
+    double heldout;                    /* score of explainer label:<clip> (pearson); NaN: none */
+    const char *explanation;           /* best-scored other explanation (NULL: none) */
+    const char *explainer;
+    double expl_score;                 /* its Pearson score; NaN: undefined */
+} vlmn_report_label;
+
 typedef struct vlmn_report_input {
     const char *title;                 /* e.g. the run directory */
     const vlmn_classification *cls;
@@ -53,6 +68,9 @@ typedef struct vlmn_report_input {
     const char *table2;
     const vlmn_report_expl *expl;
     int n_expl;
+    /* Optional labels table in that section (shown when n_labels > 0). */
+    const vlmn_report_label *labels;
+    int n_labels;
 } vlmn_report_input;
 
 /* Write dir/index.html (created through a temporary file and a rename; dir is created

@@ -16,7 +16,7 @@ struct vlmn_browse {
     int64_t n_samples;
     char status[32];
     char images[2048];        /* the run's images folder ("" if none) */
-    bool has_neurons, has_class, has_expl, has_scores, has_sims;
+    bool has_neurons, has_class, has_expl, has_scores, has_sims, has_labels;
     int64_t label_count[4];
     char *figures;            /* overview figures HTML (report), NULL without classification */
     vlmn_traces *traces;      /* NULL when the run has none */

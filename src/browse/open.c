@@ -144,7 +144,8 @@ static vlmn_status create_index(vlmn_browse *b, const char *fp)
                           : "NULL, NULL, NULL, NULL, NULL",
              b->has_expl ? "x.text" : "NULL", b->has_scores ? "sc.score" : "NULL",
              b->has_class ? "LEFT JOIN classification c ON c.layer = n.layer AND c.neuron = n.neuron" : "",
-             b->has_expl ? "LEFT JOIN (SELECT layer, neuron, text, min(created) FROM explanations WHERE status = 'ok' "
+             b->has_expl ? "LEFT JOIN (SELECT layer, neuron, text, min((explainer GLOB 'label:*') || created) FROM "
+                           "explanations WHERE status = 'ok' "
                            "AND text IS NOT NULL GROUP BY layer, neuron) x "
                            "ON x.layer = n.layer AND x.neuron = n.neuron"
                          : "",
@@ -281,6 +282,7 @@ static vlmn_status open_run(const char *dir, bool create, vlmn_browse **out)
     b->has_expl = b->has_neurons && has_table(b->db, "explanations");
     b->has_scores = b->has_neurons && has_table(b->db, "scores");
     b->has_sims = b->has_neurons && has_table(b->db, "simulations");
+    b->has_labels = b->has_neurons && has_table(b->db, "labels");
     *out = b;
     return VLMN_OK;
 fail:

@@ -519,6 +519,45 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         s = NULL;
     }
     if (!r->api && b->has_expl) ADD(rows ? "</table>" : none_yet);
+    /* LLM-free labels (vlmn label): the concepts whose CLIP maps best match the neuron */
+    if (r->api) ADD("],\"labels\":[");
+    else if (b->has_labels) ADD("<h2>Labels (CLIP, no LLM)</h2>");
+    rows = 0;
+    if (b->has_labels && sqlite3_prepare_v2(b->db,
+                                            "SELECT clip, rank, concept, score, n_samples FROM labels WHERE layer = ? "
+                                            "AND neuron = ? ORDER BY clip, rank",
+                                            -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_int(s, 1, L);
+        sqlite3_bind_int(s, 2, N);
+        for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
+            if (r->api) {
+                ADD(rows ? ",{\"clip\":" : "{\"clip\":");
+                browse_json_str(out, col_text(s, 0));
+                browse_printf(out, ",\"rank\":%d,\"concept\":", sqlite3_column_int(s, 1));
+                browse_json_str(out, col_text(s, 2));
+                ADD(",\"score\":");
+                browse_json_num(out, col_num(s, 3));
+                browse_printf(out, ",\"n_samples\":%d}", sqlite3_column_int(s, 4));
+                continue;
+            }
+            if (!rows)
+                ADD("<p class=\"sub\">The concepts whose CLIP (MaskCLIP) maps best match this neuron: score = "
+                    "Pearson r of the concept's map and the real activations over the image tokens of the labelled "
+                    "samples (not held out; a label scored on held-out samples appears above as explainer "
+                    "label:CLIP).</p><table id=\"labels\"><tr><th>clip</th><th>rank</th><th>concept</th>"
+                    "<th>score (r)</th><th>samples</th></tr>");
+            ADD("<tr><td>");
+            browse_html(out, col_text(s, 0));
+            browse_printf(out, "</td><td class=\"n\">%d</td><td class=\"x\">", sqlite3_column_int(s, 1));
+            browse_html(out, col_text(s, 2));
+            ADD("</td><td class=\"n\">");
+            html_num(out, col_num(s, 3), "%.3f");
+            browse_printf(out, "</td><td class=\"n\">%d</td></tr>", sqlite3_column_int(s, 4));
+        }
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    if (!r->api && b->has_labels) ADD(rows ? "</table>" : none_yet);
     if (r->api) ADD("],\"scores\":[");
     else if (b->has_scores) ADD("<h2>Scores</h2>");
     rows = 0;

@@ -12,7 +12,8 @@ static int run(int argc, char **argv);
 const struct vlmn_cmd vlmn_cmd_label = {
     "label",
     "label visual/multi-modal neurons with the concepts whose CLIP maps match their activations",
-    "vlmn label RUN --clip DIR [--concepts FILE] [--neurons SPEC] [--samples SPEC] [--top K] [-q]\n"
+    "vlmn label RUN --clip DIR [--concepts FILE] [--neurons SPEC] [--samples SPEC] [--top K]\n"
+    "           [--as-explanations] [-q]\n"
     "  For every selected neuron classified visual or multimodal, the MaskCLIP map of each\n"
     "  concept (as `vlmn simulate --visual clip` simulates an explanation) on its traced\n"
     "  samples, Pearson r over the concatenated visual tokens against the real activations;\n"
@@ -21,9 +22,14 @@ const struct vlmn_cmd vlmn_cmd_label = {
     "  --concepts FILE    one concept per line ('#' comments); default: the shipped list\n"
     "                     (data/concepts.txt: COCO's 80 classes + common visual words)\n"
     "  --neurons SPEC     neuron SPEC (docs/trace.md); default: every traced neuron\n"
-    "  --samples SPEC     sample SPEC (default top:3,7,11,15,19, the simulation ranks); the\n"
-    "                     pairs must be traced (`vlmn trace RUN --neurons SPEC --samples SPEC`)\n"
+    "  --samples SPEC     sample SPEC (default top:3,7,11,15,19, the simulation ranks; with\n"
+    "                     --as-explanations top:1,5,9,13,17, the explainer's); the pairs must\n"
+    "                     be traced (`vlmn trace RUN --neurons SPEC --samples SPEC`)\n"
     "  --top K            concepts kept per neuron (default 5)\n"
+    "  --as-explanations  also store each neuron's best concept as an explanation (explainer\n"
+    "                     label:<clip folder name>, images clip, sampling top, or random for\n"
+    "                     --samples random:5:SEED) for `vlmn simulate` / `score` / `stats\n"
+    "                     --table2`; its samples must not be its scoring ranks 3,7,11,15,19\n"
     "  -q, --quiet        no summary on stderr\n",
     run,
 };
@@ -52,6 +58,8 @@ static int run(int argc, char **argv)
             long k;
             if (r < 0 || cli_parse_long(v, 1, 100000, &k)) return cli_errorf("label", 2, "--top: an integer >= 1");
             o.top_k = (int)k;
+        } else if (cli_flag(argv, i, "as-explanations", 0)) {
+            o.as_explanations = true;
         } else if (cli_flag(argv, i, "quiet", 'q')) {
             quiet = true;
         } else if (cli_unknown_option(&vlmn_cmd_label, argv, i)) {
@@ -72,6 +80,7 @@ static int run(int argc, char **argv)
     vlmn_label_summary s = {0};
     vlmn_status st = concepts_path ? vlmn_concepts_load(concepts_path, &cs) : vlmn_concepts_default(&cs);
     o.concepts = &cs;
+    o.concepts_name = concepts_path;
     char name[512];
     snprintf(name, sizeof name, "%s", clip_dir);
     for (size_t nl = strlen(name); nl > 1 && name[nl - 1] == '/'; nl--) name[nl - 1] = 0;
@@ -93,5 +102,8 @@ static int run(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "label: %lld neurons labelled with %s (%lld samples), %lld not visual/multi-modal: skipped\n",
                 (long long)s.neurons, name, (long long)s.samples, (long long)s.skipped);
+    if (!quiet && o.as_explanations)
+        fprintf(stderr, "label: explanations label:%s: %lld written, %lld unchanged\n", name, (long long)s.expl_new,
+                (long long)s.expl_same);
     return 0;
 }

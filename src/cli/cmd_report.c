@@ -29,7 +29,8 @@ const struct vlmn_cmd vlmn_cmd_report = {
     "  -o DIR        output directory (created when missing)\n"
     "  --top-frac F  fraction of neurons per type for Figure 7, in (0, 1] (0.03)\n"
     "  --neurons K   most confident neurons listed per type (10); with scored explanations\n"
-    "                (vlmn explain, simulate, score) also the K best-scored per type and Table 2\n",
+    "                (vlmn explain, simulate, score) also the K best-scored per type and Table 2,\n"
+    "                with labels (vlmn label) the K best-labelled visual / multi-modal neurons\n",
     run,
 };
 
@@ -94,13 +95,7 @@ static vlmn_status load_explanations(const char *dir, sqlite3 *db, int per_kind,
     *n_out = 0;
     *table2 = NULL;
     sqlite3_stmt *q = NULL;
-    int has = 0;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN ('scores','explanations')",
-                           -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-        has = sqlite3_column_int(q, 0) == 2;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (!has) return VLMN_OK;
+    if (!vlmn_db_has_table(db, "scores") || !vlmn_db_has_table(db, "explanations")) return VLMN_OK;
     vlmn_status st = VLMN_OK;
     if (sqlite3_prepare_v2(db,
                            "SELECT layer, neuron, kind, sampling, explainer, simulator, text, score FROM ("
@@ -157,6 +152,105 @@ oom:
     sqlite3_finalize(q);
 oom2:
     expl_free(e, n);
+    return vlmn_error(VLMN_E_NOMEM, "report: out of memory");
+}
+
+static void labels_free(vlmn_report_label *l, int n)
+{
+    for (int i = 0; l && i < n; i++) {
+        vlmn_free((char *)l[i].kind);
+        vlmn_free((char *)l[i].clip);
+        vlmn_free((char *)l[i].concept);
+        vlmn_free((char *)l[i].samples);
+        vlmn_free((char *)l[i].explanation);
+        vlmn_free((char *)l[i].explainer);
+    }
+    vlmn_free(l);
+}
+
+static double col_num(sqlite3_stmt *q, int i)
+{
+    return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
+}
+
+/* The rank-1 labels (vlmn label) of the best-labelled `per_kind` visual and multi-modal
+ * neurons, with the held-out score of the label as an explanation (explainer
+ * label:<clip>, sampling top) and the neuron's best-scored other explanation; nothing
+ * when the run has no labels table. */
+static vlmn_status load_labels(const char *dir, sqlite3 *db, int per_kind, vlmn_report_label **out, int *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!vlmn_db_has_table(db, "labels")) return VLMN_OK;
+    bool hx = vlmn_db_has_table(db, "explanations"), hs = hx && vlmn_db_has_table(db, "scores");
+    sqlite3_stmt *q = NULL;
+    bool has_samples = sqlite3_prepare_v2(db, "SELECT samples FROM labels LIMIT 0", -1, &q, NULL) == SQLITE_OK;
+    sqlite3_finalize(q);
+    q = NULL;
+    char sql[3072];
+    snprintf(sql, sizeof sql,
+             "WITH best AS (%s) "
+             "SELECT layer, neuron, kind, clip, concept, samples, score, n_samples, heldout, text, explainer, "
+             "xscore FROM (SELECT l.layer, l.neuron, c.label AS kind, l.clip, l.concept, %s AS samples, l.score, "
+             "l.n_samples, %s AS heldout, b.text, b.explainer, b.score AS xscore, ROW_NUMBER() OVER (PARTITION BY "
+             "c.label ORDER BY l.score IS NULL, l.score DESC, l.layer, l.neuron, l.clip) AS r FROM labels l "
+             "JOIN classification c ON c.layer = l.layer AND c.neuron = l.neuron "
+             "LEFT JOIN best b ON b.layer = l.layer AND b.neuron = l.neuron AND b.rn = 1 "
+             "WHERE l.rank = 1 AND c.label IN ('visual', 'multimodal')) WHERE r <= ? ORDER BY kind DESC, r",
+             !hx ? "SELECT NULL AS layer, NULL AS neuron, NULL AS text, NULL AS explainer, NULL AS score, 1 AS rn "
+                   "WHERE 0"
+             : hs ? "SELECT e.layer, e.neuron, e.text, e.explainer, s.score, ROW_NUMBER() OVER (PARTITION BY "
+                    "e.layer, e.neuron ORDER BY s.score IS NULL, s.score DESC, e.created) AS rn FROM explanations e "
+                    "LEFT JOIN scores s ON s.layer = e.layer AND s.neuron = e.neuron AND s.sampling = e.sampling AND "
+                    "s.explainer = e.explainer AND s.images = e.images AND s.scorer = 'pearson' "
+                    "WHERE e.status = 'ok' AND e.explainer NOT GLOB 'label:*'"
+                  : "SELECT layer, neuron, text, explainer, NULL AS score, ROW_NUMBER() OVER (PARTITION BY layer, "
+                    "neuron ORDER BY created) AS rn FROM explanations WHERE status = 'ok' AND explainer NOT GLOB "
+                    "'label:*'",
+             has_samples ? "l.samples" : "NULL",
+             hs ? "(SELECT max(s.score) FROM scores s WHERE s.layer = l.layer AND s.neuron = l.neuron AND "
+                  "s.explainer = 'label:' || l.clip AND s.sampling = 'top' AND s.scorer = 'pearson')"
+                : "NULL");
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return vlmn_error(VLMN_E_DB, "%s: labels: %s", dir, sqlite3_errmsg(db));
+    sqlite3_bind_int(q, 1, per_kind);
+    vlmn_report_label *l = NULL;
+    int n = 0, cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            vlmn_report_label *t = vlmn_realloc(l, (size_t)cap * sizeof *t);
+            if (!t) goto oom;
+            l = t;
+        }
+        vlmn_report_label *x = &l[n++];
+        memset(x, 0, sizeof *x);
+        x->layer = sqlite3_column_int(q, 0);
+        x->neuron = sqlite3_column_int(q, 1);
+        const char *col[4];
+        for (int k = 0; k < 4; k++) {
+            col[k] = (const char *)sqlite3_column_text(q, 2 + k);
+            if (!col[k]) col[k] = "";
+        }
+        x->score = col_num(q, 6);
+        x->n_samples = sqlite3_column_int(q, 7);
+        x->heldout = col_num(q, 8);
+        x->expl_score = col_num(q, 11);
+        if (!(x->kind = vlmn_strdup(col[0])) || !(x->clip = vlmn_strdup(col[1])) ||
+            !(x->concept = vlmn_strdup(col[2])) || !(x->samples = vlmn_strdup(col[3])))
+            goto oom;
+        if (sqlite3_column_type(q, 9) != SQLITE_NULL &&
+            (!(x->explanation = vlmn_strdup((const char *)sqlite3_column_text(q, 9))) ||
+             !(x->explainer = vlmn_strdup(sqlite3_column_text(q, 10) ? (const char *)sqlite3_column_text(q, 10) : ""))))
+            goto oom;
+    }
+    sqlite3_finalize(q);
+    *out = l;
+    *n_out = n;
+    return VLMN_OK;
+oom:
+    sqlite3_finalize(q);
+    labels_free(l, n);
     return vlmn_error(VLMN_E_NOMEM, "report: out of memory");
 }
 
@@ -217,6 +311,8 @@ static int run(int argc, char **argv)
     vlmn_report_expl *expl = NULL;
     int n_expl = 0;
     char *table2 = NULL;
+    vlmn_report_label *labels = NULL;
+    int n_labels = 0;
     vlmn_status st;
     if ((st = vlmn_run_open(dir, &x.run))) goto done;
     x.db = vlmn_run_db(x.run);
@@ -248,7 +344,9 @@ static int run(int argc, char **argv)
     if (sqlite3_prepare_v2(x.db, "SELECT sample_id, image FROM samples WHERE sample_index = ?", -1, &x.sample, NULL) !=
         SQLITE_OK)
         x.sample = NULL;
-    if ((st = load_explanations(dir, x.db, (int)n_conf, &expl, &n_expl, &table2))) goto done;
+    if ((st = load_explanations(dir, x.db, (int)n_conf, &expl, &n_expl, &table2)) ||
+        (st = load_labels(dir, x.db, (int)n_conf, &labels, &n_labels)))
+        goto done;
     /* titled with the model family when the run names it (record's model_arch) */
     char arch[64], title[4200];
     if (vlmn_db_get_meta(x.db, "model_arch", arch, sizeof arch) == VLMN_OK && arch[0])
@@ -267,11 +365,14 @@ static int run(int argc, char **argv)
         .table2 = table2,
         .expl = expl,
         .n_expl = n_expl,
+        .labels = labels,
+        .n_labels = n_labels,
     };
     if ((st = vlmn_report_write(out, &in))) goto done;
     printf("%s/index.html\n", out);
 done:
     expl_free(expl, n_expl);
+    labels_free(labels, n_labels);
     free(table2);
     sqlite3_finalize(q);
     sqlite3_finalize(x.sample);

@@ -3,9 +3,11 @@
  * best (Pearson r over the concatenated visual tokens) with the real activations are
  * kept in RUN/run.sqlite `labels`. Work is sample-major: one vision pass per distinct
  * sample, one text pass per concept, and per (neuron, concept) running sums.
- * Flow: run + traces + concepts -> [this] -> clip towers -> labels table. docs/clip.md. */
-#include "vlmn/clip.h"
+ * With as_explanations the rank-1 concepts also become explanations (label_xpl.c).
+ * Flow: run + traces + concepts -> [this] -> clip towers -> labels (+ explanations). docs/clip.md. */
+#include "clip/label_int.h"
 #include "vlmn/image.h"
+#include "vlmn/pipeline.h"
 #include "vlmn/run.h"
 #include "vlmn/select.h"
 #include "vlmn/trace.h"
@@ -19,13 +21,33 @@
 static const char LABELS_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS labels ("
     "  layer INTEGER NOT NULL, neuron INTEGER NOT NULL, clip TEXT NOT NULL, concept TEXT NOT NULL,"
-    "  rank INTEGER NOT NULL, score REAL, n_samples INTEGER NOT NULL, created TEXT NOT NULL,"
+    "  rank INTEGER NOT NULL, score REAL, n_samples INTEGER NOT NULL, created TEXT NOT NULL, samples TEXT,"
     "  PRIMARY KEY (layer, neuron, clip, rank)) WITHOUT ROWID;";
+
+/* The samples column (the sample SPEC labelled on) came after the first labels tables. */
+static vlmn_status labels_schema(sqlite3 *db, const char *run_dir)
+{
+    char *err = NULL;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_exec(db, LABELS_SCHEMA, NULL, NULL, &err) == SQLITE_OK) {
+        bool v2 = sqlite3_prepare_v2(db, "SELECT samples FROM labels LIMIT 0", -1, &s, NULL) == SQLITE_OK;
+        sqlite3_finalize(s);
+        if (v2 || sqlite3_exec(db, "ALTER TABLE labels ADD COLUMN samples TEXT", NULL, NULL, &err) == SQLITE_OK)
+            return VLMN_OK;
+    }
+    vlmn_status st = vlmn_error(VLMN_E_DB, "%s: labels table: %s", run_dir, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    return st;
+}
+
+static const char *label_samples(const vlmn_label_opts *o)
+{
+    return o->samples ? o->samples : o->as_explanations ? VLMN_XTOP_SAMPLES : VLMN_SIM_SAMPLES;
+}
 
 void vlmn_label_opts_default(vlmn_label_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->samples = "top:3,7,11,15,19";
     o->top_k = 5;
     o->clip_name = "clip";
 }
@@ -36,12 +58,15 @@ typedef struct lprep {
     vlmn_traces *tr;
     vlmn_selection *sel;
     int64_t *keep;  /* indices into sel->neurons */
+    bool *multimodal; /* [n_keep]: classified multimodal (else visual) */
     int64_t n_keep, skipped;
+    char sampling[16]; /* as_explanations: the explanations.sampling key */
 } lprep;
 
 static void lprep_free(lprep *p)
 {
     vlmn_free(p->keep);
+    vlmn_free(p->multimodal);
     vlmn_selection_free(p->sel);
     vlmn_traces_close(p->tr);
     vlmn_run_close(p->run);
@@ -57,7 +82,8 @@ static vlmn_status prepare(const vlmn_label_opts *o, lprep *p)
     if ((st = vlmn_run_open(o->run_dir, &p->run))) return st;
     if ((st = vlmn_traces_open(o->run_dir, &p->tr)))
         return vlmn_error_prefix(st, "%s: no trace store (run `vlmn trace` first)", o->run_dir);
-    const char *sspec = o->samples ? o->samples : "top:3,7,11,15,19";
+    const char *sspec = label_samples(o);
+    if (o->as_explanations && (st = label_xpl_sampling(sspec, p->sampling))) return st;
     if ((st = vlmn_select(p->run, o->neurons ? o->neurons : "all", sspec, &p->sel))) return st;
     sqlite3 *db = vlmn_run_db(p->run);
     sqlite3_stmt *q = NULL;
@@ -68,7 +94,8 @@ static vlmn_status prepare(const vlmn_label_opts *o, lprep *p)
                           o->run_dir);
     }
     p->keep = vlmn_malloc((size_t)(p->sel->n_neurons ? p->sel->n_neurons : 1) * sizeof *p->keep);
-    if (!p->keep) {
+    p->multimodal = vlmn_malloc((size_t)(p->sel->n_neurons ? p->sel->n_neurons : 1) * sizeof *p->multimodal);
+    if (!p->keep || !p->multimodal) {
         sqlite3_finalize(q);
         return vlmn_error(VLMN_E_NOMEM, "label: out of memory");
     }
@@ -89,6 +116,12 @@ static vlmn_status prepare(const vlmn_label_opts *o, lprep *p)
             p->skipped++;
             continue;
         }
+        if (o->as_explanations &&
+            (st = label_xpl_heldout(p->run, o->run_dir, L, N, p->sel->samples + a, b - a))) {
+            sqlite3_finalize(q);
+            return st;
+        }
+        p->multimodal[p->n_keep] = !strcmp(lab, "multimodal");
         if (have < b - a) {
             missing += b - a - have;
             int w = snprintf(cmd_neurons + cn, sizeof cmd_neurons - cn, "%s%d:%d", cn ? ";" : "", L, N);
@@ -189,6 +222,7 @@ vlmn_status vlmn_label_run(const vlmn_label_opts *o, vlmn_clip *clip, vlmn_clip_
     vlmn_image *img = NULL;
     float *acts = NULL;
     bool in_tx = false;
+    label_xpl xw = {0};
     if (st) goto out;
     sum->skipped = p.skipped;
     sqlite3 *db = vlmn_run_db(p.run);
@@ -301,19 +335,16 @@ vlmn_status vlmn_label_run(const vlmn_label_opts *o, vlmn_clip *clip, vlmn_clip_
         a = b;
     }
     /* results */
-    char *err = NULL;
-    if (sqlite3_exec(db, LABELS_SCHEMA, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "DELETE FROM labels WHERE layer=? AND neuron=? AND clip=?", -1, &del, NULL) !=
+    if ((st = labels_schema(db, o->run_dir))) goto out;
+    if (o->as_explanations && (st = label_xpl_open(db, o, label_samples(o), p.sampling, &xw))) goto out;
+    if (sqlite3_prepare_v2(db, "DELETE FROM labels WHERE layer=? AND neuron=? AND clip=?", -1, &del, NULL) !=
             SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "INSERT INTO labels (layer, neuron, clip, concept, rank, score, n_samples, created) VALUES "
-                           "(?,?,?,?,?,?,?,strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
+                           "INSERT INTO labels (layer, neuron, clip, concept, rank, score, n_samples, samples, "
+                           "created) VALUES (?,?,?,?,?,?,?,?,strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                            -1, &ins, NULL) != SQLITE_OK ||
-        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        st = vlmn_error(VLMN_E_DB, "%s: labels table: %s", o->run_dir, err ? err : sqlite3_errmsg(db));
-        sqlite3_free(err);
-        goto out;
-    }
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        goto dberr;
     in_tx = true;
     int K = o->top_k < C ? o->top_k : C;
     for (int64_t k = 0; k < p.n_keep; k++) {
@@ -335,6 +366,7 @@ vlmn_status vlmn_label_run(const vlmn_label_opts *o, vlmn_clip *clip, vlmn_clip_
             if (isnan(rk[j].r)) sqlite3_bind_null(ins, 6);
             else sqlite3_bind_double(ins, 6, rk[j].r);
             sqlite3_bind_int(ins, 7, real[k].n_samples);
+            sqlite3_bind_text(ins, 8, label_samples(o), -1, SQLITE_STATIC);
             if (sqlite3_step(ins) != SQLITE_DONE) goto dberr;
             if (o->out) {
                 if (isnan(rk[j].r))
@@ -345,6 +377,17 @@ vlmn_status vlmn_label_run(const vlmn_label_opts *o, vlmn_clip *clip, vlmn_clip_
             }
         }
         sum->neurons++;
+        if (o->as_explanations) {
+            const vlmn_neuron_stats *ns = vlmn_run_stats(p.run, nr->layer, nr->neuron);
+            int64_t a = p.sel->off[p.keep[k]];
+            bool changed = false;
+            if ((st = label_xpl_put(&xw, nr->layer, nr->neuron, p.multimodal[k] ? "multimodal" : "visual",
+                                    p.sel->samples + a, p.sel->off[p.keep[k] + 1] - a, ns ? ns->max_act : 0,
+                                    o->concepts->items[rk[0].c], rk[0].r, &changed)))
+                goto out;
+            if (changed) sum->expl_new++;
+            else sum->expl_same++;
+        }
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto dberr;
     in_tx = false;
@@ -355,6 +398,7 @@ out:
     if (in_tx) sqlite3_exec(vlmn_run_db(p.run), "ROLLBACK", NULL, NULL, NULL);
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
+    label_xpl_close(&xw);
     vlmn_trace_sample_free(ts);
     vlmn_img_free(img);
     vlmn_free(acts);

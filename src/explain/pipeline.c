@@ -22,7 +22,7 @@
 
 #define CHUNK 256 /* items built and sent per batch (bounds the memory of PNG bodies) */
 
-static const int SIM_TOP[5] = {3, 7, 11, 15, 19};
+const int vlmn_sim_ranks[VLMN_SIM_NRANKS] = {3, 7, 11, 15, 19};
 
 /* Kind of a neuron from the classification table; *found false when unclassified or
  * unknown. */
@@ -264,7 +264,7 @@ vlmn_status vlmn_explain_run(const vlmn_xrun_opts *o, vlmn_xrun_summary *sum)
     if (!o->prompt.model || !*o->prompt.model) return vlmn_error(VLMN_E_ARG, "no --explainer model");
     if ((st = o->examples_path ? vlmn_xexamples_load(o->examples_path, &ex) : vlmn_xexamples_default(&ex))) goto out;
     if ((st = xrun_open(o, &run, &db, &tr, &cl, cache, sizeof cache))) goto out;
-    if (top) snprintf(sspec, sizeof sspec, "top:1,5,9,13,17");
+    if (top) snprintf(sspec, sizeof sspec, "%s", VLMN_XTOP_SAMPLES);
     else snprintf(sspec, sizeof sspec, "random:5:%llu", (unsigned long long)o->random_seed);
     if ((st = vlmn_select(run, o->neurons, sspec, &sel))) goto out;
     examples_sha(o, sha);
@@ -537,17 +537,17 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
         int ntop = 0;
         const vlmn_top_entry *te = vlmn_run_top(run, L, N, &ntop);
         const vlmn_neuron_stats *ns = vlmn_run_stats(run, L, N);
-        for (int r = 0; r < 5; r++) {
-            if (SIM_TOP[r] > ntop) {
+        for (int r = 0; r < VLMN_SIM_NRANKS; r++) {
+            if (vlmn_sim_ranks[r] > ntop) {
                 sum->missing++;
                 continue;
             }
-            uint32_t smp = te[SIM_TOP[r] - 1].sample;
+            uint32_t smp = te[vlmn_sim_ranks[r] - 1].sample;
             sitem *x = &si[n];
             memset(x, 0, sizeof *x);
             x->layer = L;
             x->neuron = N;
-            x->rank = SIM_TOP[r];
+            x->rank = vlmn_sim_ranks[r];
             x->kind = kind;
             snprintf(x->sampling, sizeof x->sampling, "%s", (const char *)sqlite3_column_text(ex, 2));
             snprintf(x->explainer, sizeof x->explainer, "%s", (const char *)sqlite3_column_text(ex, 3));
@@ -567,7 +567,7 @@ vlmn_status vlmn_simulate_run(const vlmn_xrun_opts *o, vlmn_simulator *sim, cons
                 sum->missing++;
                 if (o->progress)
                     fprintf(o->progress, "simulate: %d:%d sample %u (rank %d) is not traced: skipped\n", L, N, smp,
-                            SIM_TOP[r]);
+                            vlmn_sim_ranks[r]);
                 continue;
             }
             vlmn_draw_opts dopt = {.mode = VLMN_DRAW_RAW};

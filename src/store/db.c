@@ -27,6 +27,16 @@ static const char SCHEMA[] =
     "  sample_index INTEGER NOT NULL, max_act REAL NOT NULL,"
     "  PRIMARY KEY (layer, neuron, rank)) WITHOUT ROWID;";
 
+bool vlmn_db_has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    bool has = sqlite3_prepare_v2(db, "SELECT 1 FROM main.sqlite_master WHERE type IN ('table','view') AND name=?", -1,
+                                  &s, NULL) == SQLITE_OK &&
+               sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return has;
+}
+
 vlmn_status vlmn_db_err(sqlite3 *db, const char *what)
 {
     return vlmn_error(VLMN_E_DB, "%s: %s: %s", sqlite3_db_filename(db, "main"), what, sqlite3_errmsg(db));

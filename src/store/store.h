@@ -41,6 +41,8 @@ vlmn_status vlmn_store_remove_dir(const char *dir);
 vlmn_status vlmn_db_open(const char *path, bool create, sqlite3 **out);
 void vlmn_db_close(sqlite3 *db);
 vlmn_status vlmn_db_exec(sqlite3 *db, const char *sql);
+/* Whether the main database has a table (or view) of that name. */
+bool vlmn_db_has_table(sqlite3 *db, const char *name);
 /* VLMN_E_DB "FILE: what: sqlite's message" for the last error on db. */
 vlmn_status vlmn_db_err(sqlite3 *db, const char *what);
 vlmn_status vlmn_db_set_meta(sqlite3 *db, const char *key, const char *fmt, ...)

@@ -16,6 +16,12 @@ D=$(scratch)
 S=$(sqlite3 "$D/run/traces.sqlite" "SELECT sample_index FROM traces WHERE layer=0 AND neuron=1 LIMIT 1")
 sqlite3 "$D/run/traces.sqlite" "UPDATE trace_tokens SET piece='<script>alert(1)</script>' WHERE sample_index=$S AND pos=1"
 check "planted" test "$(sqlite3 "$D/run/traces.sqlite" "SELECT count(*) FROM trace_tokens WHERE piece LIKE '%<script>%'")" -eq 1
+# a vlmn label row whose concept (from a user's concepts file) is hostile
+sqlite3 "$D/run/run.sqlite" "CREATE TABLE labels (layer INTEGER NOT NULL, neuron INTEGER NOT NULL, clip TEXT NOT NULL,
+  concept TEXT NOT NULL, rank INTEGER NOT NULL, score REAL, n_samples INTEGER NOT NULL, created TEXT NOT NULL,
+  samples TEXT, PRIMARY KEY (layer, neuron, clip, rank)) WITHOUT ROWID;
+  INSERT INTO labels VALUES (0, 1, 'c<b>', '<script>alert(2)</script>\"&''', 1, 0.5, 3, 'now', 'top:1,5,9,13,17')"
+check "label planted" test "$(sqlite3 "$D/run/run.sqlite" "SELECT count(*) FROM labels WHERE concept = '<script>alert(2)</script>\"&'''")" -eq 1
 sum_before=$(cat "$D/run/run.sqlite" "$D/run/traces.sqlite" | cksum)
 
 "$V" browse "$D/run" --port 0 >"$D/url" 2>"$D/err" & pid=$!
@@ -32,10 +38,13 @@ done
 get /neuron/0/1
 check "neuron page: planted token escaped" grep -q '&lt;script&gt;alert(1)&lt;/script&gt;' "$D/body"
 check "neuron page: no raw <script>alert" bash -c "! grep -q '<script>alert' '$D/body'"
+check "neuron page: hostile label escaped" grep -qF '&lt;script&gt;alert(2)&lt;/script&gt;&quot;&amp;&#39;</td>' "$D/body"
+check "neuron page: label's clip escaped" grep -qF '<td>c&lt;b&gt;</td>' "$D/body"
 get "/sample/$S"
 check "sample page: no raw <script>alert" bash -c "! grep -q '<script>alert' '$D/body'"
 get /api/neuron/0/1
 check "api: token in JSON, not HTML" bash -c "! grep -q '<script>alert' '$D/body' || grep -q '\"<script>alert(1)<\\\\/script>\"\\|<script>alert(1)</script>' '$D/body'"
+check "api: hostile label as a JSON string" grep -qF '"labels":[{"clip":"c\u003cb\u003e","rank":1,"concept":"\u003cscript\u003ealert(2)\u003c/script\u003e\"\u0026'"'"'","score":0.5,"n_samples":3}]' "$D/body"
 
 hostile() {  # NAME PATH: a 4xx with a non-empty body, server still alive
   get "$2"

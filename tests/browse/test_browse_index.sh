@@ -30,7 +30,9 @@ sins() {  # LAYER NEURON SCORER SCORE: one score row (docs/run-format.md)
 sins 0 3 pearson 0.25
 sins 0 4 detection 0.9   # an AUROC: not a table score
 
-serve() {  # start the server; sets pid, U
+serve() {  # start the server; sets pid, U (url emptied first: the background job's own
+  # truncation may come after the wait below has seen the previous server's URL)
+  : >"$D/url"
   "$V" browse "$D/run" --port 0 >"$D/url" 2>"$D/err" & pid=$!
   for i in $(seq 1 400); do [ -s "$D/url" ] && break; sleep 0.025; done
   U=$(head -n1 "$D/url"); U=${U%/}
