@@ -292,6 +292,12 @@ TEST(label_explanations_scored_held_out)
     fclose(f);
     snprintf(cmd, sizeof cmd, "grep -q 'explainer label:tiny, simulator clip-tiny:clip' %s", t2p);
     CHECK(sh(cmd) == 0);
+    f = fopen(t2p, "w");
+    CHECK_EQ_INT(vlmn_table2(run, 100, true, f), VLMN_OK);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "grep -q '\"explainer\":\"label:tiny\",\"simulator\":\"clip-tiny:clip\",\"images\":\"clip\"' %s", t2p);
+    CHECK(sh(cmd) == 0);
 
     /* rerun: same labels, nothing written, the simulations stay */
     CHECK_EQ_INT(label(run, c, CONCEPTS, NC, &sum), VLMN_OK);
