@@ -83,7 +83,7 @@ static vlmn_status prepare(const vlmn_label_opts *o, lprep *p)
     if ((st = vlmn_traces_open(o->run_dir, &p->tr)))
         return vlmn_error_prefix(st, "%s: no trace store (run `vlmn trace` first)", o->run_dir);
     const char *sspec = label_samples(o);
-    if (o->as_explanations && (st = label_xpl_sampling(sspec, p->sampling))) return st;
+    if (o->as_explanations && (st = label_xpl_sampling(sspec, o->clip_name, p->sampling))) return st;
     if ((st = vlmn_select(p->run, o->neurons ? o->neurons : "all", sspec, &p->sel))) return st;
     sqlite3 *db = vlmn_run_db(p->run);
     sqlite3_stmt *q = NULL;

@@ -8,8 +8,9 @@
 #include <sqlite3.h>
 
 /* The explanations.sampling key of a label sample SPEC: "top" for the explainer's
- * top:1,5,9,13,17, "random" for random:5:SEED; VLMN_E_ARG for any other SPEC. */
-vlmn_status label_xpl_sampling(const char *sspec, char key[16]);
+ * top:1,5,9,13,17, "random" for random:5:SEED; VLMN_E_ARG for any other SPEC (or a CLIP
+ * name too long for an explainer name). */
+vlmn_status label_xpl_sampling(const char *sspec, const char *clip_name, char key[16]);
 /* VLMN_E_ARG when one of the neuron's label samples is one of its scoring samples
  * (the top ranks vlmn simulate uses). */
 vlmn_status label_xpl_heldout(const vlmn_run *run, const char *run_dir, int layer, int neuron,

@@ -15,8 +15,12 @@
 #include <stdio.h>
 #include <string.h>
 
-vlmn_status label_xpl_sampling(const char *sspec, char key[16])
+vlmn_status label_xpl_sampling(const char *sspec, const char *clip_name, char key[16])
 {
+    /* the simulate / score drivers keep explainer names in 256-byte buffers */
+    if (strlen(clip_name) > 200)
+        return vlmn_error(VLMN_E_ARG, "label: --as-explanations: CLIP name '%.40s...' longer than 200 bytes",
+                          clip_name);
     unsigned long long seed;
     int end = 0;
     if (!strcmp(sspec, VLMN_XTOP_SAMPLES)) snprintf(key, 16, "top");

@@ -226,7 +226,8 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
             cJSON_AddItemToArray(root, jg);
             cJSON_AddStringToObject(jg, "explainer", explainer);
             cJSON_AddStringToObject(jg, "simulator", simulator);
-            cJSON_AddStringToObject(jg, "images", raw ? "raw" : "modulated");
+            /* label:<clip> explanations (vlmn label --as-explanations) saw the images through CLIP */
+            cJSON_AddStringToObject(jg, "images", raw ? "raw" : !strncmp(explainer, "label:", 6) ? "clip" : "modulated");
             cJSON_AddStringToObject(jg, "scorer", scorer);
         } else if (pearson) {
             fprintf(f, "%sTable 2: explainer %s, simulator %s%s (Pearson r, mean [95%% bootstrap CI], n scored / "

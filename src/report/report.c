@@ -400,8 +400,8 @@ static void write_labels(FILE *f, const vlmn_report_input *in)
           "correlates best with the neuron's real activations; <i>r</i> is that Pearson correlation over the image "
           "tokens of the samples it was chosen on, so it is not held out. <i>Held-out score</i>: the label stored as "
           "an explanation (<code>--as-explanations</code>, explainer label:CLIP, chosen on ranks 1, 5, 9, 13, 17), "
-          "simulated by the visual simulator and scored like the LLM explanations, Pearson r on ranks 3, 7, 11, 15, "
-          "19. <i>Explanation</i>: the neuron's best-scored other explanation and its score.</p>\n",
+          "simulated and scored like the LLM explanations, Pearson r on ranks 3, 7, 11, 15, 19 (the best over "
+          "simulators). <i>Explanation</i>: the neuron's best-scored other explanation and its score.</p>\n",
           f);
 }
 

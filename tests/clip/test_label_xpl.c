@@ -215,11 +215,11 @@ TEST(label_explanations_scored_held_out)
     CHECK_EQ_INT(label_xpl_heldout(r, run, 0, 47, &by_rank[5], 1), VLMN_OK);
     vlmn_run_close(r);
     char key[16];
-    CHECK_EQ_INT(label_xpl_sampling("top:3,7,11,15,19", key), VLMN_E_ARG);
-    CHECK_EQ_INT(label_xpl_sampling("random:5:-1", key), VLMN_E_ARG);
-    CHECK_EQ_INT(label_xpl_sampling("random:5:7", key), VLMN_OK);
+    CHECK_EQ_INT(label_xpl_sampling("top:3,7,11,15,19", "tiny", key), VLMN_E_ARG);
+    CHECK_EQ_INT(label_xpl_sampling("random:5:-1", "tiny", key), VLMN_E_ARG);
+    CHECK_EQ_INT(label_xpl_sampling("random:5:7", "tiny", key), VLMN_OK);
     CHECK_EQ_STR(key, "random");
-    CHECK_EQ_INT(label_xpl_sampling(VLMN_XTOP_SAMPLES, key), VLMN_OK);
+    CHECK_EQ_INT(label_xpl_sampling(VLMN_XTOP_SAMPLES, "tiny", key), VLMN_OK);
     CHECK_EQ_STR(key, "top");
 
     /* plant "red things" on the ten traced samples of 0:47 */
@@ -291,6 +291,12 @@ TEST(label_explanations_scored_held_out)
     CHECK_EQ_INT(vlmn_table2(run, 100, false, f), VLMN_OK);
     fclose(f);
     snprintf(cmd, sizeof cmd, "grep -q 'explainer label:tiny, simulator clip-tiny:clip' %s", t2p);
+    CHECK(sh(cmd) == 0);
+    f = fopen(t2p, "w");
+    CHECK_EQ_INT(vlmn_table2(run, 100, true, f), VLMN_OK);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "grep -q '\"explainer\":\"label:tiny\",\"simulator\":\"clip-tiny:clip\",\"images\":\"clip\"' %s", t2p);
     CHECK(sh(cmd) == 0);
 
     /* rerun: same labels, nothing written, the simulations stay */
