@@ -68,9 +68,13 @@ void vlmn_attention(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
 {
     if (T <= 0 || n_head <= 0) return;
     VLMN_ASSERT(n_head_kv > 0 && n_head % n_head_kv == 0 && head_dim > 0);
-    if (vlmn_isa_active() == VLMN_ISA_AVX512 &&
+    const vlmn_isa isa = vlmn_isa_active();
+    if (isa == VLMN_ISA_AVX512 &&
         attention_avx512(p, q, ldq, k, ldk, v, ldv, out, ldo, T, n_head, n_head_kv, head_dim,
                          scale, causal))
+        return;
+    if (isa == VLMN_ISA_AVX2 &&
+        attention_avx2(p, q, ldq, k, ldk, v, ldv, out, ldo, T, n_head, n_head_kv, head_dim, scale, causal))
         return;
     attention_ref(p, q, ldq, k, ldk, v, ldv, out, ldo, T, n_head, n_head_kv, head_dim, scale,
                   causal);

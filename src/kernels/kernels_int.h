@@ -51,6 +51,8 @@ void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, in
 bool attention_avx512(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
                       const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                       int n_head, int n_head_kv, int head_dim, float scale, bool causal);
-
+bool attention_avx2(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
+                    int n_head, int n_head_kv, int head_dim, float scale, bool causal);
 
 #endif

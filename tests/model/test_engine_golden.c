@@ -4,12 +4,14 @@
  * hashed bit for bit (FNV-1a 64 over the float bytes) and compared with
  * tests/data/engine/golden_bits.txt, which was written by the engine BEFORE it was split
  * into parts (src/model/llava.c at 52107e3, with the decode-shaped AVX2 GEMV of
- * gemv_avx2.c that rounds M <= 8 products differently from f6dba3d's kernels): the
- * refactor must not change one bit.
+ * gemv_avx2.c that rounds M <= 8 products differently from f6dba3d's kernels; the avx2
+ * and avx512 lines were last written by that engine built with the kernels of the commit
+ * that added attention_avx2.c, src/kernels/ copied over, which changed their rounding):
+ * the refactor must not change one bit.
  * Accuracy against the float64 reference is test_llava's job; this test pins the bits.
  *
  * Lines: `isa precision model case hash_layer0 ... hash_logits`. A line runs when the
- * CPU supports its ISA (ref everywhere); avx2 lines only in optimised builds (the
+ * CPU supports its ISA (ref everywhere); avx2/avx512 lines only in optimised builds (the
  * compiler may contract a*b+c to FMA differently at -O0). At least the ref lines run.
  * `test_engine_golden --write FILE` writes the file from the current engine (done once,
  * from the pre-refactor code; rerun only when the kernels' rounding changes on purpose). */
