@@ -37,6 +37,7 @@ typedef struct vlmn_llava_params {
 typedef struct vlmn_llava_info {
     const char *arch;      /* model family from the architecture table, e.g. "llava-1.5" */
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab;
+    int n_ctx;             /* context length (positions); 0: the file states none */
     int image_size;        /* e.g. 336 */
     int n_image_tokens;    /* per image (tile): (image_size / patch_size)^2, e.g. 576;
                             * InternVL (image_size / patch_size / 2)^2, e.g. 256 */
@@ -192,7 +193,10 @@ typedef struct vlmn_gen_params {
     float temperature;       /* <= 0: greedy */
     float top_p;             /* nucleus mass, (0, 1]; >= 1 = all tokens */
     int32_t eos;             /* stop token (the tokenizer's EOS); -1: none. Not kept in out */
-    const vlmn_forward_opts *opts; /* capture and neuron_mask (logits ignored); NULL = none */
+    const int32_t *stop;     /* [n_stop] more stop tokens (InternVL: <|im_end|>), not kept either */
+    int n_stop;
+    const vlmn_forward_opts *opts; /* capture and neuron_mask (logits and n_tiles ignored:
+                                    * vlmn_gen_seq.n_tiles); NULL = none */
     vlmn_token_fn on_token;  /* NULL = none */
     void *user;
 } vlmn_gen_params;
@@ -201,10 +205,11 @@ typedef struct vlmn_gen_seq {
     const int32_t *ids;      /* the prompt (-1 = image positions) */
     int64_t n;
     const float *image;      /* preprocessed pixels or NULL */
+    int n_tiles;             /* tiles in image (vlmn_vision_input.n_tiles; 0 = 1) */
     uint64_t seed;           /* sampling seed of this sequence (unused when greedy) */
     int32_t *out;            /* [max_tokens] generated ids (caller's buffer) */
     int n_out;               /* set: how many */
-    bool hit_eos;            /* set: stopped at EOS (else at max_tokens) */
+    bool hit_eos;            /* set: stopped at EOS or a stop token (else at max_tokens) */
 } vlmn_gen_seq;
 
 /* Generates for n_seq prompts together: each prompt is prefilled on its own (one
