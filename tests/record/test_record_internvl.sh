@@ -3,7 +3,7 @@
 # record (dynamic tiling: a different number of tiles, hence image positions, per
 # sample) -> classify -> stats -> report, the report titled with the model family and
 # its neuron count; probe on one sample; a LLaVA template on an InternVL model is
-# refused in one line; generate (template auto, tiles) and its bad inputs: template /
+# refused in one line; generate and prune-eval (template auto, tiles) and bad inputs: template /
 # model mismatches and tile counts the model cannot take, one line naming the file,
 # exit 1, nothing written.
 set -u
@@ -80,6 +80,14 @@ bad "tiles on llava" "llava-text.gguf: a llava-1.5 model takes one image input, 
 F=(-m "$VLMN_TEST_DATA/internvl/f32.text.gguf" --mmproj "$VLMN_TEST_DATA/internvl/f32.mmproj.gguf" -t 1)
 bad "more tiles than the context" "f32.text.gguf: 64 tiles (+ thumbnail) are 585 image positions, beyond the context length 512" \
   "$V" generate "${F[@]}" "${Q[@]}" --max-tiles 64
+# prune-eval on the InternVL run: the QA path tiles and uses the internvl template too
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --tau 0.9 --random-seeds 1 \
+  --max-tokens 3 -o "$D/eval" > /dev/null 2>&1
+check "prune-eval internvl" test $? -eq 0 -a -s "$D/eval/table3.txt"
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --template llava-v1 -o "$D/badeval" \
+  2> "$D/err" > /dev/null
+check "prune-eval: llava template refused" test $? -eq 1 -a "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/badeval"
+check "prune-eval: names the file" grep -q 'ivl-text.gguf: an internvl-2.5 model needs --template internvl' "$D/err"
 "$V" generate "${G[@]}" "${Q[@]}" --max-tiles 65 -o "$D/bad.jsonl" 2> "$D/err"
 check "--max-tiles 65: usage error" test $? -eq 2
 check "--max-tiles 65: one line" test "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/bad.jsonl"
