@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,10 +119,19 @@ static vlmn_status build(vlmn_llava *m, const vlmn_qa_item *it, const vlmn_visio
     size_t lo, hi;
     vlmn_status st = vlmn_prompt_format(tmpl, it->question, answer, &text, &lo, &hi);
     if (st) return st;
-    /* drop the "<image>\n" slot of a text-only sample */
+    /* drop the "<image>\n" slot of a text-only sample (InternVL's "<img><image></img>\n":
+     * chat() without pixel values adds no image at all) */
     char *at = strstr(text, VLMN_PROMPT_IMAGE);
     if (at) {
-        size_t k = strlen(VLMN_PROMPT_IMAGE) + (at[strlen(VLMN_PROMPT_IMAGE)] == '\n');
+        static const char IMG0[] = "<img>", IMG1[] = "</img>";
+        const char *end = at + strlen(VLMN_PROMPT_IMAGE);
+        if (at - text >= (ptrdiff_t)strlen(IMG0) && !memcmp(at - strlen(IMG0), IMG0, strlen(IMG0)) &&
+            !strncmp(end, IMG1, strlen(IMG1))) {
+            at -= strlen(IMG0);
+            end += strlen(IMG1);
+        }
+        if (*end == '\n') end++;
+        size_t k = (size_t)(end - at);
         size_t off = (size_t)(at - text);
         memmove(at, at + k, strlen(at + k) + 1);
         if (lo > off) lo -= k, hi -= k;

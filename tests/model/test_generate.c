@@ -333,6 +333,15 @@ TEST(internvl_answer_from_png)
         checked++;
     }
     CHECK(checked >= 4);
+    /* a text-only question: no <img></img> slot, no image positions */
+    vlmn_qa_item txt = {"text", "What is a cat?", NULL, NULL};
+    char *ans = NULL;
+    int32_t *tok = NULL;
+    int nt = 0;
+    CHECK_MSG(vlmn_qa_answer(m, &txt, 1, NULL, 0, &qp, &ans, &tok, &nt) == VLMN_OK, "%s", vlmn_errmsg());
+    CHECK(nt >= 1);
+    vlmn_free(ans);
+    vlmn_free(tok);
 out:
     cJSON_Delete(doc);
     vlmn_llava_free(m);
