@@ -37,7 +37,9 @@ void vlmn_qa_free(vlmn_qa_set *s);
 typedef struct vlmn_qa_params {
     const char *template_name;  /* prompt.h template, e.g. "llava-v1" */
     vlmn_img_mode mode;
-    vlmn_gen_params gen;        /* decoding; gen.eos < 0 here means the tokenizer's EOS */
+    int max_tiles;              /* tiled models (InternVL): most tiles per image; 0: the model's */
+    vlmn_gen_params gen;        /* decoding; gen.eos < 0 here means the tokenizer's EOS; with
+                                 * no gen.stop the template's end-of-turn token stops too */
 } vlmn_qa_params;
 
 /* Answers for items[0..n) generated in one batch: answers[i] (vlmn_malloc'd text),

@@ -7,6 +7,7 @@
 
 #include "vlmn/vlmn.h"
 #include "vlmn/kernels.h"
+#include "vlmn/image.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,10 +37,14 @@ typedef struct vlmn_llava_params {
 typedef struct vlmn_llava_info {
     const char *arch;      /* model family from the architecture table, e.g. "llava-1.5" */
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab;
+    int n_ctx;             /* context length (positions); 0: the file states none */
     int image_size;        /* e.g. 336 */
     int n_image_tokens;    /* per image (tile): (image_size / patch_size)^2, e.g. 576;
                             * InternVL (image_size / patch_size / 2)^2, e.g. 256 */
     float image_mean[3], image_std[3];
+    const char *template_name; /* the family's chat template (prompt.h): "llava-v1", "internvl" */
+    int max_tiles;         /* dynamic tiling (InternVL): default most tiles per image (12),
+                            * plus a thumbnail; 0: one image_size^2 input (LLaVA) */
 } vlmn_llava_info;
 
 /* text_path may also be a Hugging Face folder (config.json + safetensors, see
@@ -81,6 +86,34 @@ const char *vlmn_hf_chat_classify(const char *jinja_template);
 const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
 /* The tokenizer built from the text model's vocabulary (owned by the model). */
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m);
+
+/* The vision input of one image as this model takes it (src/model/image_input.c), for
+ * every command that runs images: max_tiles == 0 in the info: one S x S input made with
+ * `mode` (LLaVA's pad / crop); else InternVL's dynamic tiling with 1..max_tiles tiles
+ * (<= 0: the info's default; at most VLMN_IMG_MAX_TILES) and the thumbnail when there
+ * is more than one tile (`mode` unused). max_tiles > 1 on a model without tiling is
+ * VLMN_E_ARG. pix: n_tiles planar [3 x S x S] inputs (vlmn_malloc'd, vlmn_free); cols x
+ * rows the tile grid (1 x 1 without tiling); n_image_tokens = n_tiles x the info's. */
+typedef struct vlmn_vision_input {
+    float *pix;
+    int n_tiles, cols, rows;
+    int n_image_tokens;
+} vlmn_vision_input;
+vlmn_status vlmn_llava_image_input(const vlmn_llava *m, const vlmn_image *img, vlmn_img_mode mode, int max_tiles,
+                                   vlmn_vision_input *out);
+
+/* The chat template (prompt.h) of the family whose text file has this
+ * general.architecture ("llama" -> "llava-v1", "internlm2" -> "internvl"); NULL when the
+ * architecture is not in the table. */
+const char *vlmn_arch_template(const char *text_arch);
+/* Whether `family` is a model family of the table (vlmn_llava_info.arch, e.g. "internvl-2.5"). */
+bool vlmn_arch_known(const char *family);
+
+/* Whether prompt template `tmpl` (prompt.h) fits the model: a family with its own chat
+ * template (InternVL: "internvl") takes only that one, the others not it, and the
+ * template's special tokens (<|im_start|>, <|im_end|>, <img>, </img>) must be control
+ * tokens of the vocabulary. VLMN_E_ARG / VLMN_E_FORMAT naming model_path. */
+vlmn_status vlmn_llava_check_template(const vlmn_llava *m, const char *model_path, const char *tmpl);
 
 /* Capture callback: called once per captured layer, in layer order, with the
  * activations of all n_tokens positions of the sample: acts[t * n_ff + j]. The block
@@ -160,7 +193,10 @@ typedef struct vlmn_gen_params {
     float temperature;       /* <= 0: greedy */
     float top_p;             /* nucleus mass, (0, 1]; >= 1 = all tokens */
     int32_t eos;             /* stop token (the tokenizer's EOS); -1: none. Not kept in out */
-    const vlmn_forward_opts *opts; /* capture and neuron_mask (logits ignored); NULL = none */
+    const int32_t *stop;     /* [n_stop] more stop tokens (InternVL: <|im_end|>), not kept either */
+    int n_stop;
+    const vlmn_forward_opts *opts; /* capture and neuron_mask (logits and n_tiles ignored:
+                                    * vlmn_gen_seq.n_tiles); NULL = none */
     vlmn_token_fn on_token;  /* NULL = none */
     void *user;
 } vlmn_gen_params;
@@ -169,10 +205,11 @@ typedef struct vlmn_gen_seq {
     const int32_t *ids;      /* the prompt (-1 = image positions) */
     int64_t n;
     const float *image;      /* preprocessed pixels or NULL */
+    int n_tiles;             /* tiles in image (vlmn_vision_input.n_tiles; 0 = 1) */
     uint64_t seed;           /* sampling seed of this sequence (unused when greedy) */
     int32_t *out;            /* [max_tokens] generated ids (caller's buffer) */
     int n_out;               /* set: how many */
-    bool hit_eos;            /* set: stopped at EOS (else at max_tokens) */
+    bool hit_eos;            /* set: stopped at EOS or a stop token (else at max_tokens) */
 } vlmn_gen_seq;
 
 /* Generates for n_seq prompts together: each prompt is prefilled on its own (one

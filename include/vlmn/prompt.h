@@ -55,6 +55,11 @@ vlmn_status vlmn_prompt_tokenize(const vlmn_tok *t, const char *prompt, size_t l
                                  size_t text_begin, size_t text_end, int n_image_tokens,
                                  int32_t **ids, uint8_t **modality, int64_t *n);
 
+/* The token that ends the assistant's turn in `template_name` when it is not the
+ * tokenizer's EOS: "internvl" -> <|im_end|> (a control token of the vocabulary). False
+ * (and *id untouched) for the other templates or when the vocabulary lacks it. */
+bool vlmn_prompt_stop_token(const vlmn_tok *t, const char *template_name, int32_t *id);
+
 /* vlmn_prompt_format + vlmn_prompt_tokenize with the answer as the text range. The
  * closing "</s>" is labelled prompt: it is the template's separator, not description. */
 vlmn_status vlmn_prompt_build(const vlmn_tok *t, const char *template_name,

@@ -48,7 +48,7 @@ typedef struct vlmn_trace_sample {
     char *image;               /* as in the dataset (relative to the run's images folder) */
     char *image_path;          /* resolved path of the image file when traced */
     int orig_w, orig_h;        /* original image size in pixels */
-    char mode[8];              /* "pad" / "crop" */
+    char mode[8];              /* "pad" / "crop"; "tiles": InternVL's dynamic tiling */
     int image_size;            /* S of the S x S vision input */
     int64_t n_tokens;
     int32_t *ids;              /* [n_tokens] token ids, -1 at image positions */
@@ -64,6 +64,16 @@ void vlmn_trace_sample_free(vlmn_trace_sample *s);
  * ("pad" or "crop", as vlmn_img_prepare), as the grid rectangle in original pixel
  * coordinates (rows = cols = grid side). */
 vlmn_status vlmn_trace_geometry(int w, int h, const char *mode, int S, int grid_side, vlmn_trace_grid *g);
+
+/* The grids of a dynamically tiled image (InternVL): n_tiles = cols x rows tiles, row by
+ * row, plus the thumbnail when n_tiles = cols x rows + 1; each a grid_side x grid_side
+ * token grid, tile i's first position first_pos + i x grid_side^2. The image is resized
+ * to cols S x rows S before the cut, so tile (c, r) covers [c w / cols, (c+1) w / cols)
+ * x [r h / rows, (r+1) h / rows) of the original; the thumbnail the whole [0, w) x [0, h)
+ * (drawing takes the first grid covering a pixel: the tiles, never the thumbnail). g
+ * holds n_tiles (<= VLMN_TRACE_MAX_GRIDS) grids. */
+vlmn_status vlmn_trace_tile_grids(int w, int h, int cols, int rows, int n_tiles, int grid_side, int64_t first_pos,
+                                  vlmn_trace_grid *g);
 
 /* ---- reading ---- */
 typedef struct vlmn_traces vlmn_traces;

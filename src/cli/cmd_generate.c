@@ -2,6 +2,7 @@
  * (JSONL {id, question, answer, tokens}), with greedy or temperature/top-p decoding,
  * batched, optionally with neurons pruned (--drop). See docs/generate.md. */
 #include "cli.h"
+#include "info_hf.h"
 
 #include "vlmn/eval.h"
 #include "vlmn/mask.h"
@@ -22,7 +23,8 @@ extern const struct vlmn_cmd vlmn_cmd_generate;
 static const char USAGE[] =
     "vlmn generate -m TEXT.gguf --mmproj MMPROJ.gguf (--image IMG --question Q | --data FILE [--images DIR])\n"
     "              [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--batch B]\n"
-    "              [--drop SPEC] [--template T] [--mode pad|crop] [--precision P] [-t N] [-o OUT.jsonl]\n"
+    "              [--drop SPEC] [--template T] [--mode pad|crop] [--max-tiles N] [--precision P] [-t N]\n"
+    "              [-o OUT.jsonl]\n"
     "\n"
     "Generates answers. With --image/--question the answer is printed (streamed token by\n"
     "token on a terminal); with --data every sample's question is answered and one JSON\n"
@@ -35,7 +37,8 @@ static const char USAGE[] =
     "  --data FILE          a dataset (LLaVA JSON or JSONL, see docs/dataset.md)\n"
     "  --images DIR         folder the dataset's image paths are relative to (default:\n"
     "                       the dataset's folder)\n"
-    "  --max-tokens N       stop after N new tokens (default 64); always stops at EOS\n"
+    "  --max-tokens N       stop after N new tokens (default 64); always stops at EOS (and\n"
+    "                       at <|im_end|> with the internvl template)\n"
     "  --temperature T      0 (default): greedy, deterministic; > 0 sampling\n"
     "  --top-p P            nucleus sampling mass in (0, 1] (default 1: all tokens)\n"
     "  --seed S             sampling seed (default 0); sample i uses S + i\n"
@@ -43,8 +46,11 @@ static const char USAGE[] =
     "  --drop SPEC          prune neurons (activation forced to 0): FILE.csv (layer,neuron),\n"
     "                       run:RUN:QUERY (e.g. run:R:p_u>=0.8), random:RATIO:SEED,\n"
     "                       random-matched:RUN:QUERY:SEED (same count per layer), none\n"
-    "  --template T         llava-v1 (default), vicuna-v1\n"
-    "  --mode M             image preprocessing: pad (default) or crop\n"
+    "  --template T         auto (default: the model's family, llava-v1 for LLaVA, internvl\n"
+    "                       for InternVL), llava-v1, vicuna-v1, llava-hf, internvl\n"
+    "  --mode M             LLaVA's image preprocessing: pad (default) or crop\n"
+    "  --max-tiles N        InternVL: the image is cut into at most N tiles of the model's\n"
+    "                       size (+ a thumbnail), 1..64 (default 12, the model card's)\n"
     "  --precision P        fast (default), exact or fastest\n"
     "  -t, --threads N      threads (default: all CPUs)\n"
     "  -o, --output FILE    write the JSONL here (also for a single question)\n";
@@ -106,8 +112,8 @@ static int run(int argc, char **argv)
 {
     const char *cmd = "generate";
     const char *model = NULL, *mmproj = NULL, *image = NULL, *question = NULL, *data = NULL, *images = NULL;
-    const char *drop = NULL, *tmpl = "llava-v1", *mode_s = "pad", *out = NULL, *v;
-    long threads = 0, max_tokens = 64, batch = 8, seed = 0;
+    const char *drop = NULL, *tmpl = "auto", *mode_s = "pad", *out = NULL, *v;
+    long threads = 0, max_tokens = 64, batch = 8, seed = 0, max_tiles = 0;
     double temp = 0.0, top_p = 1.0;
     vlmn_precision prec = VLMN_PREC_FAST;
     for (int i = 1; i < argc; i++) {
@@ -137,6 +143,7 @@ static int run(int argc, char **argv)
         NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
         NUM("batch", 0, batch, 1, 256, "--batch")
         NUM("seed", 0, seed, 0, (long)(~0ul >> 1), "--seed")
+        NUM("max-tiles", 0, max_tiles, 1, VLMN_IMG_MAX_TILES, "--max-tiles (1..64)")
 #undef OPT
 #undef NUM
         if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
@@ -161,8 +168,10 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "give -m, --mmproj and either --image with --question or --data");
         return cli_usage(&vlmn_cmd_generate);
     }
-    if (strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1"))
-        return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1)", tmpl);
+    if (strcmp(tmpl, "auto") && strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1") && strcmp(tmpl, "llava-hf") &&
+        strcmp(tmpl, "internvl"))
+        return cli_errorf(cmd, 2, "unknown template '%s' (auto, llava-v1, vicuna-v1, llava-hf, internvl)", tmpl);
+    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
     vlmn_img_mode mode;
     if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
 
@@ -182,6 +191,22 @@ static int run(int argc, char **argv)
     vlmn_llava_params lp = {.n_threads = (int)threads, .precision = prec};
     if ((st = vlmn_llava_load(model, mmproj, &lp, &m))) goto fail;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
+    /* the template and the tile count must suit the model (named in the message) */
+    if ((st = vlmn_llava_check_template(m, model, tmpl))) goto fail;
+    if (max_tiles > 1 && !in->max_tiles) {
+        st = vlmn_error(VLMN_E_ARG, "%s: a %s model takes one image input, not --max-tiles %ld", model, in->arch,
+                        max_tiles);
+        goto fail;
+    }
+    if (in->max_tiles && in->n_ctx > 0) {
+        /* the most image positions a sample can have: the tiles + the thumbnail */
+        const long nt = max_tiles ? max_tiles : in->max_tiles, most = (nt + (nt > 1)) * in->n_image_tokens;
+        if (most >= in->n_ctx) {
+            st = vlmn_error(VLMN_E_RANGE, "%s: %ld tiles (+ thumbnail) are %ld image positions, beyond the context "
+                            "length %d (lower --max-tiles)", model, nt, most, in->n_ctx);
+            goto fail;
+        }
+    }
     if (drop && (st = vlmn_mask_parse(drop, in->n_layer, in->n_ff, &mask))) goto fail;
     if (mask) fprintf(stderr, "vlmn generate: --drop %s: %lld neurons (%.2f%%)\n", drop, (long long)vlmn_mask_count(mask),
                       100.0 * vlmn_mask_ratio(mask));
@@ -196,7 +221,7 @@ static int run(int argc, char **argv)
     stream sm = {.tok = vlmn_llava_tokenizer(m)};
     const bool live = !data && isatty(STDOUT_FILENO);
     vlmn_forward_opts fo = {.neuron_mask = vlmn_mask_rows(mask)};
-    vlmn_qa_params qp = {.template_name = tmpl, .mode = mode,
+    vlmn_qa_params qp = {.template_name = tmpl, .mode = mode, .max_tiles = (int)max_tiles,
                          .gen = {.max_tokens = (int)max_tokens, .temperature = (float)temp, .top_p = (float)top_p,
                                  .eos = -1, .opts = &fo, .on_token = live ? on_token : NULL, .user = &sm}};
     const int B = (int)batch;

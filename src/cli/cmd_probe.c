@@ -227,6 +227,7 @@ static int run(int argc, char **argv)
     vlmn_llava *m = NULL;
     vlmn_image *img = NULL;
     float *pix = NULL;
+    vlmn_vision_input vi = {0};
     uint8_t *sel = NULL;
     char *prompt = NULL;
     seq s = {0};
@@ -237,21 +238,10 @@ static int run(int argc, char **argv)
     if ((st = vlmn_llava_load(model, mmproj, &p, &m))) goto fail;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);
-    /* InternVL: dynamic tiling (up to 12 tiles + thumbnail), its chat template */
-    const bool tiles = !strcmp(in->arch, "internvl-2.5");
-    int n_tiles = 1, gc, gr;
-    if (tiles && !raw && strcmp(tmpl, "internvl")) {
-        st = vlmn_error(VLMN_E_ARG, "%s: an %s model needs --template internvl (or --prompt)", model, in->arch);
-        goto fail;
-    }
-    if (!tiles && !raw && !strcmp(tmpl, "internvl")) {
-        st = vlmn_error(VLMN_E_ARG, "%s: the internvl template is for InternVL models, not %s", model, in->arch);
-        goto fail;
-    }
-    if ((st = vlmn_img_load(image, &img))) goto fail;
-    if (tiles && (st = vlmn_img_tiles(img, in->image_size, 1, 12, true, in->image_mean, in->image_std, &pix, &n_tiles,
-                                      &gc, &gr)))
-        goto fail;
+    /* the family's chat template; InternVL: dynamic tiling (up to 12 tiles + thumbnail) */
+    if (!raw && (st = vlmn_llava_check_template(m, model, tmpl))) goto fail;
+    if ((st = vlmn_img_load(image, &img)) || (st = vlmn_llava_image_input(m, img, mode, 0, &vi))) goto fail;
+    pix = vi.pix;
 
     /* the prompt as LLaVA builds it (prompt.h: conv templates + tokenizer_image_token);
      * a raw prompt's text is all labelled `text` */
@@ -276,7 +266,7 @@ static int run(int argc, char **argv)
         st = vlmn_error(VLMN_E_ARG, "the prompt has more than one %s (one image per sample)", VLMN_PROMPT_IMAGE);
         goto fail;
     }
-    if ((st = vlmn_prompt_tokenize(tok, prompt, strlen(prompt), ans_lo, ans_hi, in->n_image_tokens * n_tiles, &s.ids,
+    if ((st = vlmn_prompt_tokenize(tok, prompt, strlen(prompt), ans_lo, ans_hi, vi.n_image_tokens, &s.ids,
                                    &s.mod, &s.n)))
         goto fail;
 
@@ -296,16 +286,6 @@ static int run(int argc, char **argv)
         memset(sel, 1, (size_t)in->n_layer);
     }
 
-    size_t S = (size_t)in->image_size;
-    if (!tiles) {
-        pix = vlmn_malloc(3 * S * S * sizeof(float));
-        if (!pix) {
-            st = vlmn_error(VLMN_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        if ((st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, pix))) goto fail;
-    }
-
     if (mkdir(out, 0777) && errno != EEXIST) {
         st = vlmn_error(VLMN_E_IO, "%s: %s", out, strerror(errno));
         goto fail;
@@ -322,7 +302,7 @@ static int run(int argc, char **argv)
         goto fail;
     }
     vlmn_forward_opts o = {.capture = on_capture, .capture_user = &sk, .hook = hook, .capture_layers = sel,
-                           .n_tiles = n_tiles};
+                           .n_tiles = vi.n_tiles};
     if ((st = vlmn_llava_forward(m, s.ids, s.n, pix, &o))) goto fail;
     if (sk.err || fflush(sk.f) || fsync(fileno(sk.f))) {
         st = vlmn_error(VLMN_E_IO, "%s: %s", npy_tmp, strerror(sk.err ? sk.err : errno));

@@ -1,6 +1,7 @@
 /* `vlmn prune-eval RUN --data QA -m TEXT --mmproj MMPROJ -o EVAL`: the paper's pruning
  * experiment (B.1, Table 3, Fig. 12) as one resumable command; see docs/generate.md. */
 #include "cli.h"
+#include "info_hf.h"
 
 #include "vlmn/eval.h"
 
@@ -39,7 +40,7 @@ static int run(int argc, char **argv)
 {
     const char *cmd = "prune-eval";
     const char *run_dir = NULL, *data = NULL, *images = NULL, *model = NULL, *mmproj = NULL, *out = NULL;
-    const char *tau_s = "0.9,0.8,0.7,0.6", *tmpl = "llava-v1", *mode_s = "pad", *v;
+    const char *tau_s = "0.9,0.8,0.7,0.6", *tmpl = "auto", *mode_s = "pad", *v;
     long threads = 0, seeds = 3, max_tokens = 32, batch = 8;
     vlmn_precision prec = VLMN_PREC_FAST;
     const char *judge = NULL, *judge_model = NULL, *judge_key = NULL;
@@ -107,8 +108,9 @@ static int run(int argc, char **argv)
     if (n_tau == 0) return cli_errorf(cmd, 2, "--tau: no value");
     vlmn_img_mode mode;
     if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
-    if (strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1"))
-        return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1)", tmpl);
+    if (strcmp(tmpl, "auto") && strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1") && strcmp(tmpl, "internvl"))
+        return cli_errorf(cmd, 2, "unknown template '%s' (auto, llava-v1, vicuna-v1, internvl)", tmpl);
+    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
     vlmn_prune_eval_opts o = {
         .run_dir = run_dir, .data = data, .images = images, .model = model, .mmproj = mmproj, .out_dir = out,
         .tau = tau, .n_tau = n_tau, .n_random_seeds = (int)seeds, .batch = (int)batch, .n_threads = (int)threads,

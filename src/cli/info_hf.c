@@ -106,6 +106,14 @@ int vlmn_cli_template(const char *cmd, const char *model, const char **tmpl)
     const char *name = NULL;
     vlmn_status st = model && vlmn_hf_is_folder(model) ? vlmn_hf_chat_template(model, &name, NULL, 0) : VLMN_OK;
     if (st) return cli_fail(cmd, st);
+    vlmn_gguf *g = NULL;
+    if (!name && model && !vlmn_hf_is_folder(model) && vlmn_gguf_open(model, &g) == VLMN_OK) {
+        /* a GGUF file: its family's template (InternVL: internvl); an unreadable file
+         * fails at load with its own message */
+        const char *arch = NULL;
+        if (vlmn_gguf_get_str(g, "general.architecture", &arch) == VLMN_OK) name = vlmn_arch_template(arch);
+        vlmn_gguf_close(g);
+    }
     *tmpl = name ? name : "llava-v1";
     return 0;
 }

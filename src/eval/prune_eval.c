@@ -289,6 +289,7 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
     if ((st = vlmn_qa_load(o->data, o->images, true, &qa))) goto done;
     vlmn_llava_params lp = {.n_threads = o->n_threads, .precision = o->precision};
     if ((st = vlmn_llava_load(o->model, o->mmproj, &lp, &m))) goto done;
+    if ((st = vlmn_llava_check_template(m, o->model, o->qa.template_name))) goto done;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     cf[n_cf++] = (config){"full", "full", -1, NAN, 0, NULL};
     for (int t = 0; t < o->n_tau; t++) {

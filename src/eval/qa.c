@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,44 +92,46 @@ vlmn_status vlmn_qa_load(const char *path, const char *images_dir, bool need_ans
     return st;
 }
 
-/* The preprocessed pixels of an item (NULL for none); *pix is vlmn_malloc'd. */
-static vlmn_status load_pixels(vlmn_llava *m, const vlmn_qa_item *it, vlmn_img_mode mode, float **pix)
+/* The vision input of an item (pix NULL for none): the model's preprocessing
+ * (vlmn_llava_image_input: pad / crop, or InternVL's tiles); vi->pix is vlmn_malloc'd. */
+static vlmn_status load_pixels(vlmn_llava *m, const vlmn_qa_item *it, vlmn_img_mode mode, int max_tiles,
+                               vlmn_vision_input *vi)
 {
-    *pix = NULL;
+    memset(vi, 0, sizeof *vi);
     if (!it->image) return VLMN_OK;
-    const vlmn_llava_info *in = vlmn_llava_get_info(m);
     vlmn_image *img;
     vlmn_status st = vlmn_img_load(it->image, &img);
     if (st) return st;
-    size_t S = (size_t)in->image_size;
-    float *p = vlmn_malloc(3 * S * S * sizeof(float));
-    if (!p) st = vlmn_error(VLMN_E_NOMEM, "out of memory");
-    if (!st) st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, p);
+    st = vlmn_llava_image_input(m, img, mode, max_tiles, vi);
     vlmn_img_free(img);
-    if (st) {
-        vlmn_free(p);
-        return vlmn_error_prefix(st, "sample '%s'", it->id);
-    }
-    *pix = p;
+    if (st) return vlmn_error_prefix(st, "sample '%s'", it->id);
     return VLMN_OK;
 }
 
 /* Prompt ids for an item: the template with the image slot (or the question alone for
  * a text-only item). */
-static vlmn_status build(vlmn_llava *m, const vlmn_qa_item *it, const char *tmpl, const char *answer, int32_t **ids,
-                         uint8_t **mod, int64_t *n)
+static vlmn_status build(vlmn_llava *m, const vlmn_qa_item *it, const vlmn_vision_input *vi, const char *tmpl,
+                         const char *answer, int32_t **ids, uint8_t **mod, int64_t *n)
 {
-    const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);
-    if (it->image) return vlmn_prompt_build(tok, tmpl, it->question, answer, in->n_image_tokens, ids, mod, n);
+    if (it->image) return vlmn_prompt_build(tok, tmpl, it->question, answer, vi->n_image_tokens, ids, mod, n);
     char *text;
     size_t lo, hi;
     vlmn_status st = vlmn_prompt_format(tmpl, it->question, answer, &text, &lo, &hi);
     if (st) return st;
-    /* drop the "<image>\n" slot of a text-only sample */
+    /* drop the "<image>\n" slot of a text-only sample (InternVL's "<img><image></img>\n":
+     * chat() without pixel values adds no image at all) */
     char *at = strstr(text, VLMN_PROMPT_IMAGE);
     if (at) {
-        size_t k = strlen(VLMN_PROMPT_IMAGE) + (at[strlen(VLMN_PROMPT_IMAGE)] == '\n');
+        static const char IMG0[] = "<img>", IMG1[] = "</img>";
+        const char *end = at + strlen(VLMN_PROMPT_IMAGE);
+        if (at - text >= (ptrdiff_t)strlen(IMG0) && !memcmp(at - strlen(IMG0), IMG0, strlen(IMG0)) &&
+            !strncmp(end, IMG1, strlen(IMG1))) {
+            at -= strlen(IMG0);
+            end += strlen(IMG1);
+        }
+        if (*end == '\n') end++;
+        size_t k = (size_t)(end - at);
         size_t off = (size_t)(at - text);
         memmove(at, at + k, strlen(at + k) + 1);
         if (lo > off) lo -= k, hi -= k;
@@ -144,7 +147,7 @@ vlmn_status vlmn_qa_answer(vlmn_llava *m, const vlmn_qa_item *items, int n, cons
     vlmn_status st = VLMN_OK;
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);
     vlmn_gen_seq *seqs = vlmn_calloc((size_t)n, sizeof *seqs);
-    float **pix = vlmn_calloc((size_t)n, sizeof *pix);
+    vlmn_vision_input *pix = vlmn_calloc((size_t)n, sizeof *pix);
     uint8_t **mods = vlmn_calloc((size_t)n, sizeof *mods);
     if (!seqs || !pix || !mods) {
         st = vlmn_error(VLMN_E_NOMEM, "out of memory");
@@ -158,12 +161,12 @@ vlmn_status vlmn_qa_answer(vlmn_llava *m, const vlmn_qa_item *items, int n, cons
     for (int i = 0; i < n; i++) {
         int32_t *ids;
         int64_t len;
-        if ((st = load_pixels(m, &items[i], p->mode, &pix[i]))) goto done;
-        if ((st = build(m, &items[i], p->template_name, NULL, &ids, &mods[i], &len))) {
+        if ((st = load_pixels(m, &items[i], p->mode, p->max_tiles, &pix[i]))) goto done;
+        if ((st = build(m, &items[i], &pix[i], p->template_name, NULL, &ids, &mods[i], &len))) {
             st = vlmn_error_prefix(st, "sample '%s'", items[i].id);
             goto done;
         }
-        seqs[i] = (vlmn_gen_seq){.ids = ids, .n = len, .image = pix[i],
+        seqs[i] = (vlmn_gen_seq){.ids = ids, .n = len, .image = pix[i].pix, .n_tiles = pix[i].n_tiles,
                                  .seed = seed_base + (uint64_t)(index ? index[i] : i),
                                  .out = vlmn_malloc((size_t)p->gen.max_tokens * sizeof(int32_t))};
         if (!seqs[i].out) {
@@ -173,6 +176,11 @@ vlmn_status vlmn_qa_answer(vlmn_llava *m, const vlmn_qa_item *items, int n, cons
     }
     vlmn_gen_params g = p->gen;
     if (g.eos < 0) g.eos = vlmn_tok_eos(tok);
+    int32_t stop[1];
+    if (!g.n_stop && vlmn_prompt_stop_token(tok, p->template_name, &stop[0])) {
+        g.stop = stop; /* the template's end of turn (InternVL: <|im_end|>) */
+        g.n_stop = 1;
+    }
     if ((st = vlmn_generate(m, seqs, n, &g))) goto done;
     for (int i = 0; i < n; i++) {
         char *text;
@@ -201,7 +209,7 @@ done:
         vlmn_free((void *)seqs[i].ids);
         vlmn_free(seqs[i].out);
     }
-    for (int i = 0; pix && i < n; i++) vlmn_free(pix[i]);
+    for (int i = 0; pix && i < n; i++) vlmn_free(pix[i].pix);
     for (int i = 0; mods && i < n; i++) vlmn_free(mods[i]);
     vlmn_free(seqs);
     vlmn_free(pix);
@@ -216,12 +224,13 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
     *n_tok = 0;
     if (!item->answer) return vlmn_error(VLMN_E_ARG, "sample '%s' has no reference answer", item->id);
     const int V = vlmn_llava_get_info(m)->n_vocab;
-    float *pix = NULL, *lg = NULL;
+    float *lg = NULL;
+    vlmn_vision_input vi;
     int32_t *ids = NULL;
     uint8_t *mod = NULL;
     int64_t n = 0;
-    vlmn_status st = load_pixels(m, item, mode, &pix);
-    if (!st && (st = build(m, item, template_name, item->answer, &ids, &mod, &n)))
+    vlmn_status st = load_pixels(m, item, mode, 0, &vi);
+    if (!st && (st = build(m, item, &vi, template_name, item->answer, &ids, &mod, &n)))
         st = vlmn_error_prefix(st, "sample '%s'", item->id);
     if (st) goto done;
     int64_t first = -1, cnt = 0;
@@ -241,8 +250,8 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
         st = vlmn_error(VLMN_E_NOMEM, "out of memory");
         goto done;
     }
-    vlmn_forward_opts o = {.neuron_mask = neuron_mask, .logits = lg, .n_logits = nl};
-    if ((st = vlmn_llava_forward(m, ids, n, pix, &o))) goto done;
+    vlmn_forward_opts o = {.neuron_mask = neuron_mask, .logits = lg, .n_logits = nl, .n_tiles = vi.n_tiles};
+    if ((st = vlmn_llava_forward(m, ids, n, vi.pix, &o))) goto done;
     double sum = 0;
     for (int64_t i = first; i < n; i++) {
         if (mod[i] != VLMN_MOD_TEXT) continue;
@@ -257,7 +266,7 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
     *mean_ll = sum / (double)cnt;
     *n_tok = (int)cnt;
 done:
-    vlmn_free(pix);
+    vlmn_free(vi.pix);
     vlmn_free(lg);
     vlmn_free(ids);
     vlmn_free(mod);

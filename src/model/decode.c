@@ -1,7 +1,8 @@
 /* Generation on top of vlmn_llava_step: prefill each prompt into its own KV cache, then
  * batched decode steps (one row per unfinished sequence through every GEMM), greedy or
- * temperature/top-p sampling, stop at EOS or max_tokens. Flow: prompt ids -> [this] ->
- * token ids (and capture hooks on every step). See docs/generate.md. */
+ * temperature/top-p sampling, stop at EOS, a stop token (InternVL's <|im_end|>) or
+ * max_tokens. Tiled images (InternVL) prefill with their own tile count. Flow: prompt
+ * ids -> [this] -> token ids (and capture hooks on every step). See docs/generate.md. */
 #include "vlmn/model.h"
 
 #include "core/alloc.h"
@@ -81,6 +82,14 @@ int32_t vlmn_sample_token(const float *logits, int n_vocab, float temperature, f
     return id;
 }
 
+static bool is_stop(const vlmn_gen_params *p, int32_t t)
+{
+    if (t == p->eos) return true;
+    for (int i = 0; i < p->n_stop; i++)
+        if (p->stop && t == p->stop[i]) return true;
+    return false;
+}
+
 vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vlmn_gen_params *p)
 {
     if (n_seq < 1 || !seqs || !p) return vlmn_error(VLMN_E_ARG, "generate: nothing to generate");
@@ -112,9 +121,10 @@ vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vl
         /* the last generated token is never fed back: n + max_tokens - 1 positions */
         if ((st = vlmn_kv_create(m, s->n + p->max_tokens - 1, &kv[b]))) goto done;
         const float *img = s->image;
+        o.n_tiles = s->n_tiles; /* each prompt is prefilled on its own: its own tile count */
         if ((st = vlmn_llava_step(m, 1, &kv[b], &s->ids, &s->n, &img, &o))) goto done;
         int32_t t = vlmn_sample_token(logits, V, p->temperature, p->top_p, &rng[b]);
-        if (t == p->eos) {
+        if (is_stop(p, t)) {
             s->hit_eos = true;
             continue;
         }
@@ -122,6 +132,7 @@ vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vl
         if (p->on_token) p->on_token(p->user, b, t, s->n_out);
         if (s->n_out < p->max_tokens) act[n_act++] = b;
     }
+    o.n_tiles = 0; /* decode steps have no image positions */
     while (n_act > 0) {
         for (int i = 0; i < n_act; i++) {
             vlmn_gen_seq *s = &seqs[act[i]];
@@ -136,7 +147,7 @@ vlmn_status vlmn_generate(vlmn_llava *m, vlmn_gen_seq *seqs, int n_seq, const vl
             int b = act[i];
             vlmn_gen_seq *s = &seqs[b];
             int32_t t = vlmn_sample_token(logits + (size_t)i * V, V, p->temperature, p->top_p, &rng[b]);
-            if (t == p->eos) {
+            if (is_stop(p, t)) {
                 s->hit_eos = true;
                 continue;
             }

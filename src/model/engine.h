@@ -68,6 +68,8 @@ typedef struct eng_arch {
     const char *vision_flag; /* bool key that must be true in the vision file */
     eng_vit_kind vit;
     eng_proj_kind projector;
+    const char *template_name; /* its chat template (prompt.h), picked by --template auto */
+    int max_tiles;             /* dynamic tiling: at most this many tiles (+ thumbnail); 0: one input */
 } eng_arch;
 
 /* The entry for a text file's general.architecture, or NULL. */

@@ -44,7 +44,10 @@ static vlmn_status load_parts(vlmn_llava *m)
     in->n_head = m->dec.n_head;
     in->n_head_kv = m->dec.n_head_kv;
     in->n_vocab = m->dec.n_vocab;
+    in->n_ctx = m->dec.n_ctx;
     in->arch = m->arch->name;
+    in->template_name = m->arch->template_name;
+    in->max_tiles = m->arch->max_tiles;
     if (!m->gv) return VLMN_OK; /* text-only: samples without image positions */
     const vlmn_gguf *g = m->gv;
     const char *vpath = vlmn_gguf_path(g);

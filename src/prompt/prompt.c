@@ -251,6 +251,18 @@ fail:
     return st;
 }
 
+bool vlmn_prompt_stop_token(const vlmn_tok *t, const char *template_name, int32_t *id)
+{
+    if (!t || !template_name || strcmp(template_name, "internvl")) return false;
+    /* conversation.py internlm2-chat: sep "<|im_end|>", which generation stops at */
+    static const char END[] = "<|im_end|>";
+    int32_t k = vlmn_tok_find(t, END, sizeof END - 1);
+    vlmn_tok_type ty = k >= 0 ? vlmn_tok_token_type(t, k) : 0;
+    if (ty != VLMN_TOKT_CONTROL && ty != VLMN_TOKT_USER_DEFINED) return false;
+    *id = k;
+    return true;
+}
+
 vlmn_status vlmn_prompt_build(const vlmn_tok *t, const char *template_name, const char *question,
                               const char *answer, int n_image_tokens, int32_t **ids,
                               uint8_t **modality, int64_t *n)

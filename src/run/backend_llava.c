@@ -1,7 +1,7 @@
 /* Model backend for `vlmn record` (any architecture of the engine): image load +
- * preprocessing (image module: LLaVA's pad/crop, or InternVL's dynamic tiling, up to
- * VLMN_REC_MAX_TILES tiles + thumbnail, with a variable number of image positions per
- * sample), prompt template with per-position labels (prompt module), engine forward
+ * preprocessing (vlmn_llava_image_input: LLaVA's pad/crop, or InternVL's dynamic tiling,
+ * up to the model's max_tiles tiles + thumbnail, with a variable number of image positions
+ * per sample), prompt template with per-position labels (prompt module), engine forward
  * with the recorder as capture hook. Problems of one sample (unreadable image, prompt too long
  * for the context) fail that sample; engine errors during the forward are fatal. */
 #include "run/record_run.h"
@@ -14,9 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* InternVL: max_num of dynamic_preprocess (the model card's default) */
-#define VLMN_REC_MAX_TILES 12
-
 typedef struct llava_be {
     vlmn_llava *m;
     const vlmn_llava_info *info;
@@ -24,7 +21,6 @@ typedef struct llava_be {
     vlmn_hook hook;
     vlmn_img_mode mode;
     bool tiles; /* InternVL: dynamic tiling, opts.n_tiles */
-    float *pix; /* [3 x S x S] (LLaVA) */
     vlmn_rec *rec;
     int64_t n_captures;
 } llava_be;
@@ -51,15 +47,10 @@ static vlmn_status llava_run(void *user, const vlmn_sample *s, vlmn_rec *rec, bo
         return VLMN_OK;
     }
     /* everything before the forward is the sample's own problem */
-    float *tiles = NULL;
-    int n_tiles = 1, gc = 1, gr = 1;
-    if ((st = vlmn_img_load(path, &img)) ||
-        (st = b->tiles ? vlmn_img_tiles(img, b->info->image_size, 1, VLMN_REC_MAX_TILES, true, b->info->image_mean,
-                                        b->info->image_std, &tiles, &n_tiles, &gc, &gr)
-                       : vlmn_img_preprocess(img, b->mode, b->info->image_size, b->info->image_mean,
-                                             b->info->image_std, b->pix)) ||
+    vlmn_vision_input vi = {0};
+    if ((st = vlmn_img_load(path, &img)) || (st = vlmn_llava_image_input(b->m, img, b->mode, 0, &vi)) ||
         (st = vlmn_prompt_build(vlmn_llava_tokenizer(b->m), b->template_name, s->question, s->answer,
-                                b->info->n_image_tokens * n_tiles, &ids, &mod, &n))) {
+                                vi.n_image_tokens, &ids, &mod, &n))) {
         if (st == VLMN_E_NOMEM) goto out;
         snprintf(why, why_n, "%s", vlmn_errmsg());
         st = VLMN_OK;
@@ -69,8 +60,8 @@ static vlmn_status llava_run(void *user, const vlmn_sample *s, vlmn_rec *rec, bo
     *n_positions = n;
     b->rec = rec;
     b->n_captures = 0;
-    vlmn_forward_opts fo = {.capture = count_capture, .capture_user = b, .hook = b->hook, .n_tiles = n_tiles};
-    st = vlmn_llava_forward(b->m, ids, n, b->tiles ? tiles : b->pix, &fo);
+    vlmn_forward_opts fo = {.capture = count_capture, .capture_user = b, .hook = b->hook, .n_tiles = vi.n_tiles};
+    st = vlmn_llava_forward(b->m, ids, n, vi.pix, &fo);
     if (st && st != VLMN_E_NOMEM && b->n_captures == 0) {
         /* rejected before any layer ran (e.g. longer than the context): the recorder
          * state is untouched, so this is a failed sample, not a broken run */
@@ -78,7 +69,7 @@ static vlmn_status llava_run(void *user, const vlmn_sample *s, vlmn_rec *rec, bo
         st = VLMN_OK;
     }
 out:
-    vlmn_free(tiles);
+    vlmn_free(vi.pix);
     vlmn_img_free(img);
     vlmn_free(ids);
     vlmn_free(mod);
@@ -90,7 +81,6 @@ static void llava_free(void *user)
     llava_be *b = user;
     if (!b) return;
     vlmn_llava_free(b->m);
-    vlmn_free(b->pix);
     vlmn_free(b->images);
     vlmn_free(b->template_name);
     vlmn_free(b);
@@ -105,7 +95,7 @@ static vlmn_status llava_prov(void *user, sqlite3 *db)
     if (b->tiles) {
         /* the image positions of a sample: n_image_tokens_per_tile x its tiles */
         if ((st = vlmn_db_set_meta(db, "n_image_tokens_per_tile", "%d", i->n_image_tokens)) ||
-            (st = vlmn_db_set_meta(db, "image_preprocess", "internvl-dynamic max_num=%d thumbnail", VLMN_REC_MAX_TILES)))
+            (st = vlmn_db_set_meta(db, "image_preprocess", "internvl-dynamic max_num=%d thumbnail", i->max_tiles)))
             return st;
     } else if ((st = vlmn_db_set_meta(db, "n_image_tokens_per_sample", "%d", i->n_image_tokens))) {
         return st;
@@ -133,18 +123,8 @@ vlmn_status vlmn_backend_llava_create(const vlmn_record_opts *o, vlmn_rec_backen
     if ((st = vlmn_precision_parse(o->precision, &p.precision))) goto fail;
     if ((st = vlmn_llava_load(o->model, o->mmproj, &p, &b->m))) goto fail;
     b->info = vlmn_llava_get_info(b->m);
-    b->tiles = !strcmp(b->info->arch, "internvl-2.5");
-    if (b->tiles != !strcmp(b->template_name, "internvl")) {
-        st = vlmn_error(VLMN_E_ARG, "%s: a%s %s model %s --template internvl", o->model, b->tiles ? "n" : "",
-                        b->info->arch, b->tiles ? "needs" : "cannot take");
-        goto fail;
-    }
-    size_t S = (size_t)b->info->image_size;
-    b->pix = vlmn_malloc(3 * S * S * sizeof(float));
-    if (!b->pix) {
-        st = vlmn_error(VLMN_E_NOMEM, "out of memory");
-        goto fail;
-    }
+    b->tiles = b->info->max_tiles > 0;
+    if ((st = vlmn_llava_check_template(b->m, o->model, b->template_name))) goto fail;
     be->user = b;
     be->n_layers = b->info->n_layer;
     be->n_ff = b->info->n_ff;

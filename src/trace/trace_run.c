@@ -93,9 +93,11 @@ static vlmn_status read_prov(sqlite3 *db, const char *dir, prov *p)
 {
     vlmn_status st;
     if ((st = vlmn_db_get_meta(db, "backend", p->backend, sizeof p->backend))) return st;
-    if (strcmp(p->backend, "llava"))
-        return vlmn_error(VLMN_E_UNSUPPORTED, "%s: recorded with backend '%s'; only llava runs can be traced", dir,
-                          p->backend);
+    /* "llava" (LLaVA runs) or the engine family's name (internvl-2.5) */
+    if (strcmp(p->backend, "llava") && !vlmn_arch_known(p->backend))
+        return vlmn_error(VLMN_E_UNSUPPORTED,
+                          "%s: recorded with backend '%s'; only llava runs and the engine's models (%s) can be traced",
+                          dir, p->backend, "internvl-2.5");
     if ((st = vlmn_db_get_meta(db, "model", p->model, sizeof p->model)) ||
         (st = vlmn_db_get_meta(db, "data", p->data, sizeof p->data)) ||
         (st = vlmn_db_get_meta(db, "hook", p->hook, sizeof p->hook)) ||
@@ -114,10 +116,12 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Build the stored description of one sample (tokens, modality, grid, geometry). */
+/* Build the stored description of one sample (tokens, modality, grids, geometry): one
+ * grid for LLaVA's single input (pad / crop geometry), one per tile + the thumbnail for
+ * a tiled image (vlmn_trace_tile_grids). */
 static vlmn_status describe(const vlmn_tok *tok, const vlmn_sample *ds, const char *path, const vlmn_image *img,
-                            const prov *p, const vlmn_llava_info *in, const int32_t *ids, const uint8_t *mod,
-                            int64_t n, vlmn_trace_sample *s, vlmn_trace_grid *grid)
+                            const prov *p, const vlmn_llava_info *in, const vlmn_vision_input *vi, const int32_t *ids,
+                            const uint8_t *mod, int64_t n, vlmn_trace_sample *s, vlmn_trace_grid *grids)
 {
     memset(s, 0, sizeof *s);
     s->sample = (uint32_t)ds->index;
@@ -126,7 +130,7 @@ static vlmn_status describe(const vlmn_tok *tok, const vlmn_sample *ds, const ch
     s->image_path = (char *)path;
     s->orig_w = img->w;
     s->orig_h = img->h;
-    snprintf(s->mode, sizeof s->mode, "%s", p->mode);
+    snprintf(s->mode, sizeof s->mode, "%s", in->max_tiles ? "tiles" : p->mode);
     s->image_size = in->image_size;
     s->n_tokens = n;
     s->ids = (int32_t *)ids;
@@ -146,13 +150,14 @@ static vlmn_status describe(const vlmn_tok *tok, const vlmn_sample *ds, const ch
         if (!s->pieces[i]) return vlmn_error(VLMN_E_NOMEM, "out of memory");
     }
     int side = (int)lround(sqrt((double)in->n_image_tokens));
-    if (first >= 0 && side * side == in->n_image_tokens) {
-        vlmn_status st = vlmn_trace_geometry(img->w, img->h, p->mode, in->image_size, side, grid);
-        if (st) return st;
-        grid->first_pos = first;
-        s->grids = grid;
-        s->n_grids = 1;
-    }
+    if (first < 0 || side * side != in->n_image_tokens) return VLMN_OK;
+    vlmn_status st = in->max_tiles
+                         ? vlmn_trace_tile_grids(img->w, img->h, vi->cols, vi->rows, vi->n_tiles, side, first, grids)
+                         : vlmn_trace_geometry(img->w, img->h, p->mode, in->image_size, side, grids);
+    if (st) return st;
+    if (!in->max_tiles) grids->first_pos = first;
+    s->grids = grids;
+    s->n_grids = in->max_tiles ? vi->n_tiles : 1;
     return VLMN_OK;
 }
 
@@ -178,7 +183,7 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
     uint8_t *todo = NULL, *newsample = NULL, *caplayers = NULL;
     int32_t *lay = NULL, *col = NULL;
     vlmn_trace_row *rows = NULL;
-    float *out = NULL, *pix = NULL;
+    float *out = NULL;
     size_t out_cap = 0;
     prov *p = vlmn_calloc(1, sizeof *p);
     if (!p) return vlmn_error(VLMN_E_NOMEM, "out of memory");
@@ -291,13 +296,11 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
     vlmn_img_mode mode;
     if ((st = vlmn_img_parse_mode(p->mode, &mode))) goto done;
     vlmn_hook hook = !strcmp(p->hook, "swiglu") ? VLMN_HOOK_SWIGLU : VLMN_HOOK_SILU_GATE;
-    size_t S = (size_t)in->image_size;
-    pix = vlmn_malloc(3 * S * S * sizeof *pix);
     caplayers = vlmn_calloc((size_t)in->n_layer, 1);
     lay = vlmn_malloc((size_t)NP * sizeof *lay);
     col = vlmn_malloc((size_t)NP * sizeof *col);
     rows = vlmn_malloc((size_t)NP * sizeof *rows);
-    if (!pix || !caplayers || !lay || !col || !rows) goto oom;
+    if (!caplayers || !lay || !col || !rows) goto oom;
     const char *data = o->data ? o->data : p->data, *images = o->images ? o->images : p->images;
     if ((st = vlmn_ds_open(data, VLMN_DS_AUTO, &ds))) goto done;
 
@@ -333,10 +336,11 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
         int32_t *ids = NULL;
         uint8_t *mod = NULL;
         int64_t n = 0;
-        if ((st = vlmn_img_load(ipath, &img)) ||
-            (st = vlmn_img_preprocess(img, mode, in->image_size, in->image_mean, in->image_std, pix)) ||
-            (st = vlmn_prompt_build(tok, p->tmpl, s.question, s.answer, in->n_image_tokens, &ids, &mod, &n))) {
+        vlmn_vision_input vi = {0};
+        if ((st = vlmn_img_load(ipath, &img)) || (st = vlmn_llava_image_input(m, img, mode, 0, &vi)) ||
+            (st = vlmn_prompt_build(tok, p->tmpl, s.question, s.answer, vi.n_image_tokens, &ids, &mod, &n))) {
             vlmn_img_free(img);
+            vlmn_free(vi.pix);
             vlmn_error_prefix(st, "sample %" PRId64, s.index);
             goto done;
         }
@@ -359,6 +363,7 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
             float *no = vlmn_realloc(out, need_floats * sizeof *no);
             if (!no) {
                 vlmn_img_free(img);
+                vlmn_free(vi.pix);
                 vlmn_free(ids);
                 vlmn_free(mod);
                 goto oom;
@@ -368,11 +373,12 @@ vlmn_status vlmn_trace_run(const vlmn_trace_opts *o, vlmn_trace_summary *sum)
         }
         grab g = {lay, col, nr, n, out, 0};
         vlmn_forward_opts fo = {.capture = on_capture, .capture_user = &g, .hook = hook, .capture_layers = caplayers,
-                                .n_layers_run = deep + 1};
-        st = vlmn_llava_forward(m, ids, n, pix, &fo);
-        vlmn_trace_sample ts;
-        vlmn_trace_grid grid;
-        if (!st) st = describe(tok, &s, ipath, img, p, in, ids, mod, n, &ts, &grid);
+                                .n_layers_run = deep + 1, .n_tiles = vi.n_tiles};
+        st = vlmn_llava_forward(m, ids, n, vi.pix, &fo);
+        vlmn_free(vi.pix);
+        vlmn_trace_sample ts = {0};
+        vlmn_trace_grid grids[VLMN_TRACE_MAX_GRIDS];
+        if (!st) st = describe(tok, &s, ipath, img, p, in, &vi, ids, mod, n, &ts, grids);
         if (!st) {
             for (int64_t r = 0; r < nr; r++)
                 for (int64_t t = 0; t < n; t++)
@@ -420,7 +426,6 @@ done:
     vlmn_free(col);
     vlmn_free(rows);
     vlmn_free(out);
-    vlmn_free(pix);
     vlmn_free(p);
     return st;
 }

@@ -574,3 +574,34 @@ vlmn_status vlmn_trace_geometry(int w, int h, const char *mode, int S, int grid_
     }
     return vlmn_error(VLMN_E_ARG, "geometry: unknown preprocessing mode '%s' (pad or crop)", mode);
 }
+
+vlmn_status vlmn_trace_tile_grids(int w, int h, int cols, int rows, int n_tiles, int grid_side, int64_t first_pos,
+                                  vlmn_trace_grid *g)
+{
+    if (w < 1 || h < 1 || cols < 1 || rows < 1 || grid_side < 1 || first_pos < 0)
+        return vlmn_error(VLMN_E_ARG, "geometry: empty image, tile grid or token grid");
+    const int nb = cols * rows;
+    if ((n_tiles != nb && n_tiles != nb + 1) || (n_tiles == nb + 1 && nb == 1) || n_tiles > VLMN_TRACE_MAX_GRIDS)
+        return vlmn_error(VLMN_E_ARG, "geometry: %d tiles do not fit a %d x %d tile grid (+ thumbnail, at most %d)",
+                          n_tiles, cols, rows, VLMN_TRACE_MAX_GRIDS);
+    const int64_t per = (int64_t)grid_side * grid_side;
+    for (int i = 0; i < n_tiles; i++) {
+        vlmn_trace_grid *G = &g[i];
+        G->rows = G->cols = grid_side;
+        G->first_pos = first_pos + i * per;
+        if (i == nb) { /* the thumbnail: the whole image resized to S x S */
+            G->x0 = G->y0 = 0;
+            G->x1 = w;
+            G->y1 = h;
+            continue;
+        }
+        /* the image is resized to (cols S) x (rows S): tile (c, r) is the c-th of cols
+         * equal columns and the r-th of rows equal rows of the original */
+        const int c = i % cols, r = i / cols;
+        G->x0 = (double)c * w / cols;
+        G->x1 = (double)(c + 1) * w / cols;
+        G->y0 = (double)r * h / rows;
+        G->y1 = (double)(r + 1) * h / rows;
+    }
+    return VLMN_OK;
+}

@@ -157,6 +157,16 @@ TEST(simulator_matches_reference)
         /* a rectangle that is neither the pad nor the crop of the image is refused */
         g.x0 += 3;
         CHECK_EQ_INT(sim.local(sim.self, "red things", &s, out), VLMN_E_UNSUPPORTED);
+        /* InternVL's tiles (2 x 1 + thumbnail) are refused, saying so */
+        vlmn_trace_grid tg[3];
+        CHECK_EQ_INT(vlmn_trace_tile_grids(w, h, 2, 1, 3, grid, 0, tg), VLMN_OK);
+        vlmn_xsample st = s;
+        st.n_visual = 3 * grid * grid;
+        st.n_grids = 3;
+        st.grids = tg;
+        float out3[48];
+        CHECK_EQ_INT(sim.local(sim.self, "red things", &st, out3), VLMN_E_UNSUPPORTED);
+        CHECK(strstr(vlmn_errmsg(), "tiled layouts are not supported") != NULL);
         /* a grid larger than the sample's image tokens */
         CHECK_EQ_INT(vlmn_trace_geometry(w, h, "pad", 28, grid, &g), VLMN_OK);
         s.n_visual = grid * grid - 1;

@@ -1,10 +1,14 @@
 /* Decoding: greedy continuations vs the float64 reference (tests/reference/llava_ref.py
- * --greedy: HF semantics, the whole prefix re-run per token; every kept step has a
- * top-2 logit margin >= 0.05, recorded in greedy.json), token for token, batched and
- * alone, EXACT and FAST; KV-cached step logits vs re-running the full prefix with
- * vlmn_llava_forward; capture hooks during decode steps; the sampler; bad inputs. */
+ * --greedy and internvl_ref.py --greedy: HF semantics, the whole prefix re-run per
+ * token; every kept step has a top-2 logit margin >= 0.05, recorded in greedy.json),
+ * token for token, batched and alone, EXACT and FAST, on LLaVA and on InternVL (tiled
+ * images of four aspect ratios, the internvl template, stop at <|im_end|>, GQA KV
+ * cache; also through vlmn_qa_answer, the path of `vlmn generate`, from the PNGs);
+ * KV-cached step logits vs re-running the full prefix with vlmn_llava_forward; capture
+ * hooks during decode steps; the sampler; bad inputs. */
 #include "test.h"
 
+#include "vlmn/eval.h"
 #include "vlmn/kernels.h"
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
@@ -19,22 +23,27 @@
 #define EXACT_TOL 1e-4
 #define FAST_TOL 1e-2
 
-static vlmn_llava *load_model(const char *name, vlmn_precision prec)
+/* The fixtures: "engine" (LLaVA, llava_ref.py: 2 threads) or "internvl"
+ * (internvl_ref.py: 1 thread, the tiny steps run ~20x faster on a loaded machine). */
+static vlmn_llava *load_in(const char *dir, const char *name, vlmn_precision prec)
 {
     char t[64], mm[64];
-    snprintf(t, sizeof t, "engine/%s.text.gguf", name);
-    snprintf(mm, sizeof mm, "engine/%s.mmproj.gguf", name);
-    vlmn_llava_params p = {.n_threads = 2, .precision = prec};
+    snprintf(t, sizeof t, "%s/%s.text.gguf", dir, name);
+    snprintf(mm, sizeof mm, "%s/%s.mmproj.gguf", dir, name);
+    vlmn_llava_params p = {.n_threads = strcmp(dir, "engine") ? 1 : 2, .precision = prec};
     vlmn_llava *m = NULL;
     vlmn_status st = vlmn_llava_load(test_path(test_data_dir(), t), test_path(test_data_dir(), mm), &p, &m);
     if (st) fprintf(stderr, "  load %s: %s\n", name, vlmn_errmsg());
     return m;
 }
 
-static float *load_pixels(const char *name)
+static vlmn_llava *load_model(const char *name, vlmn_precision prec) { return load_in("engine", name, prec); }
+
+/* Pixels (LLaVA: [3 x S x S]) or tiles (InternVL: [n x 3 x S x S]) of a fixture .npy */
+static float *load_pixels_in(const char *dir, const char *name)
 {
     char p[64];
-    snprintf(p, sizeof p, "engine/%s", name);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     vlmn_npy *a = NULL;
     if (vlmn_npy_read(test_path(test_data_dir(), p), &a)) {
         fprintf(stderr, "  %s: %s\n", name, vlmn_errmsg());
@@ -46,9 +55,13 @@ static float *load_pixels(const char *name)
     return px;
 }
 
-static cJSON *load_greedy(void)
+static float *load_pixels(const char *name) { return load_pixels_in("engine", name); }
+
+static cJSON *load_greedy(const char *dir)
 {
-    char *txt = test_read_file(test_path(test_data_dir(), "engine/greedy.json"), NULL);
+    char p[64];
+    snprintf(p, sizeof p, "%s/greedy.json", dir);
+    char *txt = test_read_file(test_path(test_data_dir(), p), NULL);
     if (!txt) return NULL;
     cJSON *d = cJSON_Parse(txt);
     free(txt);
@@ -68,9 +81,9 @@ static int32_t *json_ids(const cJSON *a, int *n)
  * the reference's. Returns the number of cases checked. */
 #define FAST_BF16_MARGIN 0.15
 
-static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec, bool alone)
+static int greedy_model(const cJSON *doc, const char *dir, const char *model, vlmn_precision prec, bool alone)
 {
-    vlmn_llava *m = load_model(model, prec);
+    vlmn_llava *m = load_in(dir, model, prec);
     CHECK(m != NULL);
     if (!m) return 0;
     /* FAST on BF16 weights rounds every GEMM input to bf16 where the AVX-512 kernels (or
@@ -82,6 +95,7 @@ static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec
     const double min_margin = rounds ? FAST_BF16_MARGIN : 0.0;
     int skipped = 0;
     const int max_new = cJSON_GetObjectItem(doc, "max_new")->valueint;
+    const char *tmpl = cJSON_GetObjectItem(doc, "template")->valuestring;
     const cJSON *cases = cJSON_GetObjectItem(doc, "cases");
     vlmn_gen_seq seqs[64];
     int32_t *want[64], nwant[64];
@@ -100,23 +114,30 @@ static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec
         int32_t *ids = NULL;
         uint8_t *mod = NULL;
         int64_t n = 0;
-        vlmn_status st = vlmn_prompt_build(vlmn_llava_tokenizer(m), "llava-v1",
-                                           cJSON_GetObjectItem(cs, "question")->valuestring, NULL,
-                                           vlmn_llava_get_info(m)->n_image_tokens, &ids, &mod, &n);
+        const cJSON *nt = cJSON_GetObjectItem(cs, "n_tiles"), *px = cJSON_GetObjectItem(cs, "pixels");
+        const int n_tiles = nt ? nt->valueint : 1;
+        vlmn_status st = vlmn_prompt_build(vlmn_llava_tokenizer(m), tmpl, cJSON_GetObjectItem(cs, "question")->valuestring,
+                                           NULL, vlmn_llava_get_info(m)->n_image_tokens * n_tiles, &ids, &mod, &n);
         CHECK(st == VLMN_OK);
         CHECK_EQ_INT(n, np);
         CHECK(n == np && !memcmp(ids, pref, (size_t)np * sizeof *ids));
         free(pref);
         vlmn_free(mod);
-        pix[ns] = load_pixels(cJSON_GetObjectItem(cs, "pixels")->valuestring);
+        pix[ns] = load_pixels_in(dir, (px ? px : cJSON_GetObjectItem(cs, "tiles"))->valuestring);
         want[ns] = json_ids(cJSON_GetObjectItem(cs, "tokens"), &nwant[ns]);
         eos[ns] = cJSON_IsTrue(cJSON_GetObjectItem(cs, "eos"));
-        seqs[ns] = (vlmn_gen_seq){.ids = ids, .n = n, .image = pix[ns], .out = malloc((size_t)max_new * sizeof(int32_t))};
+        seqs[ns] = (vlmn_gen_seq){.ids = ids, .n = n, .image = pix[ns], .n_tiles = n_tiles,
+                                  .out = malloc((size_t)max_new * sizeof(int32_t))};
         ns++;
     }
+    /* InternVL stops at <|im_end|> too (the template's end of turn) */
+    int32_t stop = -1;
+    bool has_stop = vlmn_prompt_stop_token(vlmn_llava_tokenizer(m), tmpl, &stop);
+    CHECK(has_stop == !strcmp(tmpl, "internvl"));
     vlmn_gen_params gp = {.max_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f,
-                          .eos = vlmn_tok_eos(vlmn_llava_tokenizer(m))};
-    CHECK(vlmn_generate(m, seqs, ns, &gp) == VLMN_OK);
+                          .eos = vlmn_tok_eos(vlmn_llava_tokenizer(m)), .stop = has_stop ? &stop : NULL,
+                          .n_stop = has_stop};
+    CHECK(ns == 0 || vlmn_generate(m, seqs, ns, &gp) == VLMN_OK);
     for (int s = 0; s < ns; s++) {
         CHECK_EQ_INT(seqs[s].n_out, nwant[s]);
         CHECK_EQ_INT(seqs[s].hit_eos, eos[s]);
@@ -146,17 +167,17 @@ static int greedy_model(const cJSON *doc, const char *model, vlmn_precision prec
 
 TEST(greedy_matches_reference)
 {
-    cJSON *doc = load_greedy();
+    cJSON *doc = load_greedy("engine");
     CHECK(doc != NULL);
     if (!doc) return;
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "cases")) >= 8);
     int n = 0;
-    n += greedy_model(doc, "f32", VLMN_PREC_EXACT, true);
-    n += greedy_model(doc, "f32", VLMN_PREC_FAST, false);
-    n += greedy_model(doc, "bf16", VLMN_PREC_EXACT, false);
-    n += greedy_model(doc, "bf16", VLMN_PREC_FAST, true);
-    n += greedy_model(doc, "q8_0", VLMN_PREC_EXACT, false);
-    n += greedy_model(doc, "q8_0", VLMN_PREC_FAST, false);
+    n += greedy_model(doc, "engine", "f32", VLMN_PREC_EXACT, true);
+    n += greedy_model(doc, "engine", "f32", VLMN_PREC_FAST, false);
+    n += greedy_model(doc, "engine", "bf16", VLMN_PREC_EXACT, false);
+    n += greedy_model(doc, "engine", "bf16", VLMN_PREC_FAST, true);
+    n += greedy_model(doc, "engine", "q8_0", VLMN_PREC_EXACT, false);
+    n += greedy_model(doc, "engine", "q8_0", VLMN_PREC_FAST, false);
     CHECK(n >= 2 * 8);
     fprintf(stderr, "  %d greedy sequences checked\n", n);
     cJSON_Delete(doc);
@@ -174,19 +195,20 @@ static double rel_err(const float *a, const float *b, int64_t n)
 }
 
 /* Prefill then one token per step; each step's logits vs vlmn_llava_forward over the
- * whole prefix. */
-static double kv_vs_full(const char *model, vlmn_precision prec)
+ * whole prefix (pixels: n_tiles tiles, the template's prompt). */
+static double kv_vs_full_in(const char *dir, const char *model, vlmn_precision prec, const char *tmpl,
+                            const char *pixels, int n_tiles)
 {
-    vlmn_llava *m = load_model(model, prec);
+    vlmn_llava *m = load_in(dir, model, prec);
     CHECK(m != NULL);
     if (!m) return 1.0;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
-    float *px = load_pixels("pixels_wide.npy");
+    float *px = load_pixels_in(dir, pixels);
     int32_t *ids = NULL;
     uint8_t *mod = NULL;
     int64_t n = 0;
-    CHECK(vlmn_prompt_build(vlmn_llava_tokenizer(m), "llava-v1", "Describe the image.", NULL, in->n_image_tokens, &ids,
-                            &mod, &n) == VLMN_OK);
+    CHECK(vlmn_prompt_build(vlmn_llava_tokenizer(m), tmpl, "Describe the image.", NULL, in->n_image_tokens * n_tiles,
+                            &ids, &mod, &n) == VLMN_OK);
     const int steps = 10;
     int32_t *seq = malloc((size_t)(n + steps) * sizeof *seq);
     memcpy(seq, ids, (size_t)n * sizeof *seq);
@@ -196,13 +218,13 @@ static double kv_vs_full(const char *model, vlmn_precision prec)
     double worst = 0;
     int64_t len = n;
     for (int s = 0; s <= steps && kv; s++) {
-        vlmn_forward_opts o = {.logits = lk, .n_logits = 1};
+        vlmn_forward_opts o = {.logits = lk, .n_logits = 1, .n_tiles = s == 0 ? n_tiles : 0};
         const int32_t *p = s == 0 ? seq : seq + len - 1;
         int64_t np = s == 0 ? n : 1;
         const float *img = s == 0 ? px : NULL;
         CHECK(vlmn_llava_step(m, 1, &kv, &p, &np, &img, &o) == VLMN_OK);
         CHECK_EQ_INT(vlmn_kv_len(kv), len);
-        vlmn_forward_opts of = {.logits = lf, .n_logits = 1};
+        vlmn_forward_opts of = {.logits = lf, .n_logits = 1, .n_tiles = n_tiles};
         CHECK(vlmn_llava_forward(m, seq, len, px, &of) == VLMN_OK);
         double e = rel_err(lk, lf, in->n_vocab);
         if (e > worst) worst = e;
@@ -220,12 +242,119 @@ static double kv_vs_full(const char *model, vlmn_precision prec)
     return worst;
 }
 
+static double kv_vs_full(const char *model, vlmn_precision prec)
+{
+    return kv_vs_full_in("engine", model, prec, "llava-v1", "pixels_wide.npy", 1);
+}
+
 TEST(kv_cache_matches_full_prefix)
 {
     static const char *const models[] = {"f32", "f16", "bf16", "q8_0"};
     for (int i = 0; i < 4; i++) {
         double ex = kv_vs_full(models[i], VLMN_PREC_EXACT), fa = kv_vs_full(models[i], VLMN_PREC_FAST);
         fprintf(stderr, "  %s: KV-cached vs full prefix logits: EXACT %.2e FAST %.2e\n", models[i], ex, fa);
+        CHECK(ex <= EXACT_TOL);
+        CHECK(fa <= FAST_TOL);
+    }
+}
+
+/* InternVL (internvl_ref.py --greedy): tiled images of four aspect ratios, the internvl
+ * template, <|im_end|> as a stop token. FAST on BF16 follows FAST_BF16_MARGIN. */
+TEST(internvl_greedy_matches_reference)
+{
+    cJSON *doc = load_greedy("internvl");
+    CHECK(doc != NULL);
+    if (!doc) return;
+    CHECK_EQ_STR(cJSON_GetObjectItem(doc, "template")->valuestring, "internvl");
+    int n_exact = 0, n_fast = 0;
+    static const char *const models[] = {"f32", "f16", "bf16", "q8_0"};
+    for (int i = 0; i < 4; i++) {
+        n_exact += greedy_model(doc, "internvl", models[i], VLMN_PREC_EXACT, i == 1);
+        n_fast += greedy_model(doc, "internvl", models[i], VLMN_PREC_FAST, i == 3);
+    }
+    /* >= 3 prompts on each of the four aspect ratios (3, 4, 1 and 3 tiles) */
+    int per_image[4] = {0};
+    static const char *const images[] = {"img_wide.png", "img_tall.png", "img_square.png", "img_portrait.png"};
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases"))
+    for (int k = 0; k < 4; k++) per_image[k] += !strcmp(cJSON_GetObjectItem(c, "image")->valuestring, images[k]);
+    for (int k = 0; k < 4; k++) CHECK_MSG(per_image[k] >= 3, "%s: %d cases", images[k], per_image[k]);
+    CHECK(n_exact >= 24);
+    fprintf(stderr, "  InternVL: %d greedy sequences checked in EXACT, %d in FAST\n", n_exact, n_fast);
+    cJSON_Delete(doc);
+}
+
+/* The path of `vlmn generate`: vlmn_qa_answer from the PNG (the engine's tiling at the
+ * fixtures' max_num, the internvl template, its stop token) gives the reference's
+ * tokens; a stop token ends the sequence there (hit_eos, the token not kept). */
+TEST(internvl_answer_from_png)
+{
+    cJSON *doc = load_greedy("internvl");
+    vlmn_llava *m = load_in("internvl", "f16", VLMN_PREC_EXACT);
+    CHECK(doc && m);
+    if (!doc || !m) goto out;
+    const int max_new = cJSON_GetObjectItem(doc, "max_new")->valueint;
+    vlmn_qa_params qp = {.template_name = "internvl", .max_tiles = cJSON_GetObjectItem(doc, "max_num")->valueint,
+                         .gen = {.max_tokens = max_new, .top_p = 1.0f, .eos = -1}};
+    int checked = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases"))
+    {
+        if (strcmp(cJSON_GetObjectItem(c, "model")->valuestring, "f16")) continue;
+        char img[600];
+        snprintf(img, sizeof img, "%s/internvl/%s", test_data_dir(), cJSON_GetObjectItem(c, "image")->valuestring);
+        vlmn_qa_item it = {"case", cJSON_GetObjectItem(c, "question")->valuestring, NULL, img};
+        char *ans = NULL;
+        int32_t *tok = NULL;
+        int nt = 0, nw = 0;
+        int32_t *want = json_ids(cJSON_GetObjectItem(c, "tokens"), &nw);
+        CHECK_MSG(vlmn_qa_answer(m, &it, 1, NULL, 0, &qp, &ans, &tok, &nt) == VLMN_OK, "%s", vlmn_errmsg());
+        CHECK_MSG(nt == nw && tok && !memcmp(tok, want, (size_t)nw * sizeof *want), "%s / %s: tokens differ", img,
+                  it.question);
+        if (checked == 0 && tok && nt > 2) {
+            /* the third token as a stop token: two tokens, stopped */
+            int32_t stop = tok[2];
+            int k = 0;
+            while (k < 2 && tok[k] != stop) k++;
+            vlmn_qa_params q2 = qp;
+            q2.gen.stop = &stop;
+            q2.gen.n_stop = 1;
+            char *a2 = NULL;
+            int32_t *t2 = NULL;
+            int n2 = 0;
+            CHECK(vlmn_qa_answer(m, &it, 1, NULL, 0, &q2, &a2, &t2, &n2) == VLMN_OK);
+            CHECK_EQ_INT(n2, k);
+            vlmn_free(a2);
+            vlmn_free(t2);
+        }
+        vlmn_free(ans);
+        vlmn_free(tok);
+        free(want);
+        checked++;
+    }
+    CHECK(checked >= 4);
+    /* a text-only question: no <img></img> slot, no image positions */
+    vlmn_qa_item txt = {"text", "What is a cat?", NULL, NULL};
+    char *ans = NULL;
+    int32_t *tok = NULL;
+    int nt = 0;
+    CHECK_MSG(vlmn_qa_answer(m, &txt, 1, NULL, 0, &qp, &ans, &tok, &nt) == VLMN_OK, "%s", vlmn_errmsg());
+    CHECK(nt >= 1);
+    vlmn_free(ans);
+    vlmn_free(tok);
+out:
+    cJSON_Delete(doc);
+    vlmn_llava_free(m);
+}
+
+TEST(internvl_kv_cache_matches_full_prefix)
+{
+    static const char *const models[] = {"f32", "f16", "bf16", "q8_0"};
+    for (int i = 0; i < 4; i++) {
+        /* tall: a 1 x 3 grid + thumbnail = 4 tiles, GQA 8 -> 2 (f32, q8_0), 6 -> 2 (f16) */
+        double ex = kv_vs_full_in("internvl", models[i], VLMN_PREC_EXACT, "internvl", "tiles_tall.npy", 4),
+               fa = kv_vs_full_in("internvl", models[i], VLMN_PREC_FAST, "internvl", "tiles_tall.npy", 4);
+        fprintf(stderr, "  InternVL %s: KV-cached vs full prefix logits: EXACT %.2e FAST %.2e\n", models[i], ex, fa);
         CHECK(ex <= EXACT_TOL);
         CHECK(fa <= FAST_TOL);
     }

@@ -3,7 +3,9 @@
 # record (dynamic tiling: a different number of tiles, hence image positions, per
 # sample) -> classify -> stats -> report, the report titled with the model family and
 # its neuron count; probe on one sample; a LLaVA template on an InternVL model is
-# refused in one line.
+# refused in one line; generate and prune-eval (template auto, tiles) and bad inputs: template /
+# model mismatches and tile counts the model cannot take, one line naming the file,
+# exit 1, nothing written.
 set -u
 . "$(dirname "$0")/../lib.sh"
 V=$VLMN_BIN
@@ -46,4 +48,47 @@ check "probe: <img> and </img> tokens" grep -q '"piece":"</img>"' "$D/probe/toke
   --question "Q" --answer "A" -o "$D/probe2" 2> "$D/err2"
 check "probe: llava template refused" test $? -eq 1
 check "probe: one-line error" test "$(wc -l < "$D/err2")" -eq 1
+
+# generate: --template auto picks internvl, the image is tiled; JSONL per sample
+G=(-m "$D/ivl-text.gguf" --mmproj "$D/ivl-mmproj.gguf" -t 1)
+"$V" generate "${G[@]}" --data "$D/ds/data.jsonl" --images "$D/ds" --max-tokens 5 -o "$D/gen.jsonl" 2>/dev/null
+check "generate internvl" test $? -eq 0
+check "generate: 8 answers" test "$(grep -c '"tokens":\[' "$D/gen.jsonl")" -eq 8
+"$V" generate "${G[@]}" --template internvl --image "$D/ds/images/img_tall.png" --question "What?" --max-tokens 5 \
+  --max-tiles 2 -o "$D/one.jsonl" > /dev/null 2>&1
+check "generate --max-tiles 2" test $? -eq 0
+"$V" make-model --preset tiny --seed 5 -q -o "$D/llava" > /dev/null
+bad() { # NAME PATTERN CMD...: exit 1, one line naming the file and the problem, nothing written
+  local name=$1 pat=$2; shift 2
+  rm -f "$D/bad.jsonl"
+  "$@" -o "$D/bad.jsonl" 2> "$D/err" > /dev/null
+  local rc=$?
+  check "$name: exit 1" test $rc -eq 1
+  check "$name: one line" test "$(wc -l < "$D/err")" -eq 1
+  check "$name: names the problem" grep -q -- "$pat" "$D/err"
+  check "$name: nothing written" test ! -e "$D/bad.jsonl"
+}
+Q=(--image "$D/ds/images/img_wide.png" --question "What?")
+L=(-m "$D/llava-text.gguf" --mmproj "$D/llava-mmproj.gguf" -t 1)
+bad "llava template on internvl" "ivl-text.gguf: an internvl-2.5 model needs --template internvl" \
+  "$V" generate "${G[@]}" "${Q[@]}" --template llava-v1
+bad "internvl template on llava" "llava-text.gguf: --template internvl is for InternVL models, not llava-1.5" \
+  "$V" generate "${L[@]}" "${Q[@]}" --template internvl
+bad "tiles on llava" "llava-text.gguf: a llava-1.5 model takes one image input, not --max-tiles 4" \
+  "$V" generate "${L[@]}" "${Q[@]}" --max-tiles 4
+# the reference fixtures have a 512-position context: 64 tiles + thumbnail x 9 do not fit
+F=(-m "$VLMN_TEST_DATA/internvl/f32.text.gguf" --mmproj "$VLMN_TEST_DATA/internvl/f32.mmproj.gguf" -t 1)
+bad "more tiles than the context" "f32.text.gguf: 64 tiles (+ thumbnail) are 585 image positions, beyond the context length 512" \
+  "$V" generate "${F[@]}" "${Q[@]}" --max-tiles 64
+# prune-eval on the InternVL run: the QA path tiles and uses the internvl template too
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --tau 0.9 --random-seeds 1 \
+  --max-tokens 3 -o "$D/eval" > /dev/null 2>&1
+check "prune-eval internvl" test $? -eq 0 -a -s "$D/eval/table3.txt"
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --template llava-v1 -o "$D/badeval" \
+  2> "$D/err" > /dev/null
+check "prune-eval: llava template refused" test $? -eq 1 -a "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/badeval"
+check "prune-eval: names the file" grep -q 'ivl-text.gguf: an internvl-2.5 model needs --template internvl' "$D/err"
+"$V" generate "${G[@]}" "${Q[@]}" --max-tiles 65 -o "$D/bad.jsonl" 2> "$D/err"
+check "--max-tiles 65: usage error" test $? -eq 2
+check "--max-tiles 65: one line" test "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/bad.jsonl"
 finish

@@ -14,6 +14,11 @@ does, rotate_half RoPE, repeat_kv, InternLM2MLP w2(silu(w1 x) * w3 x)). The GGUF
 are read back through gguf_py, dequantised there, Q/K un-permuted and wqkv / qkv
 re-packed into the HF layout before the forward. Nothing here uses vlmn. Run:
     /usr/bin/python3 tests/reference/internvl_ref.py [OUTDIR]
+Greedy continuations of the committed fixture models (OUTDIR/greedy.json; HF's
+GenerationMixin greedy search as InternVLChatModel.chat() runs it: the whole prefix
+re-run per token here, stop at <|im_end|> (chat()'s eos_token_id, template.sep) or the
+tokenizer's </s>):
+    /usr/bin/python3 tests/reference/internvl_ref.py --greedy [OUTDIR]
 """
 import math
 import os
@@ -506,5 +511,72 @@ def main():
         print(name, "done")
 
 
+# ---------------------------------------------------------------------------------------
+# Greedy decoding (issue 12 on InternVL): prompts with images of four aspect ratios.
+GREEDY_QUESTIONS = ["What is in the image?", "Describe the image.", "What colour is the car?",
+                    "How many birds are there?", "Where is the house?", "What is the dog doing?"]
+GREEDY_MODELS = ["f32", "f16", "bf16", "q8_0"]
+GREEDY_MAX_NEW = 12
+GREEDY_MIN_MARGIN = 0.05
+
+
+def greedy(tm, mm, ids, tiles, stops, max_new):
+    """Greedy search: argmax of the last position's logits, appended, until a stop token
+    (not kept) or max_new tokens; the top-2 logit margin of every step."""
+    img = intern_vit(mm, tiles)
+    seq, out, margins, stop = list(ids), [], [], None
+    for _ in range(max_new):
+        _, _, lg = internlm2_forward(tm, seq, img, None, n_logits=1)
+        lg = lg[0]
+        top = torch.topk(lg, 2)
+        margins.append(float(top.values[0] - top.values[1]))
+        t = int(torch.argmax(lg))
+        if t in stops:
+            stop = t
+            break
+        out.append(t)
+        seq.append(t)
+    return out, margins, stop
+
+
+def greedy_main(out):
+    import json
+    here = os.path.dirname(os.path.abspath(__file__))
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(here, "..", "data", "engine", "tiny.spm.model"))
+    n_per_tile = ((TILE // PATCH) // 2) ** 2
+    tiles = {k: np.load(os.path.join(out, f"tiles_{k}.npy")).astype(np.float64) for k in IMAGES}
+    cases, rejected = [], 0
+    for name in GREEDY_MODELS:
+        tm = G.GGUFReader(os.path.join(out, name + ".text.gguf"))
+        mm = G.GGUFReader(os.path.join(out, name + ".mmproj.gguf"))
+        toks = list(tm.metadata["tokenizer.ggml.tokens"])
+        # the fixture vocabulary: the SentencePiece pieces, then the chat's added tokens
+        assert toks[:sp.get_piece_size()] == [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        sid = {t: toks.index(t) for t in SPECIALS}
+        stops = {sid["<|im_end|>"], sp.eos_id()}
+        for qi, q in enumerate(GREEDY_QUESTIONS):
+            for k in IMAGES:
+                text, a0, a1 = template_prompt(q, None, tiles[k].shape[0], n_per_tile)
+                ids, _ = hf_tokenize(sp, sid, text, a0, a1)
+                gen, margins, stop = greedy(tm, mm, ids, tiles[k], stops, GREEDY_MAX_NEW)
+                if min(margins) < GREEDY_MIN_MARGIN:
+                    rejected += 1
+                    continue
+                cases.append(dict(model=name, image=f"img_{k}.png", tiles=f"tiles_{k}.npy",
+                                  n_tiles=int(tiles[k].shape[0]), question=q, prompt=ids, tokens=gen,
+                                  eos=stop is not None, stop=stop, min_margin=round(min(margins), 6)))
+        print(name, "done")
+    doc = dict(max_new=GREEDY_MAX_NEW, min_margin=GREEDY_MIN_MARGIN, template="internvl", max_num=MAX_NUM,
+               stops=["<|im_end|>", "</s>"], rejected=rejected, cases=cases)
+    with open(os.path.join(out, "greedy.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(f"{len(cases)} greedy cases kept, {rejected} rejected for a top-2 margin < {GREEDY_MIN_MARGIN}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--greedy":
+        here = os.path.dirname(os.path.abspath(__file__))
+        greedy_main(sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "data", "internvl"))
+    else:
+        main()
