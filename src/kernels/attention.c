@@ -54,6 +54,35 @@ static void attention_ref_job(void *ctx, int ith, int nth)
     }
 }
 
+typedef struct kt_args {
+    const float *k;
+    int64_t ldk, T, Tpad;
+    int n_head_kv, D;
+    float *kt;
+} kt_args;
+
+static void transpose_k_job(void *ctx, int ith, int nth)
+{
+    const kt_args *a = ctx;
+    const int64_t D = a->D, T = a->T, Tp = a->Tpad;
+    for (int hk = a->n_head_kv * ith / nth; hk < a->n_head_kv * (ith + 1) / nth; hk++) {
+        float *kt = a->kt + (int64_t)hk * D * Tp;
+        for (int64_t j = 0; j < Tp; j++) {
+            const float *kr = a->k + j * a->ldk + (int64_t)hk * D;
+            for (int64_t d = 0; d < D; d++) kt[d * Tp + j] = j < T ? kr[d] : 0.0f;
+        }
+    }
+}
+
+float *attention_keys_t(vlmn_pool *p, const float *k, int64_t ldk, int64_t T, int64_t Tpad, int n_head_kv, int D)
+{
+    float *kt = vlmn_pool_scratch(p, sizeof(float) * (size_t)n_head_kv * (size_t)D * (size_t)Tpad);
+    if (!kt) return NULL;
+    kt_args a = {k, ldk, T, Tpad, n_head_kv, D, kt};
+    vlmn_pool_run(p, transpose_k_job, &a);
+    return kt;
+}
+
 void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                    int n_head, int n_head_kv, int head_dim, float scale, bool causal)

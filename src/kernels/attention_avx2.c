@@ -26,19 +26,6 @@ typedef struct {
     bool causal;
 } attn_job;
 
-static void transpose_k(void *ctx, int ith, int nth)
-{
-    const attn_job *a = ctx;
-    const int64_t D = a->D, T = a->T, Tp = a->Tpad;
-    for (int hk = a->n_head_kv * ith / nth; hk < a->n_head_kv * (ith + 1) / nth; hk++) {
-        float *kt = a->kt + (int64_t)hk * D * Tp;
-        for (int64_t j = 0; j < Tp; j++) {
-            const float *kr = a->k + j * a->ldk + (int64_t)hk * D;
-            for (int64_t d = 0; d < D; d++) kt[d * Tp + j] = j < T ? kr[d] : 0.0f;
-        }
-    }
-}
-
 /* e^x for x <= 0 (scores minus their running max), the polynomial of attention_avx512.c;
  * 2^n is built in the exponent bits, so x is clamped at -87 (n >= -126 stays normal):
  * e^-87 is far below the f32 resolution of the sums it joins. */
@@ -192,10 +179,8 @@ bool attention_avx2(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
     if (head_dim % 8 || head_dim > DMAX) return false;
     attn_job a = {q,   k,         v,  ldq, ldk, ldv, ldo, T, (T + 15) & ~(int64_t)15, out, NULL, n_head, n_head_kv,
                   head_dim, scale, causal};
-    const size_t bytes = sizeof(float) * (size_t)n_head_kv * (size_t)head_dim * (size_t)a.Tpad;
-    a.kt = vlmn_pool_scratch(p, bytes);
+    a.kt = attention_keys_t(p, k, ldk, T, a.Tpad, n_head_kv, head_dim);
     if (!a.kt) return false;
-    vlmn_pool_run(p, transpose_k, &a);
     vlmn_pool_run(p, attn_job_fn, &a);
     return true;
 }

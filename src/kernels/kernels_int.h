@@ -48,6 +48,9 @@ void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst,
 void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                    int n_head, int n_head_kv, int head_dim, float scale, bool causal);
+/* The tiled kernels' key layout: k's rows [T x n_head_kv*D] as [n_head_kv][D][Tpad] (zeros
+ * past T) in the pool's workspace (attention.c); NULL when out of memory. */
+float *attention_keys_t(vlmn_pool *p, const float *k, int64_t ldk, int64_t T, int64_t Tpad, int n_head_kv, int D);
 bool attention_avx512(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
                       const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                       int n_head, int n_head_kv, int head_dim, float scale, bool causal);
