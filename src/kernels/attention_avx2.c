@@ -16,16 +16,6 @@
 #define KBLK 16  /* keys per block (2 vectors) */
 #define DMAX 256
 
-typedef struct {
-    const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, ldo, T, Tpad;
-    float *out;
-    float *kt; /* [n_head_kv][D][Tpad] */
-    int n_head, n_head_kv, D;
-    float scale;
-    bool causal;
-} attn_job;
-
 /* e^x for x <= 0 (scores minus their running max), the polynomial of attention_avx512.c;
  * 2^n is built in the exponent bits, so x is clamped at -87 (n >= -126 stays normal):
  * e^-87 is far below the f32 resolution of the sums it joins. */

@@ -13,16 +13,6 @@
 #define KBLK 64  /* keys per block (4 vectors) */
 #define DMAX 256
 
-typedef struct {
-    const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, ldo, T, Tpad;
-    float *out;
-    float *kt; /* [n_head_kv][D][Tpad] */
-    int n_head, n_head_kv, D;
-    float scale;
-    bool causal;
-} attn_job;
-
 /* e^x for x <= 0 (scores minus their running max); about 1 ulp. x is clamped at -100,
  * where e^x is far below f32 resolution of the sums it joins. */
 static inline __m512 exp_ps(__m512 x)

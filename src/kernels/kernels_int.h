@@ -48,6 +48,17 @@ void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst,
 void attention_ref(vlmn_pool *p, const float *q, int64_t ldq, const float *k, int64_t ldk,
                    const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                    int n_head, int n_head_kv, int head_dim, float scale, bool causal);
+/* One call of a tiled attention kernel (attention_<isa>.c). */
+typedef struct attn_job {
+    const float *q, *k, *v;
+    int64_t ldq, ldk, ldv, ldo, T, Tpad;
+    float *out;
+    float *kt; /* keys as attention_keys_t lays them out */
+    int n_head, n_head_kv, D;
+    float scale;
+    bool causal;
+} attn_job;
+
 /* The tiled kernels' key layout: k's rows [T x n_head_kv*D] as [n_head_kv][D][Tpad] (zeros
  * past T) in the pool's workspace (attention.c); NULL when out of memory. */
 float *attention_keys_t(vlmn_pool *p, const float *k, int64_t ldk, int64_t T, int64_t Tpad, int n_head_kv, int D);
