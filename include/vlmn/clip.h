@@ -74,6 +74,13 @@ typedef vlmn_status (*vlmn_clip_tokenize_fn)(void *user, const char *text, int32
  * kept. *user is freed with vlmn_clip_tokenizer_close. */
 vlmn_status vlmn_clip_tokenizer_open(const char *dir, vlmn_clip_tokenize_fn *fn, void **user);
 void vlmn_clip_tokenizer_close(void *user);
+/* VLMN_E_MISMATCH, naming DIR/tokenizer.json, when the tokenizer (`user` of
+ * vlmn_clip_tokenizer_open) does not fit the loaded model: ids beyond the text tower's
+ * vocab_size, or an end token other than text_config.eos_token_id (unless 2, legacy). */
+vlmn_status vlmn_clip_tokenizer_check(const char *dir, const void *user, const vlmn_clip *clip);
+/* The CLIP folder's name as labels and simulators are named by it (label:NAME,
+ * clip-NAME): the last component of dir, trailing '/' ignored ("a/tiny/" -> "tiny"). */
+void vlmn_clip_dir_name(const char *dir, char *out, size_t cap);
 
 /* clip and the tokenizer are borrowed (alive while the simulator is). tokenize must
  * produce CLIP's ids including start and end tokens, at most cap (= t_ctx) of them. */

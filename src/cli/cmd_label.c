@@ -3,8 +3,6 @@
  * Pearson r over the visual tokens, the K best kept in RUN/run.sqlite `labels`. */
 #include "cli.h"
 
-#include <string.h>
-
 #include "vlmn/clip.h"
 
 static int run(int argc, char **argv);
@@ -82,10 +80,7 @@ static int run(int argc, char **argv)
     o.concepts = &cs;
     o.concepts_name = concepts_path;
     char name[512];
-    snprintf(name, sizeof name, "%s", clip_dir);
-    for (size_t nl = strlen(name); nl > 1 && name[nl - 1] == '/'; nl--) name[nl - 1] = 0;
-    const char *base = strrchr(name, '/');
-    if (base && base[1]) memmove(name, base + 1, strlen(base + 1) + 1);
+    vlmn_clip_dir_name(clip_dir, name, sizeof name);
     o.clip_name = name;
     o.out = stdout;
     /* cheap checks (run, classification, traces) before loading CLIP */
@@ -93,6 +88,7 @@ static int run(int argc, char **argv)
     if (!st) st = vlmn_clip_tokenizer_open(clip_dir, &tok_fn, &tok_user);
     if (!st) st = vlmn_pool_create(0, &pool);
     if (!st) st = vlmn_clip_load(clip_dir, pool, VLMN_PREC_FAST, &clip);
+    if (!st) st = vlmn_clip_tokenizer_check(clip_dir, tok_user, clip);
     if (!st) st = vlmn_label_run(&o, clip, tok_fn, tok_user, &s);
     vlmn_clip_free(clip);
     vlmn_pool_free(pool);

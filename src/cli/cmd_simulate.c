@@ -129,9 +129,10 @@ static int run(int argc, char **argv)
         st = vlmn_clip_tokenizer_open(clip_dir, &tok_fn, &tok_user);
         if (!st) st = vlmn_pool_create(0, &pool);
         if (!st) st = vlmn_clip_load(clip_dir, pool, VLMN_PREC_FAST, &clip);
+        if (!st) st = vlmn_clip_tokenizer_check(clip_dir, tok_user, clip);
         if (!st) st = vlmn_clipsim_create(clip, tok_fn, tok_user, &sim);
-        const char *base = strrchr(clip_dir, '/');
-        base = base && base[1] ? base + 1 : clip_dir;
+        char base[400];
+        vlmn_clip_dir_name(clip_dir, base, sizeof base);
         if (o.prompt.model) snprintf(simname, sizeof simname, "%s", o.prompt.model);
         else snprintf(simname, sizeof simname, "clip-%s", base);
     } else if (visual) {
@@ -144,6 +145,7 @@ static int run(int argc, char **argv)
     }
     vlmn_xrun_summary s = {0};
     if (!st && clip) o.no_cache = true; /* local: nothing to cache */
+    bool ran = !st; /* a simulator that could not be set up: its one-line error, no summary */
     if (!st) st = vlmn_simulate_run(&o, &sim, simname, &s);
     if (sim.free) sim.free(sim.self);
     vlmn_clip_free(clip);
@@ -152,11 +154,12 @@ static int run(int argc, char **argv)
     vlmn_xexamples_free(&ex);
     char line[600];
     vlmn_llm_stats_line(&s.llm, line, sizeof line);
-    fprintf(stderr,
-            "simulate: %lld explanations: %lld samples simulated now, %lld failed, %lld already simulated, %lld "
-            "not traced/missing, %lld mismatched tokens; %s\n",
-            (long long)s.neurons, (long long)s.answered, (long long)s.failed, (long long)s.already,
-            (long long)s.missing, (long long)s.mismatches, line);
+    if (ran)
+        fprintf(stderr,
+                "simulate: %lld explanations: %lld samples simulated now, %lld failed, %lld already simulated, %lld "
+                "not traced/missing, %lld mismatched tokens; %s\n",
+                (long long)s.neurons, (long long)s.answered, (long long)s.failed, (long long)s.already,
+                (long long)s.missing, (long long)s.mismatches, line);
     if (st) return cli_fail("simulate", st);
     return s.failed ? 1 : 0;
 }
