@@ -2,7 +2,7 @@
  * (JSONL {id, question, answer, tokens}), with greedy or temperature/top-p decoding,
  * batched, optionally with neurons pruned (--drop). See docs/generate.md. */
 #include "cli.h"
-#include "info_hf.h"
+#include "model_opts.h"
 
 #include "vlmn/eval.h"
 #include "vlmn/mask.h"
@@ -111,13 +111,16 @@ static int write_line(FILE *f, const vlmn_qa_item *it, const char *answer, const
 static int run(int argc, char **argv)
 {
     const char *cmd = "generate";
-    const char *model = NULL, *mmproj = NULL, *image = NULL, *question = NULL, *data = NULL, *images = NULL;
-    const char *drop = NULL, *tmpl = "auto", *mode_s = "pad", *out = NULL, *v;
-    long threads = 0, max_tokens = 64, batch = 8, seed = 0, max_tiles = 0;
+    const char *image = NULL, *question = NULL, *data = NULL, *images = NULL, *drop = NULL, *out = NULL, *v;
+    long max_tokens = 64, batch = 8, seed = 0;
     double temp = 0.0, top_p = 1.0;
-    vlmn_precision prec = VLMN_PREC_FAST;
+    cli_model_opts mo = cli_model_opts_init("auto", true);
     for (int i = 1; i < argc; i++) {
         int r;
+        if ((r = cli_model_opt(cmd, argc, argv, &i, &mo)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
 #define OPT(l, s, var)                                                              \
     if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
         if (r < 0) return 2;                                                        \
@@ -129,27 +132,17 @@ static int run(int argc, char **argv)
         if (r < 0 || cli_parse_long(v, lo, hi, &var)) return cli_errorf(cmd, 2, "bad %s '%s'", what, v ? v : ""); \
         continue;                                                                   \
     }
-        OPT("model", 'm', model)
-        OPT("mmproj", 0, mmproj)
         OPT("image", 0, image)
         OPT("question", 0, question)
         OPT("data", 0, data)
         OPT("images", 0, images)
         OPT("drop", 0, drop)
-        OPT("template", 0, tmpl)
-        OPT("mode", 0, mode_s)
         OPT("output", 'o', out)
-        NUM("threads", 't', threads, 1, 1024, "thread count")
         NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
         NUM("batch", 0, batch, 1, 256, "--batch")
         NUM("seed", 0, seed, 0, (long)(~0ul >> 1), "--seed")
-        NUM("max-tiles", 0, max_tiles, 1, VLMN_IMG_MAX_TILES, "--max-tiles (1..64)")
 #undef OPT
 #undef NUM
-        if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
-            if (r < 0 || vlmn_precision_parse(v, &prec)) return cli_errorf(cmd, 2, "--precision: expected fast, exact or fastest");
-            continue;
-        }
         if ((r = cli_opt(argc, argv, &i, "temperature", 0, &v)) != 0) {
             if (r < 0 || cli_parse_double(v, &temp) || !(temp >= 0 && temp <= 100))
                 return cli_errorf(cmd, 2, "bad --temperature (0 = greedy, or > 0)");
@@ -164,16 +157,17 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_generate);
     }
-    if (!model || !mmproj || (!data && (!image || !question)) || (data && (image || question))) {
+    if (!mo.model || !mo.mmproj || (!data && (!image || !question)) || (data && (image || question))) {
         cli_errorf(cmd, 2, "give -m, --mmproj and either --image with --question or --data");
         return cli_usage(&vlmn_cmd_generate);
     }
-    if (strcmp(tmpl, "auto") && strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1") && strcmp(tmpl, "llava-hf") &&
-        strcmp(tmpl, "internvl"))
-        return cli_errorf(cmd, 2, "unknown template '%s' (auto, llava-v1, vicuna-v1, llava-hf, internvl)", tmpl);
-    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
+    static const char *const templates[] = {"llava-v1", "vicuna-v1", "llava-hf", "internvl", NULL};
     vlmn_img_mode mode;
-    if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
+    int bad = cli_model_opts_check(cmd, &mo, templates, &mode);
+    if (bad) return bad;
+    const char *model = mo.model, *mmproj = mo.mmproj, *tmpl = mo.tmpl;
+    const long threads = mo.threads, max_tiles = mo.max_tiles;
+    const vlmn_precision prec = mo.prec;
 
     int rc = 1;
     vlmn_status st;

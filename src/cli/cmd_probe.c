@@ -4,6 +4,7 @@
  * inspection and end-to-end tests. */
 #include "cli.h"
 #include "info_hf.h"
+#include "model_opts.h"
 
 #include "vlmn/image.h"
 #include "vlmn/model.h"
@@ -152,48 +153,39 @@ static vlmn_status write_tokens_json(const char *path, const vlmn_tok *tok, cons
 static int run(int argc, char **argv)
 {
     const char *cmd = "probe";
-    const char *model = NULL, *mmproj = NULL, *clip = NULL, *image = NULL, *question = NULL, *answer = NULL;
-    const char *tmpl = "llava-v1", *raw = NULL, *hook_s = "silu_gate", *layers = NULL, *mode_s = "pad";
-    const char *out = NULL, *v;
-    long threads = 0;
-    vlmn_precision prec = VLMN_PREC_FAST;
+    const char *clip = NULL, *image = NULL, *question = NULL, *answer = NULL, *raw = NULL, *hook_s = "silu_gate";
+    const char *layers = NULL, *out = NULL, *v;
+    cli_model_opts mo = cli_model_opts_init("llava-v1", false);
     for (int i = 1; i < argc; i++) {
         int r;
+        if ((r = cli_model_opt(cmd, argc, argv, &i, &mo)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
 #define OPT(l, s, var)                                                              \
     if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
         if (r < 0) return 2;                                                        \
         var = v;                                                                    \
         continue;                                                                   \
     }
-        OPT("model", 'm', model)
-        OPT("mmproj", 0, mmproj)
         OPT("clip", 0, clip)
         OPT("image", 0, image)
         OPT("question", 0, question)
         OPT("answer", 0, answer)
-        OPT("template", 0, tmpl)
         OPT("prompt", 0, raw)
         OPT("hook", 0, hook_s)
         OPT("layers", 0, layers)
-        OPT("mode", 0, mode_s)
-        if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
-            if (r < 0 || vlmn_precision_parse(v, &prec)) return cli_errorf(cmd, 2, "--precision: expected fast, exact or fastest");
-            continue;
-        }
         OPT("output", 'o', out)
 #undef OPT
-        if ((r = cli_opt(argc, argv, &i, "threads", 't', &v)) != 0) {
-            if (r < 0 || cli_parse_long(v, 1, 1024, &threads)) return cli_errorf(cmd, 2, "bad thread count");
-            continue;
-        }
         if (cli_flag(argv, i, "exact", 0)) {
-            prec = VLMN_PREC_EXACT;
+            mo.prec = VLMN_PREC_EXACT;
             continue;
         }
         if (cli_unknown_option(&vlmn_cmd_probe, argv, i)) return 2;
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_probe);
     }
+    const char *model = mo.model, *mmproj = mo.mmproj;
     if (clip && mmproj) return cli_errorf(cmd, 2, "--clip (a CLIP folder) excludes --mmproj");
     if (clip) mmproj = clip; /* the original LLaVA layout's CLIP folder goes where the mmproj goes */
     if (model && (!mmproj || clip) && vlmn_hf_is_folder(model)) mmproj = clip; /* the folder holds the tower */
@@ -207,10 +199,10 @@ static int run(int argc, char **argv)
     }
     if (raw && (question || answer)) return cli_errorf(cmd, 2, "--prompt excludes --question/--answer");
     if (!raw && !answer) return cli_errorf(cmd, 2, "give --answer (and --question) or --prompt");
-    bool known = !strcmp(tmpl, "auto");
-    for (const char *const *t = vlmn_prompt_templates(); *t; t++) known |= !strcmp(*t, tmpl);
-    if (!known) return cli_errorf(cmd, 2, "unknown template '%s' (llava-v1, vicuna-v1, plain, llava-hf, internvl, auto)", tmpl);
-    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
+    vlmn_img_mode mode;
+    int bad = cli_model_opts_check(cmd, &mo, vlmn_prompt_templates(), &mode);
+    if (bad) return bad;
+    const char *tmpl = mo.tmpl;
     if (!raw && strcmp(tmpl, "plain") && !question) return cli_errorf(cmd, 2, "the %s template needs --question", tmpl);
     vlmn_hook hook;
     if (!strcmp(hook_s, "silu_gate"))
@@ -219,8 +211,6 @@ static int run(int argc, char **argv)
         hook = VLMN_HOOK_SWIGLU;
     else
         return cli_errorf(cmd, 2, "unknown hook '%s' (silu_gate, swiglu)", hook_s);
-    vlmn_img_mode mode;
-    if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
 
     int rc = 1;
     vlmn_status st;
@@ -234,7 +224,7 @@ static int run(int argc, char **argv)
     sink sk = {0};
     char npy_path[4096], npy_tmp[4200], json_path[4096];
 
-    vlmn_llava_params p = {.n_threads = (int)threads, .precision = prec};
+    vlmn_llava_params p = {.n_threads = (int)mo.threads, .precision = mo.prec};
     if ((st = vlmn_llava_load(model, mmproj, &p, &m))) goto fail;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     const vlmn_tok *tok = vlmn_llava_tokenizer(m);

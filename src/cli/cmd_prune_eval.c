@@ -1,7 +1,7 @@
 /* `vlmn prune-eval RUN --data QA -m TEXT --mmproj MMPROJ -o EVAL`: the paper's pruning
  * experiment (B.1, Table 3, Fig. 12) as one resumable command; see docs/generate.md. */
 #include "cli.h"
-#include "info_hf.h"
+#include "model_opts.h"
 
 #include "vlmn/eval.h"
 
@@ -39,14 +39,17 @@ static const char USAGE[] =
 static int run(int argc, char **argv)
 {
     const char *cmd = "prune-eval";
-    const char *run_dir = NULL, *data = NULL, *images = NULL, *model = NULL, *mmproj = NULL, *out = NULL;
-    const char *tau_s = "0.9,0.8,0.7,0.6", *tmpl = "auto", *mode_s = "pad", *v;
-    long threads = 0, seeds = 3, max_tokens = 32, batch = 8;
-    vlmn_precision prec = VLMN_PREC_FAST;
+    const char *run_dir = NULL, *data = NULL, *images = NULL, *out = NULL, *tau_s = "0.9,0.8,0.7,0.6", *v;
+    long seeds = 3, max_tokens = 32, batch = 8;
+    cli_model_opts mo = cli_model_opts_init("auto", false);
     const char *judge = NULL, *judge_model = NULL, *judge_key = NULL;
     long judge_conc = 8;
     for (int i = 1; i < argc; i++) {
         int r;
+        if ((r = cli_model_opt(cmd, argc, argv, &i, &mo)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
 #define OPT(l, s, var)                                                              \
     if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
         if (r < 0) return 2;                                                        \
@@ -60,13 +63,8 @@ static int run(int argc, char **argv)
     }
         OPT("data", 0, data)
         OPT("images", 0, images)
-        OPT("model", 'm', model)
-        OPT("mmproj", 0, mmproj)
         OPT("output", 'o', out)
         OPT("tau", 0, tau_s)
-        OPT("template", 0, tmpl)
-        OPT("mode", 0, mode_s)
-        NUM("threads", 't', threads, 1, 1024, "thread count")
         NUM("random-seeds", 0, seeds, 0, 100, "--random-seeds")
         NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
         NUM("batch", 0, batch, 1, 256, "--batch")
@@ -76,10 +74,6 @@ static int run(int argc, char **argv)
         NUM("judge-concurrency", 0, judge_conc, 1, 1024, "--judge-concurrency")
 #undef OPT
 #undef NUM
-        if ((r = cli_opt(argc, argv, &i, "precision", 0, &v)) != 0) {
-            if (r < 0 || vlmn_precision_parse(v, &prec)) return cli_errorf(cmd, 2, "--precision: expected fast, exact or fastest");
-            continue;
-        }
         if (cli_unknown_option(&vlmn_cmd_prune_eval, argv, i)) return 2;
         if ((argv[i][0] != '-' || cli_after_dashdash(argv, i)) && !run_dir) {
             run_dir = argv[i];
@@ -88,7 +82,7 @@ static int run(int argc, char **argv)
         cli_errorf(cmd, 2, "unexpected argument '%s'", argv[i]);
         return cli_usage(&vlmn_cmd_prune_eval);
     }
-    if (!run_dir || !data || !model || !mmproj || !out) {
+    if (!run_dir || !data || !mo.model || !mo.mmproj || !out) {
         cli_errorf(cmd, 2, "RUN, --data, -m, --mmproj and -o are required");
         return cli_usage(&vlmn_cmd_prune_eval);
     }
@@ -106,16 +100,15 @@ static int run(int argc, char **argv)
         else if (*p) return cli_errorf(cmd, 2, "bad --tau '%s' (e.g. 0.9,0.8)", tau_s);
     }
     if (n_tau == 0) return cli_errorf(cmd, 2, "--tau: no value");
+    static const char *const templates[] = {"llava-v1", "vicuna-v1", "internvl", NULL};
     vlmn_img_mode mode;
-    if (vlmn_img_parse_mode(mode_s, &mode)) return cli_errorf(cmd, 2, "unknown mode '%s' (pad, crop)", mode_s);
-    if (strcmp(tmpl, "auto") && strcmp(tmpl, "llava-v1") && strcmp(tmpl, "vicuna-v1") && strcmp(tmpl, "internvl"))
-        return cli_errorf(cmd, 2, "unknown template '%s' (auto, llava-v1, vicuna-v1, internvl)", tmpl);
-    if (vlmn_cli_template(cmd, model, &tmpl)) return 1;
+    int bad = cli_model_opts_check(cmd, &mo, templates, &mode);
+    if (bad) return bad;
     vlmn_prune_eval_opts o = {
-        .run_dir = run_dir, .data = data, .images = images, .model = model, .mmproj = mmproj, .out_dir = out,
-        .tau = tau, .n_tau = n_tau, .n_random_seeds = (int)seeds, .batch = (int)batch, .n_threads = (int)threads,
-        .precision = prec,
-        .qa = {.template_name = tmpl, .mode = mode,
+        .run_dir = run_dir, .data = data, .images = images, .model = mo.model, .mmproj = mo.mmproj, .out_dir = out,
+        .tau = tau, .n_tau = n_tau, .n_random_seeds = (int)seeds, .batch = (int)batch, .n_threads = (int)mo.threads,
+        .precision = mo.prec,
+        .qa = {.template_name = mo.tmpl, .mode = mode,
                .gen = {.max_tokens = (int)max_tokens, .temperature = 0.0f, .top_p = 1.0f, .eos = -1}},
         .table = stdout, .progress = stderr};
     if (judge) {

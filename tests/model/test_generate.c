@@ -6,7 +6,7 @@
  * cache; also through vlmn_qa_answer, the path of `vlmn generate`, from the PNGs);
  * KV-cached step logits vs re-running the full prefix with vlmn_llava_forward; capture
  * hooks during decode steps; the sampler; bad inputs. */
-#include "test.h"
+#include "model/model_fixture.h"
 
 #include "vlmn/eval.h"
 #include "vlmn/kernels.h"
@@ -183,17 +183,6 @@ TEST(greedy_matches_reference)
     cJSON_Delete(doc);
 }
 
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* Prefill then one token per step; each step's logits vs vlmn_llava_forward over the
  * whole prefix (pixels: n_tiles tiles, the template's prompt). */
 static double kv_vs_full_in(const char *dir, const char *model, vlmn_precision prec, const char *tmpl,
@@ -226,7 +215,7 @@ static double kv_vs_full_in(const char *dir, const char *model, vlmn_precision p
         CHECK_EQ_INT(vlmn_kv_len(kv), len);
         vlmn_forward_opts of = {.logits = lf, .n_logits = 1, .n_tiles = n_tiles};
         CHECK(vlmn_llava_forward(m, seq, len, px, &of) == VLMN_OK);
-        double e = rel_err(lk, lf, in->n_vocab);
+        double e = mfx_rel_err(lk, lf, in->n_vocab);
         if (e > worst) worst = e;
         /* next token: a varied, deterministic choice (not only the argmax) */
         if (s < steps) seq[len++] = (int32_t)((s * 37 + 11) % in->n_vocab) + 3;
@@ -417,7 +406,7 @@ TEST(capture_during_decode)
         full[n[b]] = next[b];
         CHECK(vlmn_llava_forward(m, full, n[b] + 1, px, &o) == VLMN_OK);
         memcpy(big, sk.acts + n[b] * FF, (size_t)FF * sizeof(float));
-        double e = rel_err(step_rows + b * FF, big, FF);
+        double e = mfx_rel_err(step_rows + b * FF, big, FF);
         CHECK_MSG(e <= EXACT_TOL, "sequence %d: decode-step activations differ by %.2e", b, e);
         CHECK(step_rows[b * FF + 3] == 0.0f && step_rows[b * FF + 30] == 0.0f);
         free(full);

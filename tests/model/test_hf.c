@@ -5,7 +5,7 @@
  * and new HF tensor names, two shards, the CLIP block the legacy mmproj lacks (unused at
  * vision_feature_layer -2), tokenizer.model, and the one-line errors for unsupported
  * layouts. */
-#include "test.h"
+#include "model/model_fixture.h"
 
 #include "vlmn/gguf.h"
 #include "vlmn/model.h"
@@ -53,17 +53,6 @@ static void on_capture(void *user, int layer, const float *a, int64_t T, int64_t
     sink *s = user;
     s->calls++;
     if (T == s->T && FF == s->FF) memcpy(s->acts + (int64_t)layer * T * FF, a, (size_t)(T * FF) * sizeof(float));
-}
-
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 /* Activations [L x T x FF] and the last 2 logits of one model on ids_v1 + the wide image. */
@@ -120,11 +109,11 @@ static void same_as_gguf_and_reference(const char *name, vlmn_precision prec)
         int64_t blk = n / ig->n_layer;
         fprintf(stderr, "  %-5s %-6s", name, vlmn_precision_name(prec));
         for (int l = 0; l < ig->n_layer; l++) {
-            double e = rel_err(ah + l * blk, (const float *)gold->data + l * blk, blk);
+            double e = mfx_rel_err(ah + l * blk, (const float *)gold->data + l * blk, blk);
             fprintf(stderr, " L%d %.2e", l, e);
             CHECK_MSG(e <= tol, "%s layer %d: error %.3e > %.0e", name, l, e, tol);
         }
-        double e = rel_err(lgh, lg->data, (int64_t)lg->count);
+        double e = mfx_rel_err(lgh, lg->data, (int64_t)lg->count);
         fprintf(stderr, " logits %.2e\n", e);
         CHECK_MSG(e <= tol, "%s logits: error %.3e > %.0e", name, e, tol);
     }

@@ -3,7 +3,7 @@
  * block for four images of different aspect ratios (1, 3, 3 and 4 tiles), both hooks,
  * a neuron mask and the last logits, on F32/F16/BF16/Q8_0 tiny pairs in EXACT (1e-4)
  * and FAST (1e-2); plus inconsistent files and inputs (one-line errors). */
-#include "test.h"
+#include "model/model_fixture.h"
 
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
@@ -20,55 +20,12 @@
 
 static const char *const MODELS[] = {"f32", "f16", "bf16", "q8_0"};
 static const char *const IMAGES[] = {"wide", "tall", "square", "portrait"};
-static const int MASK0[] = {0, 7, 44}, MASK1[] = {3, 4, 5, 30};
 
 static vlmn_npy *npy(const char *name)
 {
     char p[128];
     snprintf(p, sizeof p, "internvl/%s", name);
-    vlmn_npy *a = NULL;
-    if (vlmn_npy_read(test_path(test_data_dir(), p), &a)) fprintf(stderr, "  cannot read %s: %s\n", p, vlmn_errmsg());
-    return a;
-}
-
-static vlmn_model *load(const char *name, vlmn_precision prec)
-{
-    char t[64], mm[64];
-    snprintf(t, sizeof t, "internvl/%s.text.gguf", name);
-    snprintf(mm, sizeof mm, "internvl/%s.mmproj.gguf", name);
-    vlmn_model_params p = {.n_threads = 2, .precision = prec};
-    vlmn_model *m = NULL;
-    if (vlmn_model_load(test_path(test_data_dir(), t), test_path(test_data_dir(), mm), &p, &m))
-        fprintf(stderr, "  load %s: %s\n", name, vlmn_errmsg());
-    return m;
-}
-
-typedef struct sink {
-    float *acts;
-    int64_t T, FF;
-    int n_layer, calls, bad;
-} sink;
-
-static void on_capture(void *user, int layer, const float *a, int64_t T, int64_t FF)
-{
-    sink *s = user;
-    s->calls++;
-    if (layer < 0 || layer >= s->n_layer || T != s->T || FF != s->FF) {
-        s->bad++;
-        return;
-    }
-    memcpy(s->acts + (int64_t)layer * T * FF, a, (size_t)(T * FF) * sizeof(float));
-}
-
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
+    return mfx_npy(p);
 }
 
 static void run_case(vlmn_model *m, const char *model, vlmn_precision prec, const char *image, const char *gold_name,
@@ -92,42 +49,8 @@ static void run_case(vlmn_model *m, const char *model, vlmn_precision prec, cons
     for (size_t i = 0; i < ids->count; i++) n_img += ((const int32_t *)ids->data)[i] == -1;
     CHECK_EQ_INT(n_img, tiles->shape[0] * in->n_image_tokens);
 
-    sink s = {.T = (int64_t)ids->count, .FF = in->n_ff, .n_layer = in->n_layer};
-    s.acts = calloc(gold->count, sizeof(float));
-    const uint8_t *mask[64] = {0};
-    uint8_t *mbuf = calloc(2 * (size_t)in->n_ff, 1);
-    if (masked) {
-        for (size_t i = 0; i < sizeof MASK0 / sizeof *MASK0; i++) mbuf[MASK0[i]] = 1;
-        for (size_t i = 0; i < sizeof MASK1 / sizeof *MASK1; i++) mbuf[in->n_ff + MASK1[i]] = 1;
-        mask[0] = mbuf;
-        mask[1] = mbuf + in->n_ff;
-    }
-    int64_t nl = lg ? lg->shape[0] : 0;
-    float *logits = lg ? calloc(lg->count, sizeof(float)) : NULL;
-    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &s, .hook = hook,
-                           .neuron_mask = masked ? mask : NULL, .logits = logits, .n_logits = nl,
-                           .n_tiles = (int)tiles->shape[0]};
-    vlmn_status st = vlmn_model_forward(m, ids->data, (int64_t)ids->count, tiles->data, &o);
-    CHECK_MSG(st == VLMN_OK, "%s", vlmn_errmsg());
-    CHECK_EQ_INT(s.calls, in->n_layer);
-    CHECK_EQ_INT(s.bad, 0);
-    double tol = prec == VLMN_PREC_EXACT ? EXACT_TOL : FAST_TOL;
-    const int64_t blk = s.T * s.FF;
-    fprintf(stderr, "  %-5s %-5s %-26s", model, vlmn_precision_name(prec), gold_name);
-    for (int l = 0; l < in->n_layer; l++) {
-        double e = rel_err(s.acts + l * blk, (const float *)gold->data + l * blk, blk);
-        fprintf(stderr, " L%d %.2e", l, e);
-        CHECK_MSG(e <= tol, "%s %s layer %d: normwise error %.3e > %.0e", model, gold_name, l, e, tol);
-    }
-    if (lg) {
-        double e = rel_err(logits, lg->data, (int64_t)lg->count);
-        fprintf(stderr, " logits %.2e", e);
-        CHECK_MSG(e <= tol, "%s logits: normwise error %.3e > %.0e", model, e, tol);
-    }
-    fputc('\n', stderr);
-    free(logits);
-    free(mbuf);
-    free(s.acts);
+    mfx_forward_vs_gold(m, model, prec, gold_name, ids, tiles->data, (int)tiles->shape[0], gold, lg, hook, masked,
+                        prec == VLMN_PREC_EXACT ? EXACT_TOL : FAST_TOL);
 out:
     vlmn_npy_free(ids);
     vlmn_npy_free(tiles);
@@ -140,7 +63,7 @@ static void all_cases(vlmn_precision prec)
     char g[64], lgn[64];
     for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) {
         const char *mo = MODELS[i];
-        vlmn_model *m = load(mo, prec);
+        vlmn_model *m = mfx_load("internvl", mo, prec);
         CHECK(m != NULL);
         if (!m) continue;
         CHECK_EQ_STR(vlmn_model_get_info(m)->arch, "internvl-2.5");
@@ -164,24 +87,24 @@ TEST(reference_fast) { all_cases(VLMN_PREC_FAST); }
 /* A step (prefill of two sequences with tiled images) gives the forward's activations. */
 TEST(step_matches_reference)
 {
-    vlmn_model *m = load("q8_0", VLMN_PREC_EXACT);
+    vlmn_model *m = mfx_load("internvl", "q8_0", VLMN_PREC_EXACT);
     vlmn_npy *ids = npy("ids_tall.npy"), *tiles = npy("tiles_tall.npy"), *gold = npy("q8_0_tall_silu.npy");
     CHECK(m && ids && tiles && gold);
     if (m && ids && tiles && gold) {
         const vlmn_model_info *in = vlmn_model_get_info(m);
         int64_t T = (int64_t)ids->count;
-        sink s = {.T = 2 * T, .FF = in->n_ff, .n_layer = in->n_layer};
+        mfx_sink s = {.T = 2 * T, .FF = in->n_ff, .n_layer = in->n_layer, .last_layer = -1};
         s.acts = calloc((size_t)(in->n_layer * 2 * T * in->n_ff), sizeof(float));
         vlmn_kv *kv[2] = {0};
         CHECK(vlmn_kv_create(m, T, &kv[0]) == VLMN_OK && vlmn_kv_create(m, T, &kv[1]) == VLMN_OK);
         const int32_t *pi[2] = {ids->data, ids->data};
         int64_t n[2] = {T, T};
         const float *im[2] = {tiles->data, tiles->data};
-        vlmn_forward_opts o = {.capture = on_capture, .capture_user = &s, .n_tiles = (int)tiles->shape[0]};
+        vlmn_forward_opts o = {.capture = mfx_on_capture, .capture_user = &s, .n_tiles = (int)tiles->shape[0]};
         CHECK_MSG(vlmn_model_step(m, 2, kv, pi, n, im, &o) == VLMN_OK, "%s", vlmn_errmsg());
         for (int l = 0; l < in->n_layer; l++)
             for (int b = 0; b < 2; b++) {
-                double e = rel_err(s.acts + ((int64_t)l * 2 * T + b * T) * in->n_ff,
+                double e = mfx_rel_err(s.acts + ((int64_t)l * 2 * T + b * T) * in->n_ff,
                                    (const float *)gold->data + (int64_t)l * T * in->n_ff, T * in->n_ff);
                 CHECK_MSG(e <= EXACT_TOL, "layer %d seq %d: %.3e", l, b, e);
             }
@@ -195,27 +118,21 @@ TEST(step_matches_reference)
     vlmn_model_free(m);
 }
 
-static bool one_line(void)
-{
-    const char *e = vlmn_errmsg();
-    return e && *e && !strchr(e, '\n');
-}
-
 TEST(bad_inputs)
 {
-    vlmn_model *m = load("f32", VLMN_PREC_EXACT);
+    vlmn_model *m = mfx_load("internvl", "f32", VLMN_PREC_EXACT);
     vlmn_npy *ids = npy("ids_wide.npy"), *tiles = npy("tiles_wide.npy");
     CHECK(m && ids && tiles);
     if (m && ids && tiles) {
         /* 3 tiles' image positions, but the image is said to have 2 or 4 tiles */
         vlmn_forward_opts o = {.n_tiles = 2};
         CHECK_EQ_INT(vlmn_model_forward(m, ids->data, (int64_t)ids->count, tiles->data, &o), VLMN_E_MISMATCH);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "image positions"));
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "image positions"));
         o.n_tiles = 4;
         CHECK_EQ_INT(vlmn_model_forward(m, ids->data, (int64_t)ids->count, tiles->data, &o), VLMN_E_MISMATCH);
         o.n_tiles = -1;
         CHECK(vlmn_model_forward(m, ids->data, (int64_t)ids->count, tiles->data, &o) != VLMN_OK);
-        CHECK(one_line());
+        CHECK(mfx_one_line());
     }
     vlmn_npy_free(ids);
     vlmn_npy_free(tiles);
@@ -223,50 +140,19 @@ TEST(bad_inputs)
 }
 
 /* ---- inconsistent files, made by editing the fixture's bytes ---- */
-static const char *write_tmp(const char *name, const unsigned char *b, size_t n)
-{
-    const char *p = test_path(test_tmp_dir(), name);
-    FILE *f = fopen(p, "wb");
-    if (!f) return NULL;
-    fwrite(b, 1, n, f);
-    fclose(f);
-    return p;
-}
-
-/* Offset just after the string `name` stored with its u64 length prefix. */
-static size_t find_str(const unsigned char *b, size_t n, const char *name)
-{
-    size_t ln = strlen(name);
-    for (size_t i = 8; i + ln + 12 < n; i++) {
-        uint64_t l;
-        memcpy(&l, b + i - 8, 8);
-        if (l == ln && !memcmp(b + i, name, ln)) return i + ln;
-    }
-    return 0;
-}
-
-static vlmn_status try_load(const char *t, const char *mm)
-{
-    vlmn_model *m = NULL;
-    vlmn_model_params p = {.n_threads = 1, .precision = VLMN_PREC_EXACT};
-    vlmn_status st = vlmn_model_load(t, mm, &p, &m);
-    vlmn_model_free(m);
-    return st;
-}
-
 /* Sets the u32 value of metadata key `key` (type u32 in the fixture) in a copy. */
 static const char *with_u32(const char *src, const char *key, uint32_t v, const char *out)
 {
     size_t n;
     unsigned char *b = test_read_file(src, &n);
     if (!b) return NULL;
-    size_t at = find_str(b, n, key);
+    size_t at = mfx_find_str(b, n, key);
     const char *p = NULL;
     uint32_t type;
     if (at) memcpy(&type, b + at, 4);
     if (at && type == 4) {
         memcpy(b + at + 4, &v, 4);
-        p = write_tmp(out, b, n);
+        p = mfx_write_tmp(out, b, n);
     }
     free(b);
     return p;
@@ -279,40 +165,40 @@ TEST(bad_files)
     snprintf(tp, sizeof tp, "%s/internvl/f32.text.gguf", dir);
     snprintf(mp, sizeof mp, "%s/internvl/f32.mmproj.gguf", dir);
     snprintf(mp2, sizeof mp2, "%s/internvl/bf16.mmproj.gguf", dir);
-    CHECK_EQ_INT(try_load(tp, mp), VLMN_OK);
+    CHECK_EQ_INT(mfx_try_load(tp, mp), VLMN_OK);
     /* mismatched pair: 80-wide projector output for a 64-wide text model */
-    CHECK_EQ_INT(try_load(tp, mp2), VLMN_E_MISMATCH);
-    CHECK(one_line() && strstr(vlmn_errmsg(), "mismatched pair"));
+    CHECK_EQ_INT(mfx_try_load(tp, mp2), VLMN_E_MISMATCH);
+    CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "mismatched pair"));
     /* an InternLM2 text model with LLaVA's projector, and the reverse */
     char lm[512];
     snprintf(lm, sizeof lm, "%s/engine/q8_0.mmproj.gguf", dir);
-    CHECK(try_load(tp, lm) != VLMN_OK);
-    CHECK(one_line() && strstr(vlmn_errmsg(), "projector_type"));
+    CHECK(mfx_try_load(tp, lm) != VLMN_OK);
+    CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "projector_type"));
     /* wrong head counts: 8 query heads and 3 KV heads; 4 KV heads (attn_k has 2) */
     const char *p = with_u32(tp, "internlm2.attention.head_count_kv", 3, "ivl_kv3.gguf");
     CHECK(p != NULL);
     if (p) {
-        CHECK_EQ_INT(try_load(p, mp), VLMN_E_UNSUPPORTED);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "head_count_kv 3"));
+        CHECK_EQ_INT(mfx_try_load(p, mp), VLMN_E_UNSUPPORTED);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "head_count_kv 3"));
     }
     p = with_u32(tp, "internlm2.attention.head_count_kv", 4, "ivl_kv4.gguf");
     CHECK(p != NULL);
     if (p) {
-        CHECK_EQ_INT(try_load(p, mp), VLMN_E_MISMATCH);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "blk.0.attn_k.weight") && strstr(vlmn_errmsg(), "shape"));
+        CHECK_EQ_INT(mfx_try_load(p, mp), VLMN_E_MISMATCH);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "blk.0.attn_k.weight") && strstr(vlmn_errmsg(), "shape"));
     }
     p = with_u32(tp, "internlm2.attention.head_count", 7, "ivl_h7.gguf");
     CHECK(p != NULL);
     if (p) {
-        CHECK(try_load(p, mp) != VLMN_OK);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "ivl_h7.gguf"));
+        CHECK(mfx_try_load(p, mp) != VLMN_OK);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "ivl_h7.gguf"));
     }
     /* a patch grid the pixel shuffle cannot halve: image_size 98 -> 7 x 7 */
     p = with_u32(mp, "clip.vision.image_size", 98, "ivl_img98.gguf");
     CHECK(p != NULL);
     if (p) {
-        CHECK(try_load(tp, p) != VLMN_OK);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "ivl_img98.gguf"));
+        CHECK(mfx_try_load(tp, p) != VLMN_OK);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "ivl_img98.gguf"));
     }
     /* missing tensors: layer scale, projector norm */
     const char *miss[] = {"v.blk.1.ls2.weight", "mm.model.mlp.0.bias", "v.patch_embd.bias", "blk.2.ffn_gate.weight"};
@@ -320,13 +206,13 @@ TEST(bad_files)
         bool text = miss[i][0] == 'b';
         size_t n;
         unsigned char *b = test_read_file(text ? tp : mp, &n);
-        size_t at = b ? find_str(b, n, miss[i]) : 0;
+        size_t at = b ? mfx_find_str(b, n, miss[i]) : 0;
         CHECK(at > 0);
         if (at) {
             b[at - 1] = 'X';
-            const char *q = write_tmp("ivl_missing.gguf", b, n);
-            CHECK_EQ_INT(text ? try_load(q, mp) : try_load(tp, q), VLMN_E_NOTFOUND);
-            CHECK(one_line() && strstr(vlmn_errmsg(), miss[i]) && strstr(vlmn_errmsg(), "missing"));
+            const char *q = mfx_write_tmp("ivl_missing.gguf", b, n);
+            CHECK_EQ_INT(text ? mfx_try_load(q, mp) : mfx_try_load(tp, q), VLMN_E_NOTFOUND);
+            CHECK(mfx_one_line() && strstr(vlmn_errmsg(), miss[i]) && strstr(vlmn_errmsg(), "missing"));
         }
         free(b);
     }
@@ -337,7 +223,7 @@ TEST(bad_files)
  * encoded on its own), with labels, vs internvl_ref.py's hf_tokenize. */
 TEST(prompt_matches_reference)
 {
-    vlmn_model *m = load("f32", VLMN_PREC_EXACT);
+    vlmn_model *m = mfx_load("internvl", "f32", VLMN_PREC_EXACT);
     char *js = test_read_file(test_path(test_data_dir(), "internvl/prompts.json"), NULL);
     cJSON *a = js ? cJSON_Parse(js) : NULL;
     CHECK(m && cJSON_IsArray(a));

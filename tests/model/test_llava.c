@@ -2,7 +2,7 @@
  * [T x n_ff] FFN activation block and the last logits, for F32/F16/BF16/Q8_0 tiny models
  * (GQA and not, legacy and new fc naming, feature_layer, both hooks, two templates and
  * image aspect ratios, a neuron mask), in EXACT and FAST precision; plus bad inputs. */
-#include "test.h"
+#include "model/model_fixture.h"
 
 #include "vlmn/model.h"
 #include "vlmn/npy.h"
@@ -20,68 +20,15 @@
 #define FASTEST_TOL 3e-2
 
 static const char *const MODELS[] = {"f32", "f16", "bf16", "q8_0"};
-/* the reference's MASK: layer -> neurons zeroed before down_proj */
-static const int MASK0[] = {0, 7, 44}, MASK1[] = {3, 4, 5, 30};
-
-static vlmn_npy *load_npy(const char *name)
-{
-    vlmn_npy *a = NULL;
-    vlmn_status st = vlmn_npy_read(test_path(test_data_dir(), name), &a);
-    if (st) fprintf(stderr, "  cannot read %s: %s\n", name, vlmn_errmsg());
-    return a;
-}
-
-static vlmn_llava *load_model(const char *name, vlmn_precision prec)
-{
-    char t[64], mm[64];
-    snprintf(t, sizeof t, "engine/%s.text.gguf", name);
-    snprintf(mm, sizeof mm, "engine/%s.mmproj.gguf", name);
-    vlmn_llava_params p = {.n_threads = 2, .precision = prec};
-    vlmn_llava *m = NULL;
-    vlmn_status st = vlmn_llava_load(test_path(test_data_dir(), t), test_path(test_data_dir(), mm), &p, &m);
-    if (st) fprintf(stderr, "  load %s: %s\n", name, vlmn_errmsg());
-    return m;
-}
-
-/* Capture sink: copies every captured layer into acts[l][T][FF]. */
-typedef struct sink {
-    float *acts;
-    int64_t T, FF;
-    int n_layer, calls, last_layer;
-    int bad;
-} sink;
-
-static void on_capture(void *user, int layer, const float *a, int64_t T, int64_t FF)
-{
-    sink *s = user;
-    s->calls++;
-    if (layer <= s->last_layer || layer >= s->n_layer || T != s->T || FF != s->FF) {
-        s->bad++;
-        return;
-    }
-    s->last_layer = layer;
-    memcpy(s->acts + (int64_t)layer * T * FF, a, (size_t)(T * FF) * sizeof(float));
-}
-
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 /* Run one case and compare against golden `gold_name`; returns the worst layer error. */
 static double run_case(const char *model, vlmn_precision prec, const char *ids_name, const char *pix_name,
                        const char *gold_name, vlmn_hook hook, bool masked, const char *logits_name)
 {
     double worst = -1;
-    vlmn_llava *m = load_model(model, prec);
-    vlmn_npy *ids = load_npy(ids_name), *pix = load_npy(pix_name), *gold = load_npy(gold_name);
-    vlmn_npy *lg = logits_name ? load_npy(logits_name) : NULL;
+    vlmn_llava *m = mfx_load("engine", model, prec);
+    vlmn_npy *ids = mfx_npy(ids_name), *pix = mfx_npy(pix_name), *gold = mfx_npy(gold_name);
+    vlmn_npy *lg = logits_name ? mfx_npy(logits_name) : NULL;
     CHECK(m && ids && pix && gold && (!logits_name || lg));
     if (!m || !ids || !pix || !gold || (logits_name && !lg)) goto out;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
@@ -92,44 +39,8 @@ static double run_case(const char *model, vlmn_precision prec, const char *ids_n
     CHECK_EQ_INT(gold->shape[2], in->n_ff);
     CHECK_EQ_INT(pix->shape[1], in->image_size);
     if (gold->shape[0] != in->n_layer || gold->shape[1] != (int64_t)ids->count || gold->shape[2] != in->n_ff) goto out;
-
-    sink s = {.T = (int64_t)ids->count, .FF = in->n_ff, .n_layer = in->n_layer, .last_layer = -1};
-    s.acts = calloc(gold->count, sizeof(float));
-    uint8_t *mask[64] = {0};
-    uint8_t *mbuf = calloc(2 * (size_t)in->n_ff, 1);
-    if (masked) {
-        for (size_t i = 0; i < VLMN_ARRAY_LEN_(MASK0); i++) mbuf[MASK0[i]] = 1;
-        for (size_t i = 0; i < VLMN_ARRAY_LEN_(MASK1); i++) mbuf[in->n_ff + MASK1[i]] = 1;
-        mask[0] = mbuf;
-        mask[1] = mbuf + in->n_ff;
-    }
-    int64_t nl = lg ? lg->shape[0] : 0;
-    float *logits = lg ? calloc(lg->count, sizeof(float)) : NULL;
-    vlmn_forward_opts o = {.capture = on_capture, .capture_user = &s, .hook = hook,
-                           .neuron_mask = masked ? (const uint8_t *const *)mask : NULL,
-                           .logits = logits, .n_logits = nl};
-    vlmn_status st = vlmn_llava_forward(m, ids->data, (int64_t)ids->count, pix->data, &o);
-    CHECK_MSG(st == VLMN_OK, "%s", vlmn_errmsg());
-    CHECK_EQ_INT(s.calls, in->n_layer);
-    CHECK_EQ_INT(s.bad, 0);
     double tol = prec == VLMN_PREC_EXACT ? EXACT_TOL : prec == VLMN_PREC_FASTEST ? FASTEST_TOL : FAST_TOL;
-    const int64_t blk = s.T * s.FF;
-    fprintf(stderr, "  %-5s %-7s %-26s", model, vlmn_precision_name(prec), gold_name);
-    for (int l = 0; l < in->n_layer; l++) {
-        double e = rel_err(s.acts + l * blk, (const float *)gold->data + l * blk, blk);
-        fprintf(stderr, " L%d %.2e", l, e);
-        CHECK_MSG(e <= tol, "%s %s layer %d: normwise error %.3e > %.0e", model, gold_name, l, e, tol);
-        if (e > worst) worst = e;
-    }
-    if (lg) {
-        double e = rel_err(logits, lg->data, (int64_t)lg->count);
-        fprintf(stderr, " logits %.2e", e);
-        CHECK_MSG(e <= tol, "%s logits: normwise error %.3e > %.0e", model, e, tol);
-    }
-    fputc('\n', stderr);
-    free(logits);
-    free(mbuf);
-    free(s.acts);
+    worst = mfx_forward_vs_gold(m, model, prec, gold_name, ids, pix->data, 0, gold, lg, hook, masked, tol);
 out:
     vlmn_npy_free(ids);
     vlmn_npy_free(pix);
@@ -168,12 +79,12 @@ TEST(reference_fastest) { all_cases(VLMN_PREC_FASTEST); }
  * one after layer 0, so comparing the masked run with the unmasked golden must fail. */
 TEST(mask_changes_downstream)
 {
-    vlmn_npy *a = load_npy("engine/f16_v1_silu.npy"), *b = load_npy("engine/f16_v1mask_silu.npy");
+    vlmn_npy *a = mfx_npy("engine/f16_v1_silu.npy"), *b = mfx_npy("engine/f16_v1mask_silu.npy");
     CHECK(a && b);
     if (a && b) {
         int64_t blk = a->shape[1] * a->shape[2];
         for (int l = 1; l < a->shape[0]; l++)
-            CHECK(rel_err((float *)a->data + l * blk, (float *)b->data + l * blk, blk) > 1e-3);
+            CHECK(mfx_rel_err((float *)a->data + l * blk, (float *)b->data + l * blk, blk) > 1e-3);
     }
     vlmn_npy_free(a);
     vlmn_npy_free(b);
@@ -182,18 +93,18 @@ TEST(mask_changes_downstream)
 /* Only the selected layers are captured; logits do not depend on capture. */
 TEST(capture_layers_and_no_capture)
 {
-    vlmn_llava *m = load_model("bf16", VLMN_PREC_EXACT);
-    vlmn_npy *ids = load_npy("engine/ids_plain.npy"), *pix = load_npy("engine/pixels_tall.npy");
+    vlmn_llava *m = mfx_load("engine", "bf16", VLMN_PREC_EXACT);
+    vlmn_npy *ids = mfx_npy("engine/ids_plain.npy"), *pix = mfx_npy("engine/pixels_tall.npy");
     CHECK(m && ids && pix);
     if (m && ids && pix) {
         const vlmn_llava_info *in = vlmn_llava_get_info(m);
         int64_t T = (int64_t)ids->count;
-        sink s = {.T = T, .FF = in->n_ff, .n_layer = in->n_layer, .last_layer = -1};
+        mfx_sink s = {.T = T, .FF = in->n_ff, .n_layer = in->n_layer, .last_layer = -1};
         s.acts = calloc((size_t)(in->n_layer * T * in->n_ff), sizeof(float));
         uint8_t sel[3] = {0, 1, 0};
         float l1[2 * 440], l2[2 * 440];
         CHECK(in->n_vocab <= 440);
-        vlmn_forward_opts o = {.capture = on_capture, .capture_user = &s, .capture_layers = sel,
+        vlmn_forward_opts o = {.capture = mfx_on_capture, .capture_user = &s, .capture_layers = sel,
                                .logits = l1, .n_logits = 2};
         CHECK_EQ_INT(vlmn_llava_forward(m, ids->data, T, pix->data, &o), VLMN_OK);
         CHECK_EQ_INT(s.calls, 1);
@@ -212,25 +123,19 @@ TEST(capture_layers_and_no_capture)
     vlmn_llava_free(m);
 }
 
-static bool one_line(void)
-{
-    const char *e = vlmn_errmsg();
-    return e && *e && !strchr(e, '\n');
-}
-
 TEST(bad_forward_inputs)
 {
-    vlmn_llava *m = load_model("f32", VLMN_PREC_EXACT);
-    vlmn_npy *pix = load_npy("engine/pixels_wide.npy");
+    vlmn_llava *m = mfx_load("engine", "f32", VLMN_PREC_EXACT);
+    vlmn_npy *pix = mfx_npy("engine/pixels_wide.npy");
     CHECK(m && pix);
     if (m && pix) {
         int32_t ids[12] = {1, -1, -1, -1, -1, -1, -1, -1, -1, 5, 6, 2};
         CHECK_EQ_INT(vlmn_llava_forward(m, ids, 12, pix->data, NULL), VLMN_E_MISMATCH); /* 8 of 9 */
-        CHECK(one_line());
+        CHECK(mfx_one_line());
         CHECK_EQ_INT(vlmn_llava_forward(m, ids, 12, NULL, NULL), VLMN_E_MISMATCH);      /* no image */
         int32_t bad[3] = {1, 100000, 2};
         CHECK_EQ_INT(vlmn_llava_forward(m, bad, 3, NULL, NULL), VLMN_E_RANGE);
-        CHECK(one_line());
+        CHECK(mfx_one_line());
         bad[1] = -7;
         CHECK_EQ_INT(vlmn_llava_forward(m, bad, 3, NULL, NULL), VLMN_E_RANGE);
     }
@@ -240,37 +145,6 @@ TEST(bad_forward_inputs)
 
 /* ---- bad files: made by editing the fixture's bytes ---- */
 
-static const char *write_tmp(const char *name, const unsigned char *b, size_t n)
-{
-    const char *p = test_path(test_tmp_dir(), name);
-    FILE *f = fopen(p, "wb");
-    if (!f) return NULL;
-    fwrite(b, 1, n, f);
-    fclose(f);
-    return p;
-}
-
-/* Offset of the tensor-info record of `name` (just after its name bytes). */
-static size_t find_info(const unsigned char *b, size_t n, const char *name)
-{
-    size_t ln = strlen(name);
-    for (size_t i = 8; i + ln + 12 < n; i++) {
-        uint64_t l;
-        memcpy(&l, b + i - 8, 8);
-        if (l == ln && !memcmp(b + i, name, ln)) return i + ln;
-    }
-    return 0;
-}
-
-static vlmn_status try_load(const char *t, const char *mm)
-{
-    vlmn_llava *m = NULL;
-    vlmn_llava_params p = {.n_threads = 1, .precision = VLMN_PREC_EXACT};
-    vlmn_status st = vlmn_llava_load(t, mm, &p, &m);
-    vlmn_llava_free(m);
-    return st;
-}
-
 TEST(bad_files)
 {
     const char *dir = test_data_dir();
@@ -278,33 +152,33 @@ TEST(bad_files)
     snprintf(tp, sizeof tp, "%s/engine/f32.text.gguf", dir);
     snprintf(mp, sizeof mp, "%s/engine/f32.mmproj.gguf", dir);
     snprintf(mp2, sizeof mp2, "%s/engine/bf16.mmproj.gguf", dir);
-    CHECK_EQ_INT(try_load(tp, mp), VLMN_OK);
+    CHECK_EQ_INT(mfx_try_load(tp, mp), VLMN_OK);
 
     /* mismatched pair: the bf16 projector makes 80-wide embeddings, the f32 text is 48 */
-    CHECK_EQ_INT(try_load(tp, mp2), VLMN_E_MISMATCH);
-    CHECK(one_line());
+    CHECK_EQ_INT(mfx_try_load(tp, mp2), VLMN_E_MISMATCH);
+    CHECK(mfx_one_line());
     CHECK(strstr(vlmn_errmsg(), "f32.text.gguf") && strstr(vlmn_errmsg(), "bf16.mmproj.gguf"));
 
     /* swapped files */
-    CHECK(try_load(mp, tp) != VLMN_OK);
-    CHECK(one_line() && strstr(vlmn_errmsg(), "architecture"));
+    CHECK(mfx_try_load(mp, tp) != VLMN_OK);
+    CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "architecture"));
 
     size_t n;
     unsigned char *b = test_read_file(tp, &n);
     CHECK(b != NULL);
     if (!b) return;
     /* missing tensor: rename blk.1.ffn_up.weight */
-    size_t at = find_info(b, n, "blk.1.ffn_up.weight");
+    size_t at = mfx_find_str(b, n, "blk.1.ffn_up.weight");
     CHECK(at > 0);
     if (at) {
         b[at - 1] = 'X';
-        const char *p = write_tmp("engine_missing.gguf", b, n);
-        CHECK_EQ_INT(try_load(p, mp), VLMN_E_NOTFOUND);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "blk.1.ffn_up.weight") && strstr(vlmn_errmsg(), "missing"));
+        const char *p = mfx_write_tmp("engine_missing.gguf", b, n);
+        CHECK_EQ_INT(mfx_try_load(p, mp), VLMN_E_NOTFOUND);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "blk.1.ffn_up.weight") && strstr(vlmn_errmsg(), "missing"));
         b[at - 1] = 't';
     }
     /* wrong shape: blk.0.ffn_norm.weight [48] -> [47] */
-    at = find_info(b, n, "blk.0.ffn_norm.weight");
+    at = mfx_find_str(b, n, "blk.0.ffn_norm.weight");
     CHECK(at > 0);
     if (at) {
         uint64_t ne0;
@@ -312,9 +186,9 @@ TEST(bad_files)
         CHECK_EQ_INT(ne0, 48);
         ne0 = 47;
         memcpy(b + at + 4, &ne0, 8);
-        const char *p = write_tmp("engine_shape.gguf", b, n);
-        CHECK_EQ_INT(try_load(p, mp), VLMN_E_MISMATCH);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "blk.0.ffn_norm.weight") && strstr(vlmn_errmsg(), "shape"));
+        const char *p = mfx_write_tmp("engine_shape.gguf", b, n);
+        CHECK_EQ_INT(mfx_try_load(p, mp), VLMN_E_MISMATCH);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "blk.0.ffn_norm.weight") && strstr(vlmn_errmsg(), "shape"));
         ne0 = 48;
         memcpy(b + at + 4, &ne0, 8);
     }
@@ -324,28 +198,28 @@ TEST(bad_files)
     b = test_read_file(mp, &n);
     CHECK(b != NULL);
     if (!b) return;
-    at = find_info(b, n, "mm.0.bias");
+    at = mfx_find_str(b, n, "mm.0.bias");
     CHECK(at > 0);
     if (at) {
         uint64_t ne0 = 47;
         memcpy(b + at + 4, &ne0, 8);
-        const char *p = write_tmp("engine_mmshape.gguf", b, n);
-        CHECK_EQ_INT(try_load(tp, p), VLMN_E_MISMATCH);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "mm.0.bias"));
+        const char *p = mfx_write_tmp("engine_mmshape.gguf", b, n);
+        CHECK_EQ_INT(mfx_try_load(tp, p), VLMN_E_MISMATCH);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "mm.0.bias"));
     }
     free(b);
     b = test_read_file(mp, &n);
-    at = b ? find_info(b, n, "v.class_embd") : 0;
+    at = b ? mfx_find_str(b, n, "v.class_embd") : 0;
     CHECK(at > 0);
     if (at) {
         b[at - 1] = 'X';
-        const char *p = write_tmp("engine_nocls.gguf", b, n);
-        CHECK_EQ_INT(try_load(tp, p), VLMN_E_NOTFOUND);
-        CHECK(one_line() && strstr(vlmn_errmsg(), "v.class_embd"));
+        const char *p = mfx_write_tmp("engine_nocls.gguf", b, n);
+        CHECK_EQ_INT(mfx_try_load(tp, p), VLMN_E_NOTFOUND);
+        CHECK(mfx_one_line() && strstr(vlmn_errmsg(), "v.class_embd"));
     }
     free(b);
-    CHECK(try_load("/nonexistent/x.gguf", mp) != VLMN_OK);
-    CHECK(one_line());
+    CHECK(mfx_try_load("/nonexistent/x.gguf", mp) != VLMN_OK);
+    CHECK(mfx_one_line());
 }
 
 /* The small ops against libm in double: exact erf GELU (not llama.cpp's tanh form, which
@@ -401,8 +275,8 @@ TEST(load_from_memory)
     snprintf(tp, sizeof tp, "%s/engine/q8_0.text.gguf", test_data_dir());
     snprintf(mp, sizeof mp, "%s/engine/q8_0.mmproj.gguf", test_data_dir());
     unsigned char *bt = test_read_file(tp, &nt), *bm = test_read_file(mp, &nm);
-    vlmn_npy *ids = load_npy("engine/ids_v1.npy"), *pix = load_npy("engine/pixels_wide.npy");
-    vlmn_npy *lg = load_npy("engine/q8_0_v1_logits.npy");
+    vlmn_npy *ids = mfx_npy("engine/ids_v1.npy"), *pix = mfx_npy("engine/pixels_wide.npy");
+    vlmn_npy *lg = mfx_npy("engine/q8_0_v1_logits.npy");
     vlmn_gguf *gt = NULL, *gv = NULL;
     CHECK(bt && bm && ids && pix && lg);
     CHECK_EQ_INT(vlmn_gguf_open_memory(bt, nt, "t.gguf", &gt), VLMN_OK);
@@ -414,7 +288,7 @@ TEST(load_from_memory)
         float *out = calloc(lg->count, sizeof(float));
         vlmn_forward_opts o = {.logits = out, .n_logits = lg->shape[0]};
         CHECK_EQ_INT(vlmn_llava_forward(m, ids->data, (int64_t)ids->count, pix->data, &o), VLMN_OK);
-        CHECK(rel_err(out, lg->data, (int64_t)lg->count) <= EXACT_TOL);
+        CHECK(mfx_rel_err(out, lg->data, (int64_t)lg->count) <= EXACT_TOL);
         free(out);
     }
     vlmn_llava_free(m);
@@ -424,7 +298,7 @@ TEST(load_from_memory)
     CHECK_EQ_INT(vlmn_gguf_open_memory(bm, nm, "m.gguf", &gv), VLMN_OK);
     m = NULL;
     CHECK(vlmn_llava_load_gguf(gv, gt, &p, &m) != VLMN_OK);
-    CHECK(m == NULL && one_line());
+    CHECK(m == NULL && mfx_one_line());
     vlmn_npy_free(ids);
     vlmn_npy_free(pix);
     vlmn_npy_free(lg);

@@ -11,23 +11,12 @@
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "e2e_fixture.h"
 
 enum { NS = 40, TOPN = 5 };
-
-static int run_argv(char *const argv[])
-{
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) return -1;
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 typedef struct {
     int64_t T;
@@ -41,79 +30,33 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* `vlmn probe` on each of the first NS samples of DATA (images under DSDIR); outputs in
- * DIR/p<i>. Fills P[0..] and the layer/FFN sizes; returns how many samples were probed. */
-static int probe_all(const char *bin, const char *dir, const char *data, const char *dsdir, const char *text,
-                     const char *mmproj, probe_t *P, int *Lp, int *Fp)
+/* `vlmn probe` on each of the first NS samples of case c (outputs in c->dir/probe<i>).
+ * Fills P[0..] and the layer/FFN sizes; returns how many samples were probed. */
+static int probe_all(const e2e_case *c, probe_t *P, int *Lp, int *Fp)
 {
-    vlmn_dataset *ds = NULL;
-    CHECK(vlmn_ds_open(data, VLMN_DS_AUTO, &ds) == VLMN_OK);
-    if (!ds) return 0;
     int L = 0, F = 0, ns = 0;
-    vlmn_sample s;
-    bool eof;
-    while (ns < NS && vlmn_ds_next(ds, &s, &eof) == VLMN_OK && !eof) {
-        char img[1200], out[700], npy[800], tok[800];
-        snprintf(img, sizeof img, "%s/%s", dsdir, s.image);
-        snprintf(out, sizeof out, "%s/p%d", dir, ns);
-        char *a[] = {(char *)bin, "probe", "-m", (char *)text, "--mmproj", (char *)mmproj, "--image", img, "--question",
-                     (char *)s.question, "--answer", (char *)s.answer, "-t", "1", "-o", out, NULL};
-        if (run_argv(a) != 0) {
-            CHECK_MSG(0, "probe of sample %d failed", ns);
+    while (ns < NS) {
+        e2e_probe po = {0};
+        if (!e2e_probe_sample(c, (uint32_t)ns, NULL, &po)) {
+            CHECK_MSG(0, "sample %d: probe failed or bad probe output", ns);
+            e2e_probe_free(&po);
             break;
         }
-        snprintf(npy, sizeof npy, "%s/activations.npy", out);
-        snprintf(tok, sizeof tok, "%s/tokens.json", out);
-        vlmn_npy *arr = NULL;
-        CHECK(vlmn_npy_read(npy, &arr) == VLMN_OK);
-        char *js = test_read_file(tok, NULL);
-        cJSON *j = js ? cJSON_Parse(js) : NULL;
-        free(js);
-        if (!arr || !j || arr->ndim != 3 || arr->dtype != VLMN_NPY_F32) {
-            CHECK_MSG(0, "sample %d: bad probe output", ns);
-            vlmn_npy_free(arr);
-            cJSON_Delete(j);
-            break;
-        }
+        const vlmn_npy *arr = po.acts;
         L = (int)arr->shape[0];
         F = (int)arr->shape[2];
         P[ns].T = arr->shape[1];
         P[ns].acts = malloc(arr->count * sizeof(float));
         memcpy(P[ns].acts, arr->data, arr->count * sizeof(float));
         P[ns].cls = malloc((size_t)P[ns].T);
-        CHECK_EQ_INT(cJSON_GetArraySize(j), P[ns].T);
-        for (int64_t t = 0; t < P[ns].T; t++) {
-            const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, (int)t), "modality"));
-            P[ns].cls[t] = m && !strcmp(m, "image") ? 0 : m && !strcmp(m, "text") ? 1 : 2;
-        }
-        vlmn_npy_free(arr);
-        cJSON_Delete(j);
+        CHECK_EQ_INT(cJSON_GetArraySize(po.tokens), P[ns].T);
+        for (int64_t t = 0; t < P[ns].T; t++) P[ns].cls[t] = (uint8_t)e2e_probe_modality(&po, t);
+        e2e_probe_free(&po);
         ns++;
     }
-    vlmn_ds_close(ds);
     *Lp = L;
     *Fp = F;
     return ns;
-}
-
-/* The files of one test case, in a fresh scratch folder VLMN_TMP/NAME: the model pair
- * STEM-{text,mmproj}.gguf, the dataset ds/data.json and the run. */
-typedef struct case_paths {
-    char dir[512], prefix[600], text[700], mmproj[700], dsdir[600], data[700], run[600];
-} case_paths;
-
-static bool case_paths_init(case_paths *c, const char *name, const char *stem)
-{
-    char cmd[2048];
-    snprintf(c->dir, sizeof c->dir, "%s/%s", test_tmp_dir(), name);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", c->dir, c->dir);
-    snprintf(c->prefix, sizeof c->prefix, "%s/%s", c->dir, stem);
-    snprintf(c->text, sizeof c->text, "%s-text.gguf", c->prefix);
-    snprintf(c->mmproj, sizeof c->mmproj, "%s-mmproj.gguf", c->prefix);
-    snprintf(c->dsdir, sizeof c->dsdir, "%s/ds", c->dir);
-    snprintf(c->data, sizeof c->data, "%s/data.json", c->dsdir);
-    snprintf(c->run, sizeof c->run, "%s/run", c->dir);
-    return system(cmd) == 0;
 }
 
 TEST(record_equals_probe_brute_force)
@@ -123,23 +66,23 @@ TEST(record_equals_probe_brute_force)
         CHECK_MSG(0, "VLMN_BIN not set");
         return;
     }
-    case_paths cp;
-    CHECK(case_paths_init(&cp, "rec_vs_probe", "tiny"));
-    char *dir = cp.dir, *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir,
-         *data = cp.data, *run = cp.run;
+    e2e_case cp;
+    CHECK(e2e_case_init(&cp, "rec_vs_probe", "tiny", "data.json"));
+    char *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir, *data = cp.data,
+         *run = cp.run;
     {
         char *a[] = {(char *)bin, "make-model", "--preset", "tiny", "--seed", "3", "-q", "-o", prefix, NULL};
-        CHECK_EQ_INT(run_argv(a), 0);
+        CHECK_EQ_INT(e2e_run(a), 0);
         char *b[] = {(char *)bin, "make-dataset", "-n", "40", "--seed", "5", "-o", dsdir, NULL};
-        CHECK_EQ_INT(run_argv(b), 0);
+        CHECK_EQ_INT(e2e_run(b), 0);
         char *c[] = {(char *)bin, "record", "-m", text, "--mmproj", mmproj, "--data", data, "--images", dsdir,
                      "-o", run, "--top-n", "5", "-t", "1", "--checkpoint-every", "16", "-q", NULL};
-        CHECK_EQ_INT(run_argv(c), 0);
+        CHECK_EQ_INT(e2e_run(c), 0);
     }
     /* probe every sample */
     static probe_t P[NS];
     int L = 0, F = 0;
-    int ns = probe_all(bin, dir, data, dsdir, text, mmproj, P, &L, &F);
+    int ns = probe_all(&cp, P, &L, &F);
     CHECK_EQ_INT(ns, NS);
 
     vlmn_run *r = NULL;
@@ -264,24 +207,24 @@ TEST(classify_equals_probe_brute_force)
         CHECK_MSG(0, "VLMN_BIN not set");
         return;
     }
-    case_paths cp;
-    CHECK(case_paths_init(&cp, "classify_vs_probe", "planted"));
-    char *dir = cp.dir, *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir,
-         *data = cp.data, *run = cp.run;
+    e2e_case cp;
+    CHECK(e2e_case_init(&cp, "classify_vs_probe", "planted", "data.json"));
+    char *prefix = cp.prefix, *text = cp.text, *mmproj = cp.mmproj, *dsdir = cp.dsdir, *data = cp.data,
+         *run = cp.run;
     char dbpath[700];
     snprintf(dbpath, sizeof dbpath, "%s/run.sqlite", run);
     {
         char *a[] = {(char *)bin, "make-model", "--preset", "planted", "-q", "-o", prefix, NULL};
-        CHECK_EQ_INT(run_argv(a), 0);
+        CHECK_EQ_INT(e2e_run(a), 0);
         char *b[] = {(char *)bin, "make-dataset", "--preset", "planted", "-n", "40", "-o", dsdir, NULL};
-        CHECK_EQ_INT(run_argv(b), 0);
+        CHECK_EQ_INT(e2e_run(b), 0);
         char *c[] = {(char *)bin, "record", "-m", text, "--mmproj", mmproj, "--data", data, "--images", dsdir,
                      "-o", run, "--top-n", "10", "-t", "1", "-q", NULL};
-        CHECK_EQ_INT(run_argv(c), 0);
+        CHECK_EQ_INT(e2e_run(c), 0);
     }
     static probe_t P[NS];
     int L = 0, F = 0;
-    int ns = probe_all(bin, dir, data, dsdir, text, mmproj, P, &L, &F);
+    int ns = probe_all(&cp, P, &L, &F);
     CHECK_EQ_INT(ns, NS);
     if (ns != NS || L <= 0 || F <= 0) goto out;
 
@@ -323,7 +266,7 @@ TEST(classify_equals_probe_brute_force)
             const char *mode = fm ? "floor" : "continuous";
             char *a[] = {(char *)bin, "classify", run, "--tv", (char *)cs->tv, "--nv", (char *)cs->nv, "--tt",
                          (char *)cs->tt, "--nt", (char *)cs->nt, "--normalize", (char *)mode, NULL};
-            CHECK_EQ_INT(run_argv(a), 0);
+            CHECK_EQ_INT(e2e_run(a), 0);
             double Tv = atof(cs->tv), Tt = atof(cs->tt);
             int nv = atoi(cs->nv), nt = atoi(cs->nt);
             sqlite3 *db = NULL;

@@ -15,21 +15,10 @@
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
-extern char **environ;
+#include "e2e_fixture.h"
 
-static int run_argv(char *const argv[])
-{
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) return -1;
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static char D[512], TEXT[700], MMPROJ[700], DSDIR[600], DATA[700], RUN[600];
+static e2e_case C;
 static int setup_ok = -1;
 
 static bool setup(void)
@@ -37,22 +26,12 @@ static bool setup(void)
     if (setup_ok >= 0) return setup_ok;
     setup_ok = 0;
     const char *bin = getenv("VLMN_BIN");
-    if (!bin) return false;
-    char cmd[1200], prefix[600];
-    snprintf(D, sizeof D, "%s/trace_e2e", test_tmp_dir());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", D, D);
-    if (system(cmd)) return false;
-    snprintf(prefix, sizeof prefix, "%s/tiny", D);
-    snprintf(TEXT, sizeof TEXT, "%s-text.gguf", prefix);
-    snprintf(MMPROJ, sizeof MMPROJ, "%s-mmproj.gguf", prefix);
-    snprintf(DSDIR, sizeof DSDIR, "%s/ds", D);
-    snprintf(DATA, sizeof DATA, "%s/data.json", DSDIR);
-    snprintf(RUN, sizeof RUN, "%s/run", D);
-    char *a[] = {(char *)bin, "make-model", "--preset", "tiny", "--seed", "7", "-q", "-o", prefix, NULL};
-    char *b[] = {(char *)bin, "make-dataset", "-n", "24", "--seed", "9", "-o", DSDIR, NULL};
-    char *c[] = {(char *)bin, "record", "-m", TEXT, "--mmproj", MMPROJ, "--data", DATA, "--images", DSDIR,
-                 "-o", RUN, "--top-n", "20", "-t", "1", "-q", NULL};
-    if (run_argv(a) || run_argv(b) || run_argv(c)) return false;
+    if (!bin || !e2e_case_init(&C, "trace_e2e", "tiny", "data.json")) return false;
+    char *a[] = {(char *)bin, "make-model", "--preset", "tiny", "--seed", "7", "-q", "-o", C.prefix, NULL};
+    char *b[] = {(char *)bin, "make-dataset", "-n", "24", "--seed", "9", "-o", C.dsdir, NULL};
+    char *c[] = {(char *)bin, "record", "-m", C.text, "--mmproj", C.mmproj, "--data", C.data, "--images", C.dsdir,
+                 "-o", C.run, "--top-n", "20", "-t", "1", "-q", NULL};
+    if (e2e_run(a) || e2e_run(b) || e2e_run(c)) return false;
     setup_ok = 1;
     return true;
 }
@@ -61,7 +40,7 @@ TEST(top_ranks_are_the_recorded_ranks)
 {
     CHECK(setup());
     vlmn_run *run = NULL;
-    CHECK(vlmn_run_open(RUN, &run) == VLMN_OK);
+    CHECK(vlmn_run_open(C.run, &run) == VLMN_OK);
     if (!run) return;
     vlmn_selection *s = NULL;
     CHECK(vlmn_select(run, "random:20:5", "top:1,5,9,13,17", &s) == VLMN_OK);
@@ -73,7 +52,7 @@ TEST(top_ranks_are_the_recorded_ranks)
     CHECK_EQ_INT(s->n_missing, 0);
     sqlite3 *db = NULL;
     char path[700];
-    snprintf(path, sizeof path, "%s/run.sqlite", RUN);
+    snprintf(path, sizeof path, "%s/run.sqlite", C.run);
     CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
     sqlite3_stmt *q = NULL;
     CHECK(sqlite3_prepare_v2(db, "SELECT sample_index FROM top WHERE layer = ? AND neuron = ? AND rank = ?", -1, &q,
@@ -118,42 +97,11 @@ TEST(top_ranks_are_the_recorded_ranks)
     vlmn_run_close(run);
 }
 
-typedef struct probe_out {
-    vlmn_npy *acts;  /* [L, T, F] */
-    cJSON *tokens;
-} probe_out;
-
-static bool probe(uint32_t sample, probe_out *po)
-{
-    const char *bin = getenv("VLMN_BIN");
-    vlmn_dataset *ds = NULL;
-    if (vlmn_ds_open(DATA, VLMN_DS_AUTO, &ds)) return false;
-    vlmn_sample s;
-    bool eof = false, ok = false;
-    for (uint32_t i = 0; i <= sample; i++)
-        if (vlmn_ds_next(ds, &s, &eof) || eof) goto out;
-    char img[1400], out[800], npy[900], tok[900];
-    snprintf(img, sizeof img, "%s/%s", DSDIR, s.image);
-    snprintf(out, sizeof out, "%s/probe%u", D, sample);
-    char *a[] = {(char *)bin, "probe", "-m", TEXT, "--mmproj", MMPROJ, "--image", img, "--question", (char *)s.question,
-                 "--answer", (char *)s.answer, "-t", "1", "-o", out, NULL};
-    if (run_argv(a)) goto out;
-    snprintf(npy, sizeof npy, "%s/activations.npy", out);
-    snprintf(tok, sizeof tok, "%s/tokens.json", out);
-    char *js = test_read_file(tok, NULL);
-    po->tokens = js ? cJSON_Parse(js) : NULL;
-    free(js);
-    ok = vlmn_npy_read(npy, &po->acts) == VLMN_OK && po->tokens && po->acts->ndim == 3;
-out:
-    vlmn_ds_close(ds);
-    return ok;
-}
-
 static int trace_cli(const char *neurons, const char *samples)
 {
-    char *a[] = {(char *)getenv("VLMN_BIN"), "trace", RUN, "--neurons", (char *)neurons, "--samples", (char *)samples,
+    char *a[] = {(char *)getenv("VLMN_BIN"), "trace", C.run, "--neurons", (char *)neurons, "--samples", (char *)samples,
                  "-t", "1", "-q", NULL};
-    return run_argv(a);
+    return e2e_run(a);
 }
 
 TEST(traces_equal_probe_slices)
@@ -161,7 +109,7 @@ TEST(traces_equal_probe_slices)
     CHECK(setup());
     CHECK_EQ_INT(trace_cli("random:20:11", "top:1-10"), 0);
     vlmn_traces *t = NULL;
-    CHECK(vlmn_traces_open(RUN, &t) == VLMN_OK);
+    CHECK(vlmn_traces_open(C.run, &t) == VLMN_OK);
     if (!t) return;
     vlmn_neuron_ref *nr = NULL;
     int64_t nn = 0;
@@ -173,22 +121,20 @@ TEST(traces_equal_probe_slices)
     CHECK(ns >= 10 && ns <= 24);
     int64_t pairs = 0, mismatches = 0;
     for (int64_t k = 0; k < ns; k++) {
-        probe_out po = {0};
-        bool ok = probe(ss[k], &po);
+        e2e_probe po = {0};
+        bool ok = e2e_probe_sample(&C, ss[k], NULL, &po);
         CHECK_MSG(ok, "probe of sample %u", ss[k]);
         vlmn_trace_sample *ts = NULL;
         CHECK(vlmn_traces_sample(t, ss[k], &ts) == VLMN_OK);
         if (ok && ts) {
-            int64_t L = po.acts->shape[0], T = po.acts->shape[1], F = po.acts->shape[2];
+            int64_t L = po.acts->shape[0], T = po.acts->shape[1];
             CHECK_EQ_INT(ts->n_tokens, T);
             CHECK_EQ_INT(cJSON_GetArraySize(po.tokens), T);
             for (int64_t i = 0; i < T && i < ts->n_tokens; i++) {
                 cJSON *o = cJSON_GetArrayItem(po.tokens, (int)i);
                 CHECK_EQ_INT(ts->ids[i], (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "id")));
                 CHECK_EQ_STR(ts->pieces[i], cJSON_GetStringValue(cJSON_GetObjectItem(o, "piece")));
-                const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(o, "modality"));
-                int want = m && !strcmp(m, "image") ? 0 : m && !strcmp(m, "text") ? 1 : 2;
-                CHECK_EQ_INT(ts->modality[i], want);
+                CHECK_EQ_INT(ts->modality[i], e2e_probe_modality(&po, i));
             }
             /* one 3 x 3 grid at the first image position (tiny: 42 px, patch 14) */
             CHECK_EQ_INT(ts->n_grids, 1);
@@ -197,7 +143,6 @@ TEST(traces_equal_probe_slices)
                 CHECK_EQ_INT(ts->modality[ts->grids[0].first_pos], 0);
                 CHECK(ts->grids[0].first_pos == 0 || ts->modality[ts->grids[0].first_pos - 1] != 0);
             }
-            const float *P = po.acts->data;
             for (int64_t i = 0; i < nn; i++) {
                 float *acts = NULL;
                 int64_t n = 0;
@@ -205,15 +150,13 @@ TEST(traces_equal_probe_slices)
                 CHECK(vlmn_traces_get(t, nr[i].layer, nr[i].neuron, ss[k], &acts, &n) == VLMN_OK);
                 CHECK_EQ_INT(n, T);
                 CHECK(nr[i].layer < L);
-                for (int64_t p = 0; acts && p < T && p < n; p++)
-                    if (memcmp(&acts[p], &P[((int64_t)nr[i].layer * T + p) * F + nr[i].neuron], 4)) mismatches++;
+                mismatches += e2e_probe_mismatches(&po, nr[i].layer, nr[i].neuron, acts, n);
                 pairs++;
                 vlmn_free(acts);
             }
         }
         vlmn_trace_sample_free(ts);
-        vlmn_npy_free(po.acts);
-        cJSON_Delete(po.tokens);
+        e2e_probe_free(&po);
     }
     CHECK_EQ_INT(pairs, 200);
     CHECK_EQ_INT(mismatches, 0); /* bit-identical to vlmn probe */
@@ -226,11 +169,11 @@ TEST(traces_equal_probe_slices)
     vlmn_traces_close(t);
     /* more ranks of the same neurons: only the new pairs are stored */
     CHECK_EQ_INT(trace_cli("random:20:11", "top:1-12"), 0);
-    CHECK(vlmn_traces_open(RUN, &t) == VLMN_OK);
+    CHECK(vlmn_traces_open(C.run, &t) == VLMN_OK);
     if (!t) return;
     sqlite3 *db = NULL;
     char path[700];
-    snprintf(path, sizeof path, "%s/traces.sqlite", RUN);
+    snprintf(path, sizeof path, "%s/traces.sqlite", C.run);
     CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
     sqlite3_stmt *q = NULL;
     CHECK(sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT offset) FROM traces", -1, &q, NULL) == SQLITE_OK);

@@ -17,86 +17,34 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
-extern char **environ;
+#include "e2e_fixture.h"
 
 #define TILE 84   /* internvl-tiny's image_size */
 #define SIDE 3    /* (84 / 14 / 2) tokens per tile side */
 #define N_SAMPLES 13 /* 12 of make-dataset + a 90 x 90 square (one tile) */
 
-static int run_argv(char *const argv[])
-{
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) return -1;
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static char D[512], TEXT[700], MMPROJ[700], DSDIR[600], DATA[700], RUN[600];
+static e2e_case C;
 
 static bool setup(void)
 {
     const char *bin = getenv("VLMN_BIN");
-    if (!bin) return false;
-    char cmd[4096], prefix[600];
-    snprintf(D, sizeof D, "%s/trace_internvl", test_tmp_dir());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", D, D);
-    if (system(cmd)) return false;
-    snprintf(prefix, sizeof prefix, "%s/ivl", D);
-    snprintf(TEXT, sizeof TEXT, "%s-text.gguf", prefix);
-    snprintf(MMPROJ, sizeof MMPROJ, "%s-mmproj.gguf", prefix);
-    snprintf(DSDIR, sizeof DSDIR, "%s/ds", D);
-    snprintf(DATA, sizeof DATA, "%s/data.jsonl", DSDIR);
-    snprintf(RUN, sizeof RUN, "%s/run", D);
-    char *a[] = {(char *)bin, "make-model", "--preset", "internvl-tiny", "--seed", "7", "-q", "-o", prefix, NULL};
-    char *b[] = {(char *)bin, "make-dataset", "-n", "12", "--seed", "9", "--format", "jsonl", "-o", DSDIR, NULL};
-    if (run_argv(a) || run_argv(b)) return false;
+    if (!bin || !e2e_case_init(&C, "trace_internvl", "ivl", "data.jsonl")) return false;
+    char cmd[4096];
+    char *a[] = {(char *)bin, "make-model", "--preset", "internvl-tiny", "--seed", "7", "-q", "-o", C.prefix, NULL};
+    char *b[] = {(char *)bin, "make-dataset", "-n", "12", "--seed", "9", "--format", "jsonl", "-o", C.dsdir, NULL};
+    if (e2e_run(a) || e2e_run(b)) return false;
     /* a square image (one tile, no thumbnail) besides make-dataset's aspect ratios */
     snprintf(cmd, sizeof cmd, "cp '%s' '%s/images/square.png' && echo '{\"id\":\"sq\",\"image\":\"images/square.png\","
              "\"question\":\"Describe the image.\",\"answer\":\"A red square.\"}' >> '%s'",
-             test_path(test_data_dir(), "internvl/img_square.png"), DSDIR, DATA);
+             test_path(test_data_dir(), "internvl/img_square.png"), C.dsdir, C.data);
     if (system(cmd)) return false;
-    char *c[] = {(char *)bin, "record", "-m", TEXT, "--mmproj", MMPROJ, "--data", DATA, "--images", DSDIR,
-                 "--template", "internvl", "-o", RUN, "--top-n", "12", "-t", "1", "-q", NULL};
-    char *t[] = {(char *)bin, "trace", RUN, "--neurons", "random:12:3", "--samples", "ids:0,1,2,3,4,5,6,7,8,9,10,11,12",
+    char *c[] = {(char *)bin, "record", "-m", C.text, "--mmproj", C.mmproj, "--data", C.data, "--images", C.dsdir,
+                 "--template", "internvl", "-o", C.run, "--top-n", "12", "-t", "1", "-q", NULL};
+    char *t[] = {(char *)bin, "trace", C.run, "--neurons", "random:12:3", "--samples", "ids:0,1,2,3,4,5,6,7,8,9,10,11,12",
                  "-t", "1", "-q", NULL};
-    return !run_argv(c) && !run_argv(t);
-}
-
-typedef struct probe_out {
-    vlmn_npy *acts; /* [L, T, F] */
-    cJSON *tokens;
-    char image[1400];
-} probe_out;
-
-static bool probe(uint32_t sample, probe_out *po)
-{
-    vlmn_dataset *ds = NULL;
-    if (vlmn_ds_open(DATA, VLMN_DS_AUTO, &ds)) return false;
-    vlmn_sample s;
-    bool eof = false, ok = false;
-    for (uint32_t i = 0; i <= sample; i++)
-        if (vlmn_ds_next(ds, &s, &eof) || eof) goto out;
-    char out[800], npy[900], tok[900];
-    snprintf(po->image, sizeof po->image, "%s/%s", DSDIR, s.image);
-    snprintf(out, sizeof out, "%s/probe%u", D, sample);
-    char *a[] = {(char *)getenv("VLMN_BIN"), "probe", "-m", TEXT, "--mmproj", MMPROJ, "--image", po->image,
-                 "--template", "internvl", "--question", (char *)s.question, "--answer", (char *)s.answer,
-                 "-t", "1", "-o", out, NULL};
-    if (run_argv(a)) goto out;
-    snprintf(npy, sizeof npy, "%s/activations.npy", out);
-    snprintf(tok, sizeof tok, "%s/tokens.json", out);
-    char *js = test_read_file(tok, NULL);
-    po->tokens = js ? cJSON_Parse(js) : NULL;
-    free(js);
-    ok = vlmn_npy_read(npy, &po->acts) == VLMN_OK && po->tokens && po->acts->ndim == 3;
-out:
-    vlmn_ds_close(ds);
-    return ok;
+    return !e2e_run(c) && !e2e_run(t);
 }
 
 /* The grids the sample must have, from its image size alone. */
@@ -124,7 +72,7 @@ TEST(tile_grids_and_activations)
 {
     CHECK(setup());
     vlmn_traces *t = NULL;
-    CHECK(vlmn_traces_open(RUN, &t) == VLMN_OK);
+    CHECK(vlmn_traces_open(C.run, &t) == VLMN_OK);
     if (!t) return;
     vlmn_neuron_ref *nr = NULL;
     int64_t nn = 0, ns = 0;
@@ -136,13 +84,13 @@ TEST(tile_grids_and_activations)
     int64_t pairs = 0, mismatches = 0;
     int one_tile = 0, multi_tile = 0, max_grids = 0;
     for (int64_t k = 0; k < ns; k++) {
-        probe_out po = {0};
-        bool ok = probe(ss[k], &po);
+        e2e_probe po = {0};
+        bool ok = e2e_probe_sample(&C, ss[k], "internvl", &po);
         CHECK_MSG(ok, "probe of sample %u", ss[k]);
         vlmn_trace_sample *ts = NULL;
         CHECK(vlmn_traces_sample(t, ss[k], &ts) == VLMN_OK);
         if (!ok || !ts) goto next;
-        int64_t L = po.acts->shape[0], T = po.acts->shape[1], F = po.acts->shape[2];
+        int64_t L = po.acts->shape[0], T = po.acts->shape[1];
         CHECK_EQ_INT(ts->n_tokens, T);
         CHECK_EQ_STR(ts->mode, "tiles");
         CHECK_EQ_INT(ts->image_size, TILE);
@@ -174,7 +122,6 @@ TEST(tile_grids_and_activations)
             CHECK_NEAR(G->y1, W->y1, 1e-9);
             for (int p = 0; p < SIDE * SIDE; p++) CHECK_EQ_INT(ts->modality[G->first_pos + p], VLMN_TRACE_VISUAL);
         }
-        const float *P = po.acts->data;
         for (int64_t i = 0; i < nn; i++) {
             if (!vlmn_traces_has(t, nr[i].layer, nr[i].neuron, ss[k])) continue;
             float *acts = NULL;
@@ -182,8 +129,7 @@ TEST(tile_grids_and_activations)
             CHECK(vlmn_traces_get(t, nr[i].layer, nr[i].neuron, ss[k], &acts, &n) == VLMN_OK);
             CHECK_EQ_INT(n, T);
             CHECK(nr[i].layer < L);
-            for (int64_t p = 0; acts && p < T && p < n; p++)
-                if (memcmp(&acts[p], &P[((int64_t)nr[i].layer * T + p) * F + nr[i].neuron], 4)) mismatches++;
+            mismatches += e2e_probe_mismatches(&po, nr[i].layer, nr[i].neuron, acts, n);
             pairs++;
             /* drawing: each pixel centre takes the patch of the tile covering it (nearest) */
             float *a = NULL;
@@ -221,8 +167,7 @@ TEST(tile_grids_and_activations)
         }
     next:
         vlmn_trace_sample_free(ts);
-        vlmn_npy_free(po.acts);
-        cJSON_Delete(po.tokens);
+        e2e_probe_free(&po);
     }
     fprintf(stderr, "  %lld pairs; %d one-tile and %d tiled samples (at most %d grids)\n", (long long)pairs, one_tile,
             multi_tile, max_grids);
@@ -242,12 +187,12 @@ static void draw_tiled_sample(void)
     CHECK(draw_sample[0] != 0);
     if (!draw_sample[0]) return;
     char out[700], png[900];
-    snprintf(out, sizeof out, "%s/pics", D);
+    snprintf(out, sizeof out, "%s/pics", C.dir);
     static const char *const modes[] = {"jet", "modulated"};
     for (int i = 0; i < 2; i++) {
-        char *a[] = {(char *)getenv("VLMN_BIN"), "draw", RUN, "--neuron", draw_neuron, "--sample", draw_sample,
+        char *a[] = {(char *)getenv("VLMN_BIN"), "draw", C.run, "--neuron", draw_neuron, "--sample", draw_sample,
                      "-o", out, "--mode", (char *)modes[i], "--heat", "html", NULL};
-        CHECK_EQ_INT(run_argv(a), 0);
+        CHECK_EQ_INT(e2e_run(a), 0);
         const char *colon = strchr(draw_neuron, ':');
         snprintf(png, sizeof png, "%s/L%.*s_N%s_S%s_%s.png", out, (int)(colon - draw_neuron), draw_neuron, colon + 1,
                  draw_sample, modes[i]);

@@ -13,20 +13,9 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 
-extern char **environ;
-
-static int run_argv(char *const argv[])
-{
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) return -1;
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+#include "e2e_fixture.h"
 
 /* The dataset's drawing colours (src/makemodel/palette.h values, repeated here). */
 static const struct { const char *name; int rgb[3]; } COLOURS[] = {
@@ -45,25 +34,18 @@ TEST(modulated_image_of_planted_visual_neuron)
     const char *bin = getenv("VLMN_BIN");
     CHECK(bin != NULL);
     if (!bin) return;
-    char d[512], cmd[1200], prefix[600], text[700], mmproj[700], ds[600], data[700], run[600], pj[700], pics[600];
-    snprintf(d, sizeof d, "%s/trace_planted", test_tmp_dir());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", d, d);
-    CHECK(system(cmd) == 0);
-    snprintf(prefix, sizeof prefix, "%s/planted", d);
-    snprintf(text, sizeof text, "%s-text.gguf", prefix);
-    snprintf(mmproj, sizeof mmproj, "%s-mmproj.gguf", prefix);
-    snprintf(pj, sizeof pj, "%s-planted.json", prefix);
-    snprintf(ds, sizeof ds, "%s/ds", d);
-    snprintf(data, sizeof data, "%s/data.json", ds);
-    snprintf(run, sizeof run, "%s/run", d);
-    snprintf(pics, sizeof pics, "%s/pics", d);
-    char *a[] = {(char *)bin, "make-model", "--preset", "planted", "-q", "-o", prefix, NULL};
-    char *b[] = {(char *)bin, "make-dataset", "-n", "40", "--seed", "3", "-o", ds, NULL};
-    char *c[] = {(char *)bin, "record", "-m", text, "--mmproj", mmproj, "--data", data, "--images", ds,
+    e2e_case cp;
+    CHECK(e2e_case_init(&cp, "trace_planted", "planted", "data.json"));
+    char *run = cp.run, pj[700], pics[600];
+    snprintf(pj, sizeof pj, "%s-planted.json", cp.prefix);
+    snprintf(pics, sizeof pics, "%s/pics", cp.dir);
+    char *a[] = {(char *)bin, "make-model", "--preset", "planted", "-q", "-o", cp.prefix, NULL};
+    char *b[] = {(char *)bin, "make-dataset", "-n", "40", "--seed", "3", "-o", cp.dsdir, NULL};
+    char *c[] = {(char *)bin, "record", "-m", cp.text, "--mmproj", cp.mmproj, "--data", cp.data, "--images", cp.dsdir,
                  "-o", run, "--top-n", "5", "-t", "1", "-q", NULL};
-    CHECK_EQ_INT(run_argv(a), 0);
-    CHECK_EQ_INT(run_argv(b), 0);
-    CHECK_EQ_INT(run_argv(c), 0);
+    CHECK_EQ_INT(e2e_run(a), 0);
+    CHECK_EQ_INT(e2e_run(b), 0);
+    CHECK_EQ_INT(e2e_run(c), 0);
     /* the first planted visual neuron and its colour */
     char *js = test_read_file(pj, NULL);
     cJSON *j = js ? cJSON_Parse(js) : NULL;
@@ -88,7 +70,7 @@ TEST(modulated_image_of_planted_visual_neuron)
     char spec[64];
     snprintf(spec, sizeof spec, "%d:%d", layer, neuron);
     char *t[] = {(char *)bin, "trace", run, "--neurons", spec, "--samples", "top:1-3", "-t", "1", "-q", NULL};
-    CHECK_EQ_INT(run_argv(t), 0);
+    CHECK_EQ_INT(e2e_run(t), 0);
 
     vlmn_run *r = NULL;
     vlmn_traces *tr = NULL;
@@ -162,7 +144,7 @@ TEST(modulated_image_of_planted_visual_neuron)
         snprintf(sample, sizeof sample, "%u", ss[0]);
         char *dr[] = {(char *)bin, "draw", run, "--neuron", spec, "--sample", sample, "-o", pics, "--upsample",
                       "bilinear", NULL};
-        CHECK_EQ_INT(run_argv(dr), 0);
+        CHECK_EQ_INT(e2e_run(dr), 0);
         snprintf(png, sizeof png, "%s/L%d_N%d_S%u_modulated.png", pics, layer, neuron, ss[0]);
         vlmn_image *pi = NULL, *orig = NULL;
         vlmn_trace_sample *s = NULL;
