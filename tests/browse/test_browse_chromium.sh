@@ -24,11 +24,7 @@ q() { sqlite3 "$D/run/run.sqlite" "$1"; }
 # explained + simulated + scored
 export PLANTED_KEY=sk-browse-test
 "$VLMN_LLM_SERVER" --port-file "$D/llm-port" 2>"$D/llm.log" & pids+=($!)
-"$V" make-model --preset planted -o "$D/m" >/dev/null; check "make-model" test $? -eq 0
-"$V" make-dataset --preset planted -n 60 -o "$D/data" >/dev/null; check "make-dataset" test $? -eq 0
-"$V" record -m "$D/m-text.gguf" --mmproj "$D/m-mmproj.gguf" --data "$D/data/data.json" --images "$D/data" \
-  --top-n 20 -q -o "$D/run" >/dev/null 2>&1; check "record" test $? -eq 0
-"$V" classify "$D/run" >/dev/null; check "classify" test $? -eq 0
+planted_run "$D" 60
 # two planted visual neurons and one planted text neuron (from the planted list, not from vlmn)
 vis=$(tr -d ' \t\n' < "$D/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9]*,"type":"visual"' |
       sed 's/"layer":\([0-9]*\),"neuron":\([0-9]*\).*/\1:\2/' | head -2)

@@ -101,6 +101,13 @@ check "simulate rerun: nothing new" grep -q "0 samples simulated now, 0 failed, 
 check "reruns: explanations, simulations, scores unchanged" test "$(sqlite3 "$d/run/run.sqlite" \
   ".dump explanations simulations scores" | md5sum)" = "$x0"
 
+# the shipped concept list (no --concepts), another CLIP folder name: rows of its own
+clip_folder "$d/dflt" "$d/tok.json"
+"$V" label "$d/run" --clip "$d/dflt" --neurons "$mm" --top 2 -q > "$d/dflt.txt"; check "default list: exit 0" test $? -eq 0
+check "default list: 2 labels" test "$(q "SELECT COUNT(*) FROM labels WHERE clip='dflt'")" -eq 2 -a "$(wc -l < "$d/dflt.txt")" -eq 2
+check "default list: its concepts" test -z "$(cut -f2 "$d/dflt.txt" | grep -vxFf "$VLMN_SRC/data/concepts.txt")"
+check "default list: tiny's labels kept" test "$(q "SELECT COUNT(*) FROM labels WHERE clip='tiny'")" -eq 9
+
 # bad input: one line naming the file, exit 1, the run unchanged
 s0=$(state)
 n0=$(q "SELECT COUNT(*) FROM labels")

@@ -24,11 +24,7 @@ model_count() { curl -s "http://127.0.0.1:$port/stats" | sed -n "s/.*\"by_model\
 LLM=(--base-url "$url" --api-key-env PLANTED_KEY --concurrency 4)
 q() { sqlite3 "$d/run/run.sqlite" "$1"; }
 
-"$V" make-model --preset planted -o "$d/m" >/dev/null; check "make-model" test $? -eq 0
-"$V" make-dataset --preset planted -n 80 -o "$d/data" >/dev/null; check "make-dataset" test $? -eq 0
-"$V" record -m "$d/m-text.gguf" --mmproj "$d/m-mmproj.gguf" --data "$d/data/data.json" --images "$d/data" \
-  --top-n 20 -q -o "$d/run" >/dev/null 2>&1; check "record" test $? -eq 0
-"$V" classify "$d/run" >/dev/null; check "classify" test $? -eq 0
+planted_run "$d" 80
 tn=$(tr -d ' \t\n' < "$d/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9]*,"type":"text"' |
      sed 's/"layer":\([0-9]*\),"neuron":\([0-9]*\).*/\1:\2/' | paste -sd';')
 check "planted text neurons found" test -n "$tn"

@@ -27,15 +27,10 @@ trap stop EXIT
 stat() { curl -s "$url/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
 q() { sqlite3 "$d/run/run.sqlite" "$1"; }
 
-"$V" make-model --preset planted -o "$d/m" >/dev/null; check "make-model" test $? -eq 0
-"$V" make-dataset --preset planted -n 60 -o "$d/data" >/dev/null; check "make-dataset" test $? -eq 0
+planted_run "$d" 60
 check "shapes.json carries RLE masks" grep -q '"counts":' "$d/data/shapes.json"
-"$V" record -m "$d/m-text.gguf" --mmproj "$d/m-mmproj.gguf" --data "$d/data/data.json" --images "$d/data" \
-  --top-n 20 -q -o "$d/run" >/dev/null 2>&1; check "record" test $? -eq 0
-"$V" classify "$d/run" >/dev/null; check "classify" test $? -eq 0
 # the planted visual neurons and their colours (from the planted list, not from vlmn)
-tr -d ' \t\n' < "$d/m-planted.json" | grep -o '"layer":[0-9]*,"neuron":[0-9]*,"type":"visual","feature":"[a-z]*"' |
-  sed 's/"layer":\([0-9]*\),"neuron":\([0-9]*\),"type":"visual","feature":"\([a-z]*\)"/\1 \2 \3/' > "$d/vis.txt"
+planted_neurons "$d" visual > "$d/vis.txt"
 nvis=$(wc -l < "$d/vis.txt")
 check "planted visual neurons found" test "$nvis" -ge 4
 spec=$(awk '{printf "%s%s:%s", (NR > 1 ? ";" : ""), $1, $2}' "$d/vis.txt")
