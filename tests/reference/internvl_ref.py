@@ -32,9 +32,9 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
 from llava_ref import train_tokenizer, tokenizer_kv, synth_image  # noqa: E402
+from ref_common import (T, save, weight_makers, permute_hf_to_gguf as permute,  # noqa: E402
+                        unpermute_gguf_to_hf as unpermute, decoder_forward)
 
-torch.set_default_dtype(torch.float64)
-D = torch.float64
 F = torch.nn.functional
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -91,27 +91,11 @@ def load_image(img, max_num):
 
 # ---------------------------------------------------------------------------------------
 # Model generator: HF-layout random weights, converted as llama.cpp's converter does.
-def permute(w, n_head):
-    """LlamaModel.permute of the converter (rotate_half halves -> adjacent pairs)."""
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
-def unpermute(w, n_head):
-    return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
 def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
     rng = np.random.default_rng(seed)
+    mat, vec = weight_makers(rng)
     wt = cfg["wtype"]
     F32 = G.GGML_F32
-
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
-
-    def vec(n, base=0.0, scale=0.1):
-        return (base + rng.standard_normal(n) * scale).astype(np.float32)
 
     E, H, HKV, FF, L = cfg["n_embd"], cfg["n_head"], cfg["n_head_kv"], cfg["n_ff"], cfg["n_layer"]
     hd, grp = E // H, H // HKV
@@ -190,10 +174,6 @@ def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
 
 # ---------------------------------------------------------------------------------------
 # Reference forward, float64, HF remote-code semantics.
-def T(a):
-    return torch.as_tensor(np.asarray(a), dtype=D)
-
-
 def intern_vit(mm, pixels):
     """InternVisionModel.forward (300M: LayerNorm, qkv_bias, no qk norm) then
     InternVLChatModel.extract_feature with select_layer = -1 (last_hidden_state),
@@ -254,46 +234,17 @@ def pixel_shuffle(x, scale_factor=0.5):
     return x.permute(0, 2, 1, 3).contiguous()                         # ps_version v2
 
 
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat([-x[..., h:], x[..., :h]], -1)
-
-
 def internlm2_forward(tm, ids, img_emb, mask=None, n_logits=2):
+    """InternLM2Model (ref_common.decoder_forward) with InternLM2Attention's packed wqkv
+    re-packed from the converter's split, permuted attn_q/attn_k/attn_v and split as HF
+    does; the MLP w2(silu(w1 x) * w3 x) is ffn_down(silu(ffn_gate) * ffn_up)."""
     md = tm.metadata
     E = md["internlm2.embedding_length"]
-    L = md["internlm2.block_count"]
     H = md["internlm2.attention.head_count"]
     HKV = md["internlm2.attention.head_count_kv"]
-    eps = float(np.float32(md["internlm2.attention.layer_norm_rms_epsilon"]))
-    base = float(np.float32(md.get("internlm2.rope.freq_base", 10000.0)))
     hd, grp = E // H, H // HKV
-    t = lambda n: T(tm.tensor(n))  # noqa: E731
-    emb = t("token_embd.weight")
-    rows, k_img = [], 0
-    for i in ids:                      # input_embeds[selected] = vit_embeds
-        if i < 0:
-            rows.append(img_emb[k_img])
-            k_img += 1
-        else:
-            rows.append(emb[i])
-    assert k_img == (img_emb.shape[0] if img_emb is not None else 0)
-    x = torch.stack(rows)
-    Tn = x.shape[0]
-    inv_freq = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=D) / hd))
-    fr = torch.outer(torch.arange(Tn, dtype=D), inv_freq)
-    embr = torch.cat([fr, fr], -1)
-    cos, sin = embr.cos(), embr.sin()
-    causal = torch.full((Tn, Tn), -math.inf).triu(1)
 
-    def rms(z, w):
-        return w * (z / torch.sqrt((z * z).mean(-1, keepdim=True) + eps))
-
-    silu_all, sw_all = [], []
-    for l in range(L):
-        p = f"blk.{l}."
-        h = rms(x, t(p + "attn_norm.weight"))          # attention_norm
-        # re-pack HF's wqkv from the converter's split, permuted tensors
+    def qkv(t, p, h, Tn):
         q = unpermute(t(p + "attn_q.weight"), H).reshape(HKV, grp, hd, E)
         k = unpermute(t(p + "attn_k.weight"), HKV).reshape(HKV, 1, hd, E)
         v = t(p + "attn_v.weight").reshape(HKV, 1, hd, E)
@@ -302,24 +253,9 @@ def internlm2_forward(tm, ids, img_emb, mask=None, n_logits=2):
         qs = qkv[:, :, :grp, :].reshape(Tn, H, hd).transpose(0, 1)
         ks = qkv[:, :, -2, :].transpose(0, 1)
         vs = qkv[:, :, -1, :].transpose(0, 1)
-        qs = qs * cos + rotate_half(qs) * sin
-        ks = ks * cos + rotate_half(ks) * sin
-        ks = ks.repeat_interleave(grp, 0)                       # repeat_kv
-        vs = vs.repeat_interleave(grp, 0)
-        s = qs @ ks.transpose(1, 2) / math.sqrt(hd) + causal
-        a = (torch.softmax(s, -1) @ vs).transpose(0, 1).reshape(Tn, E)
-        x = x + a @ t(p + "attn_output.weight").T
-        h = rms(x, t(p + "ffn_norm.weight"))
-        gt = F.silu(h @ t(p + "ffn_gate.weight").T)             # w1
-        if mask is not None and l in mask:
-            gt[:, mask[l]] = 0.0
-        sw = gt * (h @ t(p + "ffn_up.weight").T)                # w3
-        silu_all.append(gt)
-        sw_all.append(sw)
-        x = x + sw @ t(p + "ffn_down.weight").T                 # w2
-    x = rms(x, t("output_norm.weight"))
-    out_w = t("output.weight") if "output.weight" in tm.tensors else emb
-    return torch.stack(silu_all), torch.stack(sw_all), x[-n_logits:] @ out_w.T
+        return qs, ks, vs
+
+    return decoder_forward(tm, "internlm2", ids, img_emb, qkv, mask, n_logits)
 
 
 def reference(text_path, mm_path, ids, tiles, mask=None):
@@ -452,10 +388,6 @@ def write_grids(out):
     with open(os.path.join(out, "tile_grids.json"), "w") as f:
         json.dump(rows, f, indent=0)
         f.write("\n")
-
-
-def save(path, a, dtype=np.float32):
-    np.save(path, np.ascontiguousarray(np.asarray(a, dtype=dtype)))
 
 
 def main():
