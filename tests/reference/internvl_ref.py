@@ -32,8 +32,8 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
 from llava_ref import train_tokenizer, tokenizer_kv, synth_image  # noqa: E402
-from ref_common import (T, save, weight_makers, permute_hf_to_gguf as permute,  # noqa: E402
-                        unpermute_gguf_to_hf as unpermute, decoder_forward)
+from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf as unpermute,  # noqa: E402
+                        decoder_tensors, decoder_forward)
 
 F = torch.nn.functional
 
@@ -108,29 +108,14 @@ def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
     if cfg.get("rope_base") is not None:
         md["internlm2.rope.freq_base"] = float(cfg["rope_base"])
     md.update(sp_kv)
-    tensors = [("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.5).astype(np.float32), wt)]
-    for l in range(L):
-        p = f"blk.{l}."
+
+    def attn(l):
         # HF InternLM2Attention.wqkv: rows grouped per kv head as (grp q heads, k, v)
-        wqkv = mat(HKV * (grp + 2) * hd, E)
-        qkv = wqkv.reshape(HKV, grp + 2, hd, E)
-        q = qkv[:, :grp].reshape(-1, E)
-        k = qkv[:, -2].reshape(-1, E)
-        v = qkv[:, -1].reshape(-1, E)
-        tensors += [
-            (p + "attn_norm.weight", vec(E, 1.0), F32),
-            (p + "attn_q.weight", permute(q, H), wt),
-            (p + "attn_k.weight", permute(k, HKV), wt),
-            (p + "attn_v.weight", np.ascontiguousarray(v), wt),
-            (p + "attn_output.weight", mat(E, E), wt),
-            (p + "ffn_norm.weight", vec(E, 1.0), F32),
-            (p + "ffn_gate.weight", mat(FF, E, 2.0), wt),
-            (p + "ffn_up.weight", mat(FF, E), wt),
-            (p + "ffn_down.weight", mat(E, FF), wt),
-        ]
-    tensors.append(("output_norm.weight", vec(E, 1.0), F32))
-    if not cfg.get("tie_output"):
-        tensors.append(("output.weight", mat(n_vocab, E), wt))
+        qkv = mat(HKV * (grp + 2) * hd, E).reshape(HKV, grp + 2, hd, E)
+        return (qkv[:, :grp].reshape(-1, E), qkv[:, -2].reshape(-1, E),
+                np.ascontiguousarray(qkv[:, -1].reshape(-1, E)))
+
+    tensors = decoder_tensors(rng, mat, vec, cfg, n_vocab, attn)
     text_path = os.path.join(outdir, name + ".text.gguf")
     G.write_gguf(text_path, md, tensors)
 

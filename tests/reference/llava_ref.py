@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
-from ref_common import (T, save, weight_makers, permute_hf_to_gguf, unpermute_gguf_to_hf,  # noqa: E402,F401
+from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf, decoder_tensors,  # noqa: E402
                         decoder_forward)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -184,25 +184,8 @@ def gen_pair(outdir, name, cfg, sp, seed):
     if cfg.get("rope_base") is not None:
         md["llama.rope.freq_base"] = float(cfg["rope_base"])
     md.update(tokenizer_kv(sp))
-    tensors = [("token_embd.weight", (rng.standard_normal((V, E)) * 0.5).astype(np.float32), wt)]
-    for l in range(L):
-        p = f"blk.{l}."
-        wq = mat(H * hd, E)
-        wk = mat(HKV * hd, E)
-        tensors += [
-            (p + "attn_norm.weight", vec(E, 1.0), F32),
-            (p + "attn_q.weight", permute_hf_to_gguf(wq, H), wt),
-            (p + "attn_k.weight", permute_hf_to_gguf(wk, HKV), wt),
-            (p + "attn_v.weight", mat(HKV * hd, E), wt),
-            (p + "attn_output.weight", mat(E, H * hd), wt),
-            (p + "ffn_norm.weight", vec(E, 1.0), F32),
-            (p + "ffn_gate.weight", mat(FF, E, 2.0), wt),
-            (p + "ffn_up.weight", mat(FF, E), wt),
-            (p + "ffn_down.weight", mat(E, FF), wt),
-        ]
-    tensors.append(("output_norm.weight", vec(E, 1.0), F32))
-    if not cfg.get("tie_output"):
-        tensors.append(("output.weight", mat(V, E), wt))
+    tensors = decoder_tensors(rng, mat, vec, cfg, V,
+                              lambda l: (mat(H * hd, E), mat(HKV * hd, E), lambda: mat(HKV * hd, E)))
     text_path = os.path.join(outdir, name + ".text.gguf")
     G.write_gguf(text_path, md, tensors)
 

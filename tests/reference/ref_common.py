@@ -1,7 +1,8 @@
 """Float64 helpers shared by the reference scripts llava_ref.py and internvl_ref.py.
 
 The fixture writers' random weights (mat / vec from one numpy Generator, in the order
-the caller draws them), llama.cpp's Q/K permutation, .npy output, and the decoder both
+the caller draws them), llama.cpp's Q/K permutation, the text model's GGUF tensors,
+.npy output, and the decoder both
 text models share with HF semantics: token embeddings with the image features at the
 positions whose id is -1, rotate_half RoPE, repeat_kv, a causal mask, RMSNorm and the
 SwiGLU FFN (silu(gate) and silu(gate) * up, the two hooks, with pruned neurons read as
@@ -12,6 +13,8 @@ import math
 
 import numpy as np
 import torch
+
+import gguf_py as G
 
 torch.set_default_dtype(torch.float64)
 D = torch.float64
@@ -46,6 +49,35 @@ def permute_hf_to_gguf(w, n_head):
 def unpermute_gguf_to_hf(w, n_head):
     return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
             .swapaxes(1, 2).reshape(w.shape))
+
+
+def decoder_tensors(rng, mat, vec, cfg, n_vocab, attn):
+    """The text model's tensors in llama.cpp's GGUF names and the converter's Q/K
+    permutation, drawn in this order: token_embd, then per layer attn(l) -> the HF
+    (q, k, v) weights (v may be a function drawing it, called after attn_norm's draw),
+    attn_norm, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; then output_norm
+    and, unless cfg["tie_output"], output."""
+    E, H, HKV, FF, L = cfg["n_embd"], cfg["n_head"], cfg["n_head_kv"], cfg["n_ff"], cfg["n_layer"]
+    wt, F32 = cfg["wtype"], G.GGML_F32
+    tensors = [("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.5).astype(np.float32), wt)]
+    for l in range(L):
+        p = f"blk.{l}."
+        q, k, v = attn(l)
+        tensors += [
+            (p + "attn_norm.weight", vec(E, 1.0), F32),
+            (p + "attn_q.weight", permute_hf_to_gguf(q, H), wt),
+            (p + "attn_k.weight", permute_hf_to_gguf(k, HKV), wt),
+            (p + "attn_v.weight", v() if callable(v) else v, wt),
+            (p + "attn_output.weight", mat(E, q.shape[0]), wt),
+            (p + "ffn_norm.weight", vec(E, 1.0), F32),
+            (p + "ffn_gate.weight", mat(FF, E, 2.0), wt),
+            (p + "ffn_up.weight", mat(FF, E), wt),
+            (p + "ffn_down.weight", mat(E, FF), wt),
+        ]
+    tensors.append(("output_norm.weight", vec(E, 1.0), F32))
+    if not cfg.get("tie_output"):
+        tensors.append(("output.weight", mat(n_vocab, E), wt))
+    return tensors
 
 
 def rotate_half(x):
