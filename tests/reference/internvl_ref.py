@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
 from llava_ref import train_tokenizer, tokenizer_kv, synth_image  # noqa: E402
 from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf as unpermute,  # noqa: E402
-                        decoder_tensors, decoder_forward)
+                        decoder_tensors, decoder_forward, greedy_decode)
 
 F = torch.nn.functional
 
@@ -438,22 +438,8 @@ GREEDY_MIN_MARGIN = 0.05
 
 
 def greedy(tm, mm, ids, tiles, stops, max_new):
-    """Greedy search: argmax of the last position's logits, appended, until a stop token
-    (not kept) or max_new tokens; the top-2 logit margin of every step."""
-    img = intern_vit(mm, tiles)
-    seq, out, margins, stop = list(ids), [], [], None
-    for _ in range(max_new):
-        _, _, lg = internlm2_forward(tm, seq, img, None, n_logits=1)
-        lg = lg[0]
-        top = torch.topk(lg, 2)
-        margins.append(float(top.values[0] - top.values[1]))
-        t = int(torch.argmax(lg))
-        if t in stops:
-            stop = t
-            break
-        out.append(t)
-        seq.append(t)
-    return out, margins, stop
+    """Greedy search (ref_common.greedy_decode) on the image's tiles."""
+    return greedy_decode(internlm2_forward, tm, ids, intern_vit(mm, tiles), stops, max_new)
 
 
 def greedy_main(out):

@@ -24,7 +24,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
 from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf, decoder_tensors,  # noqa: E402
-                        decoder_forward)
+                        decoder_forward, greedy_decode)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -451,20 +451,8 @@ def gen_prompt_ids(sp, question, n_image):
 
 def greedy(text_path, mm_path, ids, pixels, max_new, eos=2):
     tm, mm = G.GGUFReader(text_path), G.GGUFReader(mm_path)
-    img = clip_vision(mm, pixels)
-    seq, out, margins, stop = list(ids), [], [], False
-    for _ in range(max_new):
-        _, _, lg = llama_forward(tm, seq, img, None, n_logits=1)
-        lg = lg[0]
-        top = torch.topk(lg, 2)
-        margins.append(float(top.values[0] - top.values[1]))
-        t = int(torch.argmax(lg))
-        if t == eos:
-            stop = True
-            break
-        out.append(t)
-        seq.append(t)
-    return out, margins, stop
+    out, margins, stop = greedy_decode(llama_forward, tm, ids, clip_vision(mm, pixels), {eos}, max_new)
+    return out, margins, stop is not None
 
 
 def greedy_main(out):

@@ -6,8 +6,8 @@ the caller draws them), llama.cpp's Q/K permutation, the text model's GGUF tenso
 text models share with HF semantics: token embeddings with the image features at the
 positions whose id is -1, rotate_half RoPE, repeat_kv, a causal mask, RMSNorm and the
 SwiGLU FFN (silu(gate) and silu(gate) * up, the two hooks, with pruned neurons read as
-0). Each script supplies only how its attention's Q, K and V come from the GGUF
-tensors. Nothing here uses vlmn.
+0), and greedy decoding over it. Each script supplies only how its attention's Q, K
+and V come from the GGUF tensors. Nothing here uses vlmn.
 """
 import math
 
@@ -143,3 +143,23 @@ def decoder_forward(tm, arch, ids, img_emb, qkv, mask=None, n_logits=2):
     x = rms(x, t("output_norm.weight"))
     out_w = t("output.weight") if "output.weight" in tm.tensors else emb
     return torch.stack(silu_all), torch.stack(sw_all), x[-n_logits:] @ out_w.T
+
+
+def greedy_decode(forward, tm, ids, img, stops, max_new):
+    """HF generate(do_sample=False) semantics: re-run the whole prefix with forward(tm,
+    seq, img, None, n_logits=1), take the first argmax of the last position's logits,
+    until a token of `stops` (not kept) or max_new tokens. Returns (tokens, the top-2
+    logit margin of every step, the stop token or None)."""
+    seq, out, margins, stop = list(ids), [], [], None
+    for _ in range(max_new):
+        _, _, lg = forward(tm, seq, img, None, n_logits=1)
+        lg = lg[0]
+        top = torch.topk(lg, 2)
+        margins.append(float(top.values[0] - top.values[1]))
+        t = int(torch.argmax(lg))
+        if t in stops:
+            stop = t
+            break
+        out.append(t)
+        seq.append(t)
+    return out, margins, stop
