@@ -48,4 +48,21 @@ int cli_flag(char **argv, int i, const char *long_, char short_);
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *s, double *out);
 
+/* Argument-loop shorthands, for a loop `for (int i = 1; i < argc; i++) { int r; ... }`
+ * with `const char *v` (and, for CLI_LONG_OPT, the command name `cmd`) in scope: when
+ * argv[i] is --l (or -s), store its value in var and go to the next argument; a missing
+ * value returns 2 from the command, as does a value of CLI_LONG_OPT outside [lo, hi]
+ * ("vlmn CMD: bad WHAT 'VALUE'"). */
+#define CLI_STR_OPT(l, s, var)                                                      \
+    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
+        if (r < 0) return 2;                                                        \
+        var = v;                                                                    \
+        continue;                                                                   \
+    }
+#define CLI_LONG_OPT(l, s, var, lo, hi, what)                                       \
+    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
+        if (r < 0 || cli_parse_long(v, lo, hi, &var)) return cli_errorf(cmd, 2, "bad %s '%s'", what, v ? v : ""); \
+        continue;                                                                   \
+    }
+
 #endif

@@ -66,20 +66,13 @@ static int run(int argc, char **argv)
     bool all = false;
     for (int i = 1; i < argc; i++) {
         int r;
-#define OPT(l, s, var)                                  \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) { \
-        if (r < 0) return 2;                            \
-        var = v;                                        \
-        continue;                                       \
-    }
-        OPT("neuron", 0, neuron_s)
-        OPT("sample", 0, sample_s)
-        OPT("output", 'o', out)
-        OPT("mode", 0, mode_s)
-        OPT("upsample", 0, up_s)
-        OPT("background", 0, bg_s)
-        OPT("heat", 0, heat_s)
-#undef OPT
+        CLI_STR_OPT("neuron", 0, neuron_s)
+        CLI_STR_OPT("sample", 0, sample_s)
+        CLI_STR_OPT("output", 'o', out)
+        CLI_STR_OPT("mode", 0, mode_s)
+        CLI_STR_OPT("upsample", 0, up_s)
+        CLI_STR_OPT("background", 0, bg_s)
+        CLI_STR_OPT("heat", 0, heat_s)
         if (cli_flag(argv, i, "all-tokens", 0)) {
             all = true;
             continue;

@@ -121,28 +121,15 @@ static int run(int argc, char **argv)
             if (r < 0) return 2;
             continue;
         }
-#define OPT(l, s, var)                                                              \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
-        if (r < 0) return 2;                                                        \
-        var = v;                                                                    \
-        continue;                                                                   \
-    }
-#define NUM(l, s, var, lo, hi, what)                                                \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
-        if (r < 0 || cli_parse_long(v, lo, hi, &var)) return cli_errorf(cmd, 2, "bad %s '%s'", what, v ? v : ""); \
-        continue;                                                                   \
-    }
-        OPT("image", 0, image)
-        OPT("question", 0, question)
-        OPT("data", 0, data)
-        OPT("images", 0, images)
-        OPT("drop", 0, drop)
-        OPT("output", 'o', out)
-        NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
-        NUM("batch", 0, batch, 1, 256, "--batch")
-        NUM("seed", 0, seed, 0, (long)(~0ul >> 1), "--seed")
-#undef OPT
-#undef NUM
+        CLI_STR_OPT("image", 0, image)
+        CLI_STR_OPT("question", 0, question)
+        CLI_STR_OPT("data", 0, data)
+        CLI_STR_OPT("images", 0, images)
+        CLI_STR_OPT("drop", 0, drop)
+        CLI_STR_OPT("output", 'o', out)
+        CLI_LONG_OPT("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
+        CLI_LONG_OPT("batch", 0, batch, 1, 256, "--batch")
+        CLI_LONG_OPT("seed", 0, seed, 0, (long)(~0ul >> 1), "--seed")
         if ((r = cli_opt(argc, argv, &i, "temperature", 0, &v)) != 0) {
             if (r < 0 || cli_parse_double(v, &temp) || !(temp >= 0 && temp <= 100))
                 return cli_errorf(cmd, 2, "bad --temperature (0 = greedy, or > 0)");

@@ -162,21 +162,14 @@ static int run(int argc, char **argv)
             if (r < 0) return 2;
             continue;
         }
-#define OPT(l, s, var)                                                              \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
-        if (r < 0) return 2;                                                        \
-        var = v;                                                                    \
-        continue;                                                                   \
-    }
-        OPT("clip", 0, clip)
-        OPT("image", 0, image)
-        OPT("question", 0, question)
-        OPT("answer", 0, answer)
-        OPT("prompt", 0, raw)
-        OPT("hook", 0, hook_s)
-        OPT("layers", 0, layers)
-        OPT("output", 'o', out)
-#undef OPT
+        CLI_STR_OPT("clip", 0, clip)
+        CLI_STR_OPT("image", 0, image)
+        CLI_STR_OPT("question", 0, question)
+        CLI_STR_OPT("answer", 0, answer)
+        CLI_STR_OPT("prompt", 0, raw)
+        CLI_STR_OPT("hook", 0, hook_s)
+        CLI_STR_OPT("layers", 0, layers)
+        CLI_STR_OPT("output", 'o', out)
         if (cli_flag(argv, i, "exact", 0)) {
             mo.prec = VLMN_PREC_EXACT;
             continue;

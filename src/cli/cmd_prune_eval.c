@@ -50,30 +50,17 @@ static int run(int argc, char **argv)
             if (r < 0) return 2;
             continue;
         }
-#define OPT(l, s, var)                                                              \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
-        if (r < 0) return 2;                                                        \
-        var = v;                                                                    \
-        continue;                                                                   \
-    }
-#define NUM(l, s, var, lo, hi, what)                                                \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) {                             \
-        if (r < 0 || cli_parse_long(v, lo, hi, &var)) return cli_errorf(cmd, 2, "bad %s '%s'", what, v ? v : ""); \
-        continue;                                                                   \
-    }
-        OPT("data", 0, data)
-        OPT("images", 0, images)
-        OPT("output", 'o', out)
-        OPT("tau", 0, tau_s)
-        NUM("random-seeds", 0, seeds, 0, 100, "--random-seeds")
-        NUM("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
-        NUM("batch", 0, batch, 1, 256, "--batch")
-        OPT("judge", 0, judge)
-        OPT("judge-model", 0, judge_model)
-        OPT("judge-key-env", 0, judge_key)
-        NUM("judge-concurrency", 0, judge_conc, 1, 1024, "--judge-concurrency")
-#undef OPT
-#undef NUM
+        CLI_STR_OPT("data", 0, data)
+        CLI_STR_OPT("images", 0, images)
+        CLI_STR_OPT("output", 'o', out)
+        CLI_STR_OPT("tau", 0, tau_s)
+        CLI_LONG_OPT("random-seeds", 0, seeds, 0, 100, "--random-seeds")
+        CLI_LONG_OPT("max-tokens", 0, max_tokens, 1, 4096, "--max-tokens")
+        CLI_LONG_OPT("batch", 0, batch, 1, 256, "--batch")
+        CLI_STR_OPT("judge", 0, judge)
+        CLI_STR_OPT("judge-model", 0, judge_model)
+        CLI_STR_OPT("judge-key-env", 0, judge_key)
+        CLI_LONG_OPT("judge-concurrency", 0, judge_conc, 1, 1024, "--judge-concurrency")
         if (cli_unknown_option(&vlmn_cmd_prune_eval, argv, i)) return 2;
         if ((argv[i][0] != '-' || cli_after_dashdash(argv, i)) && !run_dir) {
             run_dir = argv[i];

@@ -73,6 +73,21 @@ static void resolve_image(const struct ctx *x, const char *img, char *out, size_
     out[0] = 0;
 }
 
+/* Column i of the current row as a number, NaN for NULL. */
+static double col_num(sqlite3_stmt *q, int i)
+{
+    return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
+}
+
+/* Columns first .. first + n - 1 of the current row as text, "" for NULL. */
+static void col_texts(sqlite3_stmt *q, int first, int n, const char **col)
+{
+    for (int k = 0; k < n; k++) {
+        col[k] = (const char *)sqlite3_column_text(q, first + k);
+        if (!col[k]) col[k] = "";
+    }
+}
+
 /* The scored explanations for the report, best `per_kind` of each type (NULL scores
  * last), and the Table 2 text; nothing when the run has no scores table. Strings are
  * vlmn_strdup'd into *out (free with expl_free). */
@@ -111,22 +126,16 @@ static vlmn_status load_explanations(const char *dir, sqlite3 *db, int per_kind,
     vlmn_report_expl *e = NULL;
     int n = 0, cap = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            vlmn_report_expl *t = vlmn_realloc(e, (size_t)cap * sizeof *t);
-            if (!t) goto oom;
-            e = t;
-        }
+        vlmn_report_expl *t = vlmn_grow(e, n, &cap, sizeof *e);
+        if (!t) goto oom;
+        e = t;
         vlmn_report_expl *x = &e[n++];
         memset(x, 0, sizeof *x);
         x->layer = sqlite3_column_int(q, 0);
         x->neuron = sqlite3_column_int(q, 1);
         const char *col[5];
-        for (int k = 0; k < 5; k++) {
-            col[k] = (const char *)sqlite3_column_text(q, 2 + k);
-            if (!col[k]) col[k] = "";
-        }
-        x->score = sqlite3_column_type(q, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 7);
+        col_texts(q, 2, 5, col);
+        x->score = col_num(q, 7);
         if (!(x->kind = vlmn_strdup(col[0])) || !(x->sampling = vlmn_strdup(col[1])) ||
             !(x->explainer = vlmn_strdup(col[2])) || !(x->simulator = vlmn_strdup(col[3])) ||
             !(x->text = vlmn_strdup(col[4])))
@@ -166,11 +175,6 @@ static void labels_free(vlmn_report_label *l, int n)
         vlmn_free((char *)l[i].explainer);
     }
     vlmn_free(l);
-}
-
-static double col_num(sqlite3_stmt *q, int i)
-{
-    return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
 }
 
 /* The rank-1 labels (vlmn label) of the best-labelled `per_kind` visual and multi-modal
@@ -217,21 +221,15 @@ static vlmn_status load_labels(const char *dir, sqlite3 *db, int per_kind, vlmn_
     vlmn_report_label *l = NULL;
     int n = 0, cap = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            vlmn_report_label *t = vlmn_realloc(l, (size_t)cap * sizeof *t);
-            if (!t) goto oom;
-            l = t;
-        }
+        vlmn_report_label *t = vlmn_grow(l, n, &cap, sizeof *l);
+        if (!t) goto oom;
+        l = t;
         vlmn_report_label *x = &l[n++];
         memset(x, 0, sizeof *x);
         x->layer = sqlite3_column_int(q, 0);
         x->neuron = sqlite3_column_int(q, 1);
         const char *col[4];
-        for (int k = 0; k < 4; k++) {
-            col[k] = (const char *)sqlite3_column_text(q, 2 + k);
-            if (!col[k]) col[k] = "";
-        }
+        col_texts(q, 2, 4, col);
         x->score = col_num(q, 6);
         x->n_samples = sqlite3_column_int(q, 7);
         x->heldout = col_num(q, 8);

@@ -101,20 +101,13 @@ static int run(int argc, char **argv)
     bool do_list = false;
     for (int i = 1; i < argc; i++) {
         int r;
-#define OPT(l, s, var)                                  \
-    if ((r = cli_opt(argc, argv, &i, l, s, &v)) != 0) { \
-        if (r < 0) return 2;                            \
-        var = v;                                        \
-        continue;                                       \
-    }
-        OPT("neurons", 0, o.neurons)
-        OPT("samples", 0, o.samples)
-        OPT("model", 'm', o.model)
-        OPT("mmproj", 0, o.mmproj)
-        OPT("data", 0, o.data)
-        OPT("images", 0, o.images)
-        OPT("precision", 0, o.precision)
-#undef OPT
+        CLI_STR_OPT("neurons", 0, o.neurons)
+        CLI_STR_OPT("samples", 0, o.samples)
+        CLI_STR_OPT("model", 'm', o.model)
+        CLI_STR_OPT("mmproj", 0, o.mmproj)
+        CLI_STR_OPT("data", 0, o.data)
+        CLI_STR_OPT("images", 0, o.images)
+        CLI_STR_OPT("precision", 0, o.precision)
         if ((r = cli_opt(argc, argv, &i, "threads", 't', &v)) != 0) {
             if (r < 0 || cli_parse_long(v, 1, 1024, &threads)) return cli_errorf(cmd, 2, "bad thread count");
             continue;

@@ -1,6 +1,7 @@
 /* Allocation wrapper with failure injection, and the assertion handler (core). */
 #include "core/alloc.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,18 @@ void *vlmn_realloc(void *p, size_t n)
 }
 
 void vlmn_free(void *p) { free(p); }
+
+void *vlmn_grow(void *p, int n, int *cap, size_t size)
+{
+    if (n < *cap) return p;
+    if (*cap > INT_MAX / 2) return NULL;
+    int c = *cap ? 2 * *cap : 16;
+    uint64_t bytes;
+    if (!vlmn_mul_ok((uint64_t)c, size, &bytes) || bytes > SIZE_MAX) return NULL;
+    void *t = vlmn_realloc(p, (size_t)bytes);
+    if (t) *cap = c;
+    return t;
+}
 
 char *vlmn_strndup(const char *s, size_t n)
 {

@@ -14,6 +14,10 @@ void *vlmn_realloc(void *p, size_t n);
 void  vlmn_free(void *p);
 char *vlmn_strdup(const char *s);
 char *vlmn_strndup(const char *s, size_t n);
+/* A growable array p of *cap elements of `size` bytes that holds n: when n == *cap,
+ * *cap is doubled (16 at first) and p reallocated. Returns the (possibly moved) array,
+ * or NULL when out of memory or on overflow; p and *cap are then as they were. */
+void *vlmn_grow(void *p, int n, int *cap, size_t size);
 /* 64-byte aligned (for kernels); free with vlmn_free_aligned. */
 void *vlmn_malloc_aligned(size_t n);
 void  vlmn_free_aligned(void *p);

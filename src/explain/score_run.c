@@ -66,12 +66,9 @@ static vlmn_status load_sets(sqlite3_stmt *q, int L, int N, const char *sampling
                  (const char *)sqlite3_column_text(q, 1));
         int k = n - 1;
         if (n == 0 || strcmp(s[k].name, name)) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 4;
-                simset *t = vlmn_realloc(s, (size_t)cap * sizeof *t);
-                if (!t) goto oom;
-                s = t;
-            }
+            simset *t = vlmn_grow(s, n, &cap, sizeof *s);
+            if (!t) goto oom;
+            s = t;
             memset(&s[n], 0, sizeof s[n]);
             snprintf(s[n].name, sizeof s[n].name, "%s", name);
             k = n++;
@@ -262,15 +259,12 @@ vlmn_status vlmn_table2(const char *run_dir, int n_boot, bool json, FILE *f)
                         nu++;
                         continue;
                     }
-                    if (n == cap) {
-                        cap = cap ? cap * 2 : 64;
-                        double *t = vlmn_realloc(x, (size_t)cap * sizeof *t);
-                        if (!t) {
-                            st = vlmn_error(VLMN_E_NOMEM, "table2: out of memory");
-                            goto out;
-                        }
-                        x = t;
+                    double *t = vlmn_grow(x, n, &cap, sizeof *x);
+                    if (!t) {
+                        st = vlmn_error(VLMN_E_NOMEM, "table2: out of memory");
+                        goto out;
                     }
+                    x = t;
                     x[n++] = sqlite3_column_double(q, 0);
                 }
                 double m = NAN, lo = NAN, hi = NAN;

@@ -1,4 +1,4 @@
-/* Tests for src/core: error messages, allocation wrapper and failure injection. */
+/* Tests for src/core: error messages, allocation wrapper (growable arrays too) and failure injection. */
 #include "test.h"
 #include "vlmn/vlmn.h"
 #include "core/alloc.h"
@@ -42,6 +42,32 @@ TEST(overflow_helpers)
     CHECK(vlmn_mul_ok(1u << 20, 1u << 20, &r) && r == (1ull << 40));
     CHECK(!vlmn_mul_ok(UINT64_MAX / 2, 3, &r));
     CHECK(!vlmn_add_ok(UINT64_MAX, 1, &r));
+}
+
+/* vlmn_grow: room for one more when full (16, then doubling), the array kept when the
+ * reallocation fails, NULL on a size that overflows. */
+TEST(grow)
+{
+    int *a = NULL, cap = 0;
+    for (int n = 0; n < 40; n++) {
+        int *t = vlmn_grow(a, n, &cap, sizeof *a);
+        CHECK(t != NULL);
+        if (!t) break;
+        a = t;
+        a[n] = n;
+        CHECK(cap > n);
+    }
+    CHECK_EQ_INT(cap, 64);
+    CHECK(vlmn_grow(a, 40, &cap, sizeof *a) == a); /* not full */
+    vlmn_alloc_fail_after(1);
+    CHECK(vlmn_grow(a, 64, &cap, sizeof *a) == NULL);
+    vlmn_alloc_fail_after(0);
+    CHECK_EQ_INT(cap, 64);
+    CHECK_EQ_INT(a[39], 39);
+    int big = 1 << 30;
+    CHECK(vlmn_grow(a, big, &big, SIZE_MAX / 4) == NULL);
+    CHECK_EQ_INT(big, 1 << 30);
+    vlmn_free(a);
 }
 
 TEST_MAIN()

@@ -59,6 +59,33 @@ static int probe_all(const e2e_case *c, probe_t *P, int *Lp, int *Fp)
     return ns;
 }
 
+/* Neuron (l, k)'s maximum over the counted (image and answer) tokens of each probed
+ * sample, into smax[0..NS). */
+static void sample_maxima(const probe_t *P, int F, int l, int k, float *smax)
+{
+    for (int i = 0; i < NS; i++) {
+        smax[i] = -INFINITY;
+        for (int64_t t = 0; t < P[i].T; t++) {
+            if (P[i].cls[t] == 2) continue;
+            float v = P[i].acts[((int64_t)l * P[i].T + t) * F + k];
+            smax[i] = v > smax[i] ? v : smax[i];
+        }
+    }
+}
+
+/* The n samples of highest smax, best first (ties: lower index), into top[0..n). */
+static void top_samples(const float *smax, int n, int *top)
+{
+    bool used[NS] = {0};
+    for (int rank = 0; rank < n; rank++) {
+        int best = -1;
+        for (int i = 0; i < NS; i++)
+            if (!used[i] && (best < 0 || smax[i] > smax[best])) best = i;
+        used[best] = true;
+        top[rank] = best;
+    }
+}
+
 TEST(record_equals_probe_brute_force)
 {
     const char *bin = getenv("VLMN_BIN");
@@ -97,18 +124,16 @@ TEST(record_equals_probe_brute_force)
             float smax[NS], gmax = -INFINITY, gmin = INFINITY;
             double sum = 0;
             uint64_t cnt = 0;
-            for (int i = 0; i < NS; i++) {
-                smax[i] = -INFINITY;
+            sample_maxima(P, F, l, k, smax);
+            for (int i = 0; i < NS; i++)
                 for (int64_t t = 0; t < P[i].T; t++) {
                     if (P[i].cls[t] == 2) continue;
                     float v = P[i].acts[((int64_t)l * P[i].T + t) * F + k];
-                    smax[i] = v > smax[i] ? v : smax[i];
                     gmax = v > gmax ? v : gmax;
                     gmin = v < gmin ? v : gmin;
                     sum += v;
                     cnt++;
                 }
-            }
             const vlmn_neuron_stats *st = vlmn_run_stats(r, l, k);
             if (st->max_act != gmax || st->min_act != gmin || st->count != cnt ||
                 fabs(st->sum - sum) > 1e-6 * (1 + fabs(sum))) {
@@ -119,12 +144,10 @@ TEST(record_equals_probe_brute_force)
             int n;
             const vlmn_top_entry *top = vlmn_run_top(r, l, k, &n);
             CHECK_EQ_INT(n, TOPN);
-            bool used[NS] = {0};
+            int order[TOPN];
+            top_samples(smax, TOPN, order);
             for (int rank = 0; rank < n && rank < TOPN; rank++) {
-                int best = -1;
-                for (int i = 0; i < NS; i++)
-                    if (!used[i] && (best < 0 || smax[i] > smax[best])) best = i; /* ties: lower index */
-                used[best] = true;
+                int best = order[rank];
                 float im[4096], tx[4096];
                 int ni = 0, nt = 0;
                 for (int64_t t = 0; t < P[best].T && ni < 4096 && nt < 4096; t++) {
@@ -236,25 +259,11 @@ TEST(classify_equals_probe_brute_force)
     for (int l = 0; l < L; l++)
         for (int k = 0; k < F; k++) {
             float smax[NS], g = -INFINITY;
-            for (int i = 0; i < NS; i++) {
-                smax[i] = -INFINITY;
-                for (int64_t t = 0; t < P[i].T; t++) {
-                    if (P[i].cls[t] == 2) continue;
-                    float v = P[i].acts[((int64_t)l * P[i].T + t) * F + k];
-                    smax[i] = v > smax[i] ? v : smax[i];
-                }
-                g = smax[i] > g ? smax[i] : g;
-            }
+            sample_maxima(P, F, l, k, smax);
+            for (int i = 0; i < NS; i++) g = smax[i] > g ? smax[i] : g;
             gmax[l * F + k] = g;
-            bool used[NS] = {0};
             int *tp = top + (size_t)(l * F + k) * CTOPN;
-            for (int rank = 0; rank < CTOPN; rank++) {
-                int best = -1;
-                for (int i = 0; i < NS; i++)
-                    if (!used[i] && (best < 0 || smax[i] > smax[best])) best = i;
-                used[best] = true;
-                tp[rank] = best;
-            }
+            top_samples(smax, CTOPN, tp);
             if (l * F + k > 0 && memcmp(tp, top, CTOPN * sizeof(int)) != 0) distinct_tops++;
         }
     CHECK_MSG(distinct_tops > 0, "every neuron has the same top-%d samples: the test would be trivial", CTOPN);

@@ -32,9 +32,9 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
 from llava_ref import train_tokenizer, tokenizer_kv, synth_image  # noqa: E402
+from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf as unpermute,  # noqa: E402
+                        decoder_tensors, decoder_forward, greedy_decode)
 
-torch.set_default_dtype(torch.float64)
-D = torch.float64
 F = torch.nn.functional
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -91,27 +91,11 @@ def load_image(img, max_num):
 
 # ---------------------------------------------------------------------------------------
 # Model generator: HF-layout random weights, converted as llama.cpp's converter does.
-def permute(w, n_head):
-    """LlamaModel.permute of the converter (rotate_half halves -> adjacent pairs)."""
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
-def unpermute(w, n_head):
-    return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
 def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
     rng = np.random.default_rng(seed)
+    mat, vec = weight_makers(rng)
     wt = cfg["wtype"]
     F32 = G.GGML_F32
-
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
-
-    def vec(n, base=0.0, scale=0.1):
-        return (base + rng.standard_normal(n) * scale).astype(np.float32)
 
     E, H, HKV, FF, L = cfg["n_embd"], cfg["n_head"], cfg["n_head_kv"], cfg["n_ff"], cfg["n_layer"]
     hd, grp = E // H, H // HKV
@@ -124,29 +108,14 @@ def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
     if cfg.get("rope_base") is not None:
         md["internlm2.rope.freq_base"] = float(cfg["rope_base"])
     md.update(sp_kv)
-    tensors = [("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.5).astype(np.float32), wt)]
-    for l in range(L):
-        p = f"blk.{l}."
+
+    def attn(l):
         # HF InternLM2Attention.wqkv: rows grouped per kv head as (grp q heads, k, v)
-        wqkv = mat(HKV * (grp + 2) * hd, E)
-        qkv = wqkv.reshape(HKV, grp + 2, hd, E)
-        q = qkv[:, :grp].reshape(-1, E)
-        k = qkv[:, -2].reshape(-1, E)
-        v = qkv[:, -1].reshape(-1, E)
-        tensors += [
-            (p + "attn_norm.weight", vec(E, 1.0), F32),
-            (p + "attn_q.weight", permute(q, H), wt),
-            (p + "attn_k.weight", permute(k, HKV), wt),
-            (p + "attn_v.weight", np.ascontiguousarray(v), wt),
-            (p + "attn_output.weight", mat(E, E), wt),
-            (p + "ffn_norm.weight", vec(E, 1.0), F32),
-            (p + "ffn_gate.weight", mat(FF, E, 2.0), wt),
-            (p + "ffn_up.weight", mat(FF, E), wt),
-            (p + "ffn_down.weight", mat(E, FF), wt),
-        ]
-    tensors.append(("output_norm.weight", vec(E, 1.0), F32))
-    if not cfg.get("tie_output"):
-        tensors.append(("output.weight", mat(n_vocab, E), wt))
+        qkv = mat(HKV * (grp + 2) * hd, E).reshape(HKV, grp + 2, hd, E)
+        return (qkv[:, :grp].reshape(-1, E), qkv[:, -2].reshape(-1, E),
+                np.ascontiguousarray(qkv[:, -1].reshape(-1, E)))
+
+    tensors = decoder_tensors(rng, mat, vec, cfg, n_vocab, attn)
     text_path = os.path.join(outdir, name + ".text.gguf")
     G.write_gguf(text_path, md, tensors)
 
@@ -190,10 +159,6 @@ def gen_pair(outdir, name, cfg, sp_kv, n_vocab, seed):
 
 # ---------------------------------------------------------------------------------------
 # Reference forward, float64, HF remote-code semantics.
-def T(a):
-    return torch.as_tensor(np.asarray(a), dtype=D)
-
-
 def intern_vit(mm, pixels):
     """InternVisionModel.forward (300M: LayerNorm, qkv_bias, no qk norm) then
     InternVLChatModel.extract_feature with select_layer = -1 (last_hidden_state),
@@ -254,46 +219,17 @@ def pixel_shuffle(x, scale_factor=0.5):
     return x.permute(0, 2, 1, 3).contiguous()                         # ps_version v2
 
 
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat([-x[..., h:], x[..., :h]], -1)
-
-
 def internlm2_forward(tm, ids, img_emb, mask=None, n_logits=2):
+    """InternLM2Model (ref_common.decoder_forward) with InternLM2Attention's packed wqkv
+    re-packed from the converter's split, permuted attn_q/attn_k/attn_v and split as HF
+    does; the MLP w2(silu(w1 x) * w3 x) is ffn_down(silu(ffn_gate) * ffn_up)."""
     md = tm.metadata
     E = md["internlm2.embedding_length"]
-    L = md["internlm2.block_count"]
     H = md["internlm2.attention.head_count"]
     HKV = md["internlm2.attention.head_count_kv"]
-    eps = float(np.float32(md["internlm2.attention.layer_norm_rms_epsilon"]))
-    base = float(np.float32(md.get("internlm2.rope.freq_base", 10000.0)))
     hd, grp = E // H, H // HKV
-    t = lambda n: T(tm.tensor(n))  # noqa: E731
-    emb = t("token_embd.weight")
-    rows, k_img = [], 0
-    for i in ids:                      # input_embeds[selected] = vit_embeds
-        if i < 0:
-            rows.append(img_emb[k_img])
-            k_img += 1
-        else:
-            rows.append(emb[i])
-    assert k_img == (img_emb.shape[0] if img_emb is not None else 0)
-    x = torch.stack(rows)
-    Tn = x.shape[0]
-    inv_freq = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=D) / hd))
-    fr = torch.outer(torch.arange(Tn, dtype=D), inv_freq)
-    embr = torch.cat([fr, fr], -1)
-    cos, sin = embr.cos(), embr.sin()
-    causal = torch.full((Tn, Tn), -math.inf).triu(1)
 
-    def rms(z, w):
-        return w * (z / torch.sqrt((z * z).mean(-1, keepdim=True) + eps))
-
-    silu_all, sw_all = [], []
-    for l in range(L):
-        p = f"blk.{l}."
-        h = rms(x, t(p + "attn_norm.weight"))          # attention_norm
-        # re-pack HF's wqkv from the converter's split, permuted tensors
+    def qkv(t, p, h, Tn):
         q = unpermute(t(p + "attn_q.weight"), H).reshape(HKV, grp, hd, E)
         k = unpermute(t(p + "attn_k.weight"), HKV).reshape(HKV, 1, hd, E)
         v = t(p + "attn_v.weight").reshape(HKV, 1, hd, E)
@@ -302,24 +238,9 @@ def internlm2_forward(tm, ids, img_emb, mask=None, n_logits=2):
         qs = qkv[:, :, :grp, :].reshape(Tn, H, hd).transpose(0, 1)
         ks = qkv[:, :, -2, :].transpose(0, 1)
         vs = qkv[:, :, -1, :].transpose(0, 1)
-        qs = qs * cos + rotate_half(qs) * sin
-        ks = ks * cos + rotate_half(ks) * sin
-        ks = ks.repeat_interleave(grp, 0)                       # repeat_kv
-        vs = vs.repeat_interleave(grp, 0)
-        s = qs @ ks.transpose(1, 2) / math.sqrt(hd) + causal
-        a = (torch.softmax(s, -1) @ vs).transpose(0, 1).reshape(Tn, E)
-        x = x + a @ t(p + "attn_output.weight").T
-        h = rms(x, t(p + "ffn_norm.weight"))
-        gt = F.silu(h @ t(p + "ffn_gate.weight").T)             # w1
-        if mask is not None and l in mask:
-            gt[:, mask[l]] = 0.0
-        sw = gt * (h @ t(p + "ffn_up.weight").T)                # w3
-        silu_all.append(gt)
-        sw_all.append(sw)
-        x = x + sw @ t(p + "ffn_down.weight").T                 # w2
-    x = rms(x, t("output_norm.weight"))
-    out_w = t("output.weight") if "output.weight" in tm.tensors else emb
-    return torch.stack(silu_all), torch.stack(sw_all), x[-n_logits:] @ out_w.T
+        return qs, ks, vs
+
+    return decoder_forward(tm, "internlm2", ids, img_emb, qkv, mask, n_logits)
 
 
 def reference(text_path, mm_path, ids, tiles, mask=None):
@@ -454,10 +375,6 @@ def write_grids(out):
         f.write("\n")
 
 
-def save(path, a, dtype=np.float32):
-    np.save(path, np.ascontiguousarray(np.asarray(a, dtype=dtype)))
-
-
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "data", "internvl")
@@ -521,22 +438,8 @@ GREEDY_MIN_MARGIN = 0.05
 
 
 def greedy(tm, mm, ids, tiles, stops, max_new):
-    """Greedy search: argmax of the last position's logits, appended, until a stop token
-    (not kept) or max_new tokens; the top-2 logit margin of every step."""
-    img = intern_vit(mm, tiles)
-    seq, out, margins, stop = list(ids), [], [], None
-    for _ in range(max_new):
-        _, _, lg = internlm2_forward(tm, seq, img, None, n_logits=1)
-        lg = lg[0]
-        top = torch.topk(lg, 2)
-        margins.append(float(top.values[0] - top.values[1]))
-        t = int(torch.argmax(lg))
-        if t in stops:
-            stop = t
-            break
-        out.append(t)
-        seq.append(t)
-    return out, margins, stop
+    """Greedy search (ref_common.greedy_decode) on the image's tiles."""
+    return greedy_decode(internlm2_forward, tm, ids, intern_vit(mm, tiles), stops, max_new)
 
 
 def greedy_main(out):

@@ -23,9 +23,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_py as G  # noqa: E402
-
-torch.set_default_dtype(torch.float64)
-D = torch.float64
+from ref_common import (T, save, weight_makers, unpermute_gguf_to_hf, decoder_tensors,  # noqa: E402
+                        decoder_forward, greedy_decode)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -168,26 +167,10 @@ def synth_image(w, h, seed):
 
 # ---------------------------------------------------------------------------------------
 # Model generator.
-def permute_hf_to_gguf(w, n_head):
-    """llama.cpp converter's permute: per head, rotate_half halves -> adjacent pairs."""
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
-def unpermute_gguf_to_hf(w, n_head):
-    return (w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
-
-
 def gen_pair(outdir, name, cfg, sp, seed):
     rng = np.random.default_rng(seed)
+    mat, vec = weight_makers(rng)
     wt = cfg["wtype"]
-
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
-
-    def vec(n, base=0.0, scale=0.1):
-        return (base + rng.standard_normal(n) * scale).astype(np.float32)
 
     E, H, HKV, FF, L = cfg["n_embd"], cfg["n_head"], cfg["n_head_kv"], cfg["n_ff"], cfg["n_layer"]
     hd = E // H
@@ -201,25 +184,8 @@ def gen_pair(outdir, name, cfg, sp, seed):
     if cfg.get("rope_base") is not None:
         md["llama.rope.freq_base"] = float(cfg["rope_base"])
     md.update(tokenizer_kv(sp))
-    tensors = [("token_embd.weight", (rng.standard_normal((V, E)) * 0.5).astype(np.float32), wt)]
-    for l in range(L):
-        p = f"blk.{l}."
-        wq = mat(H * hd, E)
-        wk = mat(HKV * hd, E)
-        tensors += [
-            (p + "attn_norm.weight", vec(E, 1.0), F32),
-            (p + "attn_q.weight", permute_hf_to_gguf(wq, H), wt),
-            (p + "attn_k.weight", permute_hf_to_gguf(wk, HKV), wt),
-            (p + "attn_v.weight", mat(HKV * hd, E), wt),
-            (p + "attn_output.weight", mat(E, H * hd), wt),
-            (p + "ffn_norm.weight", vec(E, 1.0), F32),
-            (p + "ffn_gate.weight", mat(FF, E, 2.0), wt),
-            (p + "ffn_up.weight", mat(FF, E), wt),
-            (p + "ffn_down.weight", mat(E, FF), wt),
-        ]
-    tensors.append(("output_norm.weight", vec(E, 1.0), F32))
-    if not cfg.get("tie_output"):
-        tensors.append(("output.weight", mat(V, E), wt))
+    tensors = decoder_tensors(rng, mat, vec, cfg, V,
+                              lambda l: (mat(H * hd, E), mat(HKV * hd, E), lambda: mat(HKV * hd, E)))
     text_path = os.path.join(outdir, name + ".text.gguf")
     G.write_gguf(text_path, md, tensors)
 
@@ -271,10 +237,6 @@ def gen_pair(outdir, name, cfg, sp, seed):
 
 # ---------------------------------------------------------------------------------------
 # Reference forward, float64, written from HF transformers' modeling code semantics.
-def T(a):
-    return torch.as_tensor(np.asarray(a), dtype=D)
-
-
 def layer_norm(x, w, b, eps):
     return torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps)
 
@@ -327,72 +289,24 @@ def clip_vision(mm, pixels):
     return x @ t("mm.2.weight").T + t("mm.2.bias")
 
 
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat([-x[..., h:], x[..., :h]], -1)
-
-
 def llama_forward(tm, ids, img_emb, mask=None, n_logits=2):
-    """LlamaModel with HF semantics: rotate_half RoPE on un-permuted Q/K, repeat_kv,
-    causal mask, RMSNorm, SwiGLU. Returns (silu[L,T,FF], swiglu[L,T,FF], logits)."""
+    """LlamaModel with HF semantics (ref_common.decoder_forward): rotate_half RoPE on
+    un-permuted Q/K, repeat_kv, causal mask, RMSNorm, SwiGLU. Returns (silu[L,T,FF],
+    swiglu[L,T,FF], logits)."""
     md = tm.metadata
-    E = md["llama.embedding_length"]
-    L = md["llama.block_count"]
     H = md["llama.attention.head_count"]
     HKV = md["llama.attention.head_count_kv"]
-    eps = float(np.float32(md["llama.attention.layer_norm_rms_epsilon"]))
-    base = float(np.float32(md.get("llama.rope.freq_base", 10000.0)))
-    hd = E // H
-    t = lambda n: T(tm.tensor(n))  # noqa: E731
-    emb = t("token_embd.weight")
-    rows, k_img = [], 0
-    for i in ids:
-        if i < 0:
-            rows.append(img_emb[k_img])
-            k_img += 1
-        else:
-            rows.append(emb[i])
-    assert k_img in (0, img_emb.shape[0] if img_emb is not None else 0)
-    x = torch.stack(rows)
-    Tn = x.shape[0]
-    pos = torch.arange(Tn, dtype=D)
-    inv_freq = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=D) / hd))
-    fr = torch.outer(pos, inv_freq)
-    embr = torch.cat([fr, fr], -1)
-    cos, sin = embr.cos()[None], embr.sin()[None]
-    causal = torch.full((Tn, Tn), -math.inf).triu(1)
+    hd = md["llama.embedding_length"] // H
 
-    def rms(z, w):
-        return z / torch.sqrt((z * z).mean(-1, keepdim=True) + eps) * w
-
-    silu_all, sw_all = [], []
-    for l in range(L):
-        p = f"blk.{l}."
-        h = rms(x, t(p + "attn_norm.weight"))
+    def qkv(t, p, h, Tn):
         wq = unpermute_gguf_to_hf(t(p + "attn_q.weight"), H)
         wk = unpermute_gguf_to_hf(t(p + "attn_k.weight"), HKV)
         q = (h @ wq.T).reshape(Tn, H, hd).transpose(0, 1)
         k = (h @ wk.T).reshape(Tn, HKV, hd).transpose(0, 1)
         v = (h @ t(p + "attn_v.weight").T).reshape(Tn, HKV, hd).transpose(0, 1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = k.repeat_interleave(H // HKV, 0)                 # repeat_kv
-        v = v.repeat_interleave(H // HKV, 0)
-        s = q @ k.transpose(1, 2) / math.sqrt(hd) + causal
-        a = (torch.softmax(s, -1) @ v).transpose(0, 1).reshape(Tn, H * hd)
-        x = x + a @ t(p + "attn_output.weight").T
-        h = rms(x, t(p + "ffn_norm.weight"))
-        g = torch.nn.functional.silu(h @ t(p + "ffn_gate.weight").T)
-        if mask is not None and l in mask:
-            g[:, mask[l]] = 0.0                               # pruned neurons read 0
-        sw = g * (h @ t(p + "ffn_up.weight").T)
-        silu_all.append(g)
-        sw_all.append(sw)
-        x = x + sw @ t(p + "ffn_down.weight").T
-    x = rms(x, t("output_norm.weight"))
-    out_w = t("output.weight") if "output.weight" in tm.tensors else emb
-    logits = x[-n_logits:] @ out_w.T
-    return torch.stack(silu_all), torch.stack(sw_all), logits
+        return q, k, v
+
+    return decoder_forward(tm, "llama", ids, img_emb, qkv, mask, n_logits)
 
 
 def reference(text_path, mm_path, ids, pixels, mask=None):
@@ -428,10 +342,6 @@ PROMPTS = {
     "v1": ("llava-v1", "What is in the image?", "A red square on a blue background."),
     "plain": ("plain", None, "Two cats sleep on a sofa."),
 }
-
-
-def save(path, a, dtype=np.float32):
-    np.save(path, np.ascontiguousarray(np.asarray(a, dtype=dtype)))
 
 
 def main():
@@ -541,20 +451,8 @@ def gen_prompt_ids(sp, question, n_image):
 
 def greedy(text_path, mm_path, ids, pixels, max_new, eos=2):
     tm, mm = G.GGUFReader(text_path), G.GGUFReader(mm_path)
-    img = clip_vision(mm, pixels)
-    seq, out, margins, stop = list(ids), [], [], False
-    for _ in range(max_new):
-        _, _, lg = llama_forward(tm, seq, img, None, n_logits=1)
-        lg = lg[0]
-        top = torch.topk(lg, 2)
-        margins.append(float(top.values[0] - top.values[1]))
-        t = int(torch.argmax(lg))
-        if t == eos:
-            stop = True
-            break
-        out.append(t)
-        seq.append(t)
-    return out, margins, stop
+    out, margins, stop = greedy_decode(llama_forward, tm, ids, clip_vision(mm, pixels), {eos}, max_new)
+    return out, margins, stop is not None
 
 
 def greedy_main(out):
