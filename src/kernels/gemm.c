@@ -197,6 +197,24 @@ static bool gemm_emulated(vlmn_pool *p, const gemm_args *g, bool avx2)
     return true;
 }
 
+bool gemm_by_passes(vlmn_pool *p, const gemm_args *g, int64_t a_bytes_per_row, int64_t mp,
+                    bool (*pass)(vlmn_pool *, const gemm_args *))
+{
+    int64_t mc = VLMN_GEMM_A_PASS_BYTES / (a_bytes_per_row > 0 ? a_bytes_per_row : 1) / mp * mp;
+    if (mc < mp) mc = mp;
+    for (int64_t m0 = 0; m0 < g->M; m0 += mc) {
+        gemm_args s = *g;
+        s.A = g->A + m0 * g->lda;
+        s.C = g->C + m0 * g->ldc;
+        s.M = g->M - m0 < mc ? g->M - m0 : mc;
+        if (!pass(p, &s)) {
+            VLMN_ASSERT(m0 == 0); /* later passes reuse the first one's workspace */
+            return false;
+        }
+    }
+    return true;
+}
+
 void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
                const float *A, int64_t M, int64_t lda, float *C, int64_t ldc, bool accumulate)
 {

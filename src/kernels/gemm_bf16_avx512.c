@@ -169,7 +169,7 @@ static void compute(void *ctx, int ith, int nth)
     }
 }
 
-bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g)
+static bool bf16_pass(vlmn_pool *p, const gemm_args *g)
 {
     const int64_t K = g->W->cols, np = (g->M + MP - 1) / MP;
     const int nth = vlmn_pool_size(p);
@@ -186,4 +186,12 @@ bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g)
     j.sched = &sched;
     vlmn_pool_run(p, compute, &j);
     return true;
+}
+
+/* In passes of token rows whose packed A (4 bytes per k-pair) fits the cache budget: at
+ * 1400 tokens x K = 14336 (InternLM2's ffn_down) the 40 MB of A left the 32 MiB L3 and the
+ * kernel ran at 43% of the vdpbf16ps peak instead of ~84%. */
+bool gemm_bf16_avx512(vlmn_pool *p, const gemm_args *g)
+{
+    return gemm_by_passes(p, g, (g->W->cols + 1) / 2 * 4, MP, bf16_pass);
 }

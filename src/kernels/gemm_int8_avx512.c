@@ -531,18 +531,26 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool f16, bool wide)
     return true;
 }
 
+static bool pass_q8_0(vlmn_pool *p, const gemm_args *g) { return run(p, g, false, false, g->prec != VLMN_PREC_FASTEST); }
+static bool pass_q4_k(vlmn_pool *p, const gemm_args *g) { return run(p, g, true, false, g->prec != VLMN_PREC_FASTEST); }
+static bool pass_f16(vlmn_pool *p, const gemm_args *g) { return run(p, g, false, true, true); }
+
+/* Packed activation bytes per token (1 per value for int8, 2 for int16) for the cache
+ * budget of gemm_by_passes (every RB row blocks stream the whole packed A). */
+static int64_t a_row_bytes(const gemm_args *g, bool wide) { return g->W->cols * (wide ? 2 : 1); }
+
 /* FAST: int16 activations (error ~1e-5 of the block maximum); FASTEST: int8 (ggml's
  * q8_0 x q8_0 rounding, ~2x faster). */
 bool gemm_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, false, false, g->prec != VLMN_PREC_FASTEST);
+    return gemm_by_passes(p, g, a_row_bytes(g, g->prec != VLMN_PREC_FASTEST), MP, pass_q8_0);
 }
 bool gemm_q4_k_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, true, false, g->prec != VLMN_PREC_FASTEST);
+    return gemm_by_passes(p, g, a_row_bytes(g, g->prec != VLMN_PREC_FASTEST), MP, pass_q4_k);
 }
 /* F16 (FAST and FASTEST): weights and activations as 14-bit integers, vpdpwssd. */
 bool gemm_f16_avx512(vlmn_pool *p, const gemm_args *g)
 {
-    return run(p, g, false, true, true);
+    return gemm_by_passes(p, g, a_row_bytes(g, true), MP, pass_f16);
 }

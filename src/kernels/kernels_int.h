@@ -42,6 +42,17 @@ bool gemv_avx2(vlmn_pool *p, const gemm_args *g);
  * it beats the AVX-512 kernels). */
 bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M);
 
+/* Runs `pass` on consecutive slices of at most `mc` token rows of the call (mc rounded
+ * down to a multiple of `mp`, at least mp), where mc is what keeps a_bytes_per_row * mc
+ * under VLMN_GEMM_A_PASS_BYTES: the tile kernels stream their whole packed A once per
+ * block of weight rows, so A has to stay in the last-level cache. The first pass is the
+ * largest, so its workspace serves the others: only it can fail, before anything is
+ * written (false, as the kernels' own). Each C value depends only on its own row, so the
+ * slicing changes no bit (gemm.c). */
+#define VLMN_GEMM_A_PASS_BYTES ((int64_t)8 << 20)
+bool gemm_by_passes(vlmn_pool *p, const gemm_args *g, int64_t a_bytes_per_row, int64_t mp,
+                    bool (*pass)(vlmn_pool *, const gemm_args *));
+
 /* Dequantise rows [n0, n0+nr) of W, columns [0, K), into dst (row stride ldd floats). */
 void gemm_dequant_rows(const vlmn_matrix *W, int64_t n0, int64_t nr, float *dst, int64_t ldd);
 

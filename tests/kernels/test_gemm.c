@@ -216,6 +216,45 @@ TEST(gemm_larger)
     check_shape(VLMN_TYPE_F32, 101, 20, 1030);
 }
 
+/* Calls whose packed activations exceed VLMN_GEMM_A_PASS_BYTES run in passes of token
+ * rows (gemm_by_passes); a pass boundary must change no bit: the same rows computed in
+ * separate calls below the budget give the same C, in accumulate mode too. K = 4096:
+ * passes of 1024 rows (BF16, F16, Q8_0 FAST) or 2048 (Q8_0 FASTEST, int8). */
+TEST(gemm_passes_change_no_bit)
+{
+    static const struct { uint32_t type; vlmn_precision prec; } cases[] = {
+        {VLMN_TYPE_BF16, VLMN_PREC_FAST}, {VLMN_TYPE_F16, VLMN_PREC_FAST},
+        {VLMN_TYPE_Q8_0, VLMN_PREC_FAST}, {VLMN_TYPE_Q8_0, VLMN_PREC_FASTEST}};
+    const int64_t M = 2101, N = 5, K = 4096, cut = 1000;
+    vlmn_pool *p2 = NULL;
+    CHECK_EQ_INT(vlmn_pool_create(2, &p2), VLMN_OK);
+    float *A = malloc(sizeof(float) * (size_t)(M * K));
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    float *C0 = malloc(sizeof(float) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * N; i++) C0[i] = frand();
+    float *c1 = malloc(sizeof(float) * (size_t)(M * N)), *c2 = malloc(sizeof(float) * (size_t)(M * N));
+    for (int ci = 0; ci < 4; ci++) {
+        void *w = make_weights(cases[ci].type, N, K);
+        vlmn_matrix W;
+        CHECK_EQ_INT(vlmn_matrix_init(&W, cases[ci].type, N, K, w), VLMN_OK);
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(c1, C0, sizeof(float) * (size_t)(M * N));
+            memcpy(c2, C0, sizeof(float) * (size_t)(M * N));
+            vlmn_gemm(p2, cases[ci].prec, &W, A, M, K, c1, N, acc);
+            for (int64_t m0 = 0; m0 < M; m0 += cut) {
+                const int64_t mr = M - m0 < cut ? M - m0 : cut;
+                vlmn_gemm(p2, cases[ci].prec, &W, A + m0 * K, mr, K, c2 + m0 * N, N, acc);
+            }
+            CHECK_MSG(!memcmp(c1, c2, sizeof(float) * (size_t)(M * N)), "%s prec=%d accumulate=%d: passes changed bits",
+                      vlmn_type_name(cases[ci].type), (int)cases[ci].prec, acc);
+        }
+        free(w);
+        vlmn_matrix_release(&W);
+    }
+    free(A); free(C0); free(c1); free(c2);
+    vlmn_pool_free(p2);
+}
+
 /* FAST Q8_0 / Q4_K quantise activations to int16 with one scale per token and window of
  * 512 values, so a token with a huge value (LLaMA's "massive activations" reach ~1000x
  * the typical magnitude) has a coarse step over that window. Rows of C for such tokens:
