@@ -63,7 +63,8 @@ float vlmn_clip_calibrate(float cos);
 /* ---- the CLIP visual simulator (simulations.mode "clip") ----
  * Local: for each sample, the original image is preprocessed for CLIP with the same
  * geometry as the sample's image-token grid (pad or crop, recognised from the grid
- * rectangle; other layouts, e.g. InternVL tiles, are refused), the MaskCLIP map of the
+ * rectangle; an InternVL tile or thumbnail rectangle: that tile of the image resized to
+ * cols x rows tiles at CLIP's size, vlmn_img_tile_at; anything else is refused), the MaskCLIP map of the
  * explanation (cosine per CLIP patch) calibrated by vlmn_clip_calibrate, and resampled
  * to the sample's grid by area (vlmn_clip_resample; identity when the sizes agree, as
  * ViT-L/14-336 and LLaVA-1.5's 24 x 24). */

@@ -93,6 +93,11 @@ vlmn_status vlmn_img_tile_grid(int w, int h, int S, int min_num, int max_num, in
  * over the grid, then the thumbnail when thumbnail and the grid has > 1 tile. */
 vlmn_status vlmn_img_tiles(const vlmn_image *in, int S, int min_num, int max_num, bool thumbnail,
                            const float mean[3], const float std[3], float **out, int *n_tiles, int *cols, int *rows);
+/* One tile of a given cols x rows tiling, as vlmn_img_tiles makes it: the image resized
+ * to (cols * S) x (rows * S), tile (c, r) normalised into out[3 x S x S]; cols = rows = 1
+ * is the thumbnail. For simulators that see a sample's tiles at another S (CLIP). */
+vlmn_status vlmn_img_tile_at(const vlmn_image *in, int S, int cols, int rows, int c, int r, const float mean[3],
+                             const float std[3], float *out);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,23 @@ static bool same_rect(const vlmn_trace_grid *a, const vlmn_trace_grid *b)
            fabs(a->y1 - b->y1) < 1e-6;
 }
 
+/* Whether the grid's rectangle is tile (c, r) of an even cols x rows tiling of the w x h
+ * image (InternVL: the image resized to cols x rows tiles; the thumbnail is 1 x 1). */
+static bool tile_of(int w, int h, const vlmn_trace_grid *g, int *cols, int *rows, int *c, int *r)
+{
+    const double tw = g->x1 - g->x0, th = g->y1 - g->y0;
+    if (!(tw > 0 && th > 0)) return false;
+    *cols = (int)lround(w / tw);
+    *rows = (int)lround(h / th);
+    if (*cols < 1 || *rows < 1 || *cols * *rows > VLMN_IMG_MAX_TILES) return false;
+    *c = (int)lround(g->x0 / tw);
+    *r = (int)lround(g->y0 / th);
+    if (*c < 0 || *c >= *cols || *r < 0 || *r >= *rows) return false;
+    const vlmn_trace_grid want = {.x0 = (double)*c * w / *cols, .x1 = (double)(*c + 1) * w / *cols,
+                                  .y0 = (double)*r * h / *rows, .y1 = (double)(*r + 1) * h / *rows};
+    return same_rect(&want, g);
+}
+
 static vlmn_status text_embed(clipsim *t, const char *text, const float **emb)
 {
     const vlmn_clip_info *I = vlmn_clip_get_info(t->clip);
@@ -79,26 +96,28 @@ vlmn_status vlmn_clip_sample_patches(vlmn_clip *c, const vlmn_image *img, const 
     for (int g = 0; g < n_grids; g++) {
         const vlmn_trace_grid *gr = &grids[g];
         vlmn_trace_grid pad, crop;
-        vlmn_img_mode mode;
-        if (vlmn_trace_geometry(img->w, img->h, "pad", S, 1, &pad) == VLMN_OK && same_rect(&pad, gr)) mode = VLMN_IMG_PAD;
+        int tc, tr, tx, ty;
+        if (vlmn_trace_geometry(img->w, img->h, "pad", S, 1, &pad) == VLMN_OK && same_rect(&pad, gr))
+            st = vlmn_img_preprocess(img, VLMN_IMG_PAD, S, I->image_mean, I->image_std, px);
         else if (vlmn_trace_geometry(img->w, img->h, "crop", S, 1, &crop) == VLMN_OK && same_rect(&crop, gr))
-            mode = VLMN_IMG_CROP;
+            st = vlmn_img_preprocess(img, VLMN_IMG_CROP, S, I->image_mean, I->image_std, px);
+        else if (tile_of(img->w, img->h, gr, &tc, &tr, &tx, &ty)) /* InternVL: the tile at CLIP's size */
+            st = vlmn_img_tile_at(img, S, tc, tr, tx, ty, I->image_mean, I->image_std, px);
         else {
             st = vlmn_error(VLMN_E_UNSUPPORTED,
                             "clip: sample %lld: grid %d covers [%g, %g) x [%g, %g), neither the pad nor the crop "
-                            "of the %dx%d image (tiled layouts are not supported)",
+                            "of the %dx%d image nor one tile of an even tiling",
                             (long long)sample_index, g, gr->x0, gr->x1, gr->y0, gr->y1, img->w, img->h);
             goto out;
         }
+        if (st) goto out;
         int n = gr->rows * gr->cols;
         if (off + n > n_visual) {
             st = vlmn_error(VLMN_E_MISMATCH, "clip: sample %lld: grids hold more than its %d image tokens",
                             (long long)sample_index, n_visual);
             goto out;
         }
-        if ((st = vlmn_img_preprocess(img, mode, S, I->image_mean, I->image_std, px)) ||
-            (st = vlmn_clip_image(c, px, NULL, pe + (size_t)g * G * G * D)))
-            goto out;
+        if ((st = vlmn_clip_image(c, px, NULL, pe + (size_t)g * G * G * D))) goto out;
         off += n;
     }
     if (off != n_visual)

@@ -93,3 +93,20 @@ fail:
     vlmn_free(px);
     return st;
 }
+
+vlmn_status vlmn_img_tile_at(const vlmn_image *in, int S, int cols, int rows, int c, int r, const float mean[3],
+                             const float std[3], float *out)
+{
+    if (!in) return vlmn_error(VLMN_E_ARG, "tiles: no image");
+    if (S < 1 || cols < 1 || rows < 1 || c < 0 || c >= cols || r < 0 || r >= rows ||
+        (int64_t)cols * rows > VLMN_IMG_MAX_TILES)
+        return vlmn_error(VLMN_E_ARG, "tiles: no tile (%d, %d) in a %d x %d grid of %d px", c, r, cols, rows, S);
+    for (int k = 0; k < 3; k++)
+        if (!(std[k] > 0.0f)) return vlmn_error(VLMN_E_RANGE, "tiles: image_std[%d] = %g must be > 0", k, (double)std[k]);
+    vlmn_image *rs = NULL;
+    vlmn_status st = vlmn_img_resize_bicubic(in, S * cols, S * rows, &rs);
+    if (st) return st;
+    normalize_tile(rs, c * S, r * S, S, mean, std, out);
+    vlmn_img_free(rs);
+    return VLMN_OK;
+}

@@ -157,16 +157,38 @@ TEST(simulator_matches_reference)
         /* a rectangle that is neither the pad nor the crop of the image is refused */
         g.x0 += 3;
         CHECK_EQ_INT(sim.local(sim.self, "red things", &s, out), VLMN_E_UNSUPPORTED);
-        /* InternVL's tiles (2 x 1 + thumbnail) are refused, saying so */
-        vlmn_trace_grid tg[3];
-        CHECK_EQ_INT(vlmn_trace_tile_grids(w, h, 2, 1, 3, grid, 0, tg), VLMN_OK);
-        vlmn_xsample st = s;
-        st.n_visual = 3 * grid * grid;
-        st.n_grids = 3;
-        st.grids = tg;
-        float out3[48];
-        CHECK_EQ_INT(sim.local(sim.self, "red things", &st, out3), VLMN_E_UNSUPPORTED);
-        CHECK(strstr(vlmn_errmsg(), "tiled layouts are not supported") != NULL);
+        /* InternVL's tiles (2 tiles + thumbnail): each grid's patches are CLIP's on that
+         * tile as vlmn_img_tiles cuts it at CLIP's size (tiles.c, bit-exact against PIL) */
+        {
+            const vlmn_clip_info *I = vlmn_clip_get_info(c);
+            const int S = I->image_size, G = I->grid, D = I->proj_dim;
+            float *tiles = NULL;
+            int nt = 0, tc = 0, trw = 0;
+            CHECK_EQ_INT(vlmn_img_tiles(im, S, 2, 2, true, I->image_mean, I->image_std, &tiles, &nt, &tc, &trw), VLMN_OK);
+            CHECK_EQ_INT(nt, 3);
+            vlmn_trace_grid tg[3];
+            CHECK_EQ_INT(vlmn_trace_tile_grids(w, h, tc, trw, 3, grid, 0, tg), VLMN_OK);
+            float *pe = malloc(sizeof(float) * 3 * (size_t)(G * G * D)), *pw = malloc(sizeof(float) * (size_t)(G * G * D));
+            CHECK_EQ_INT(vlmn_clip_sample_patches(c, im, tg, 3, 3 * grid * grid, n_cases, pe), VLMN_OK);
+            for (int t = 0; t < 3 && tiles; t++) {
+                CHECK_EQ_INT(vlmn_clip_image(c, tiles + (size_t)t * 3 * S * S, NULL, pw), VLMN_OK);
+                CHECK_MSG(!memcmp(pw, pe + (size_t)t * G * G * D, sizeof(float) * (size_t)(G * G * D)),
+                          "case %d: tile %d of %dx%d: patches differ from CLIP on the cut tile", n_cases, t, tc, trw);
+            }
+            vlmn_xsample st = s;
+            st.n_visual = 3 * grid * grid;
+            st.n_grids = 3;
+            st.grids = tg;
+            float out3[48];
+            CHECK_EQ_INT(sim.local(sim.self, "red things", &st, out3), VLMN_OK);
+            /* a tile rectangle off the even tiling is refused */
+            tg[1].x0 += 1;
+            CHECK_EQ_INT(sim.local(sim.self, "red things", &st, out3), VLMN_E_UNSUPPORTED);
+            CHECK(strstr(vlmn_errmsg(), "nor one tile of an even tiling") != NULL);
+            free(pe);
+            free(pw);
+            vlmn_free(tiles);
+        }
         /* a grid larger than the sample's image tokens */
         CHECK_EQ_INT(vlmn_trace_geometry(w, h, "pad", 28, grid, &g), VLMN_OK);
         s.n_visual = grid * grid - 1;
