@@ -66,7 +66,7 @@ TEST(q8_0_fastest_and_fast_grids)
 }
 
 /* The emulated GEMM equals ggml's q8_0 x q8_0 dot, computed here from the bytes. M = 9
- * tokens: decode shapes (M <= 6 for Q8_0) run unrounded on AVX-512, so they are not
+ * tokens: decode shapes (M <= 8) run unrounded on AVX-512, so they are not
  * emulated (avx512_runs_gemv in gemm.c). */
 TEST(q8_0_fastest_gemm_is_the_int8_dot)
 {
