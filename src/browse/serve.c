@@ -84,18 +84,20 @@ int browse_image(vlmn_browse *b, int64_t smp, char **bytes, size_t *len, const c
     /* As `vlmn report`: absolute, else under the run's images folder, tried as given,
      * next to the run directory, then inside it. */
     char cand[3][4096];
-    int nc = 0;
+    int nc = 0, w;
+    /* a candidate that does not fit is dropped (never tried cut short) */
+#define CAND(...) (w = snprintf(cand[nc], sizeof cand[0], __VA_ARGS__), nc += w >= 0 && (size_t)w < sizeof cand[0])
     if (img[0] == '/' || !b->images[0]) {
-        snprintf(cand[nc++], sizeof cand[0], "%s", img);
+        CAND("%s", img);
     } else {
-        snprintf(cand[nc++], sizeof cand[0], "%s/%s", b->images, img);
+        CAND("%s/%s", b->images, img);
         if (b->images[0] != '/') {
             const char *slash = strrchr(b->dir, '/');
-            snprintf(cand[nc++], sizeof cand[0], "%.*s/%s/%s", slash ? (int)(slash - b->dir) : 1,
-                     slash ? b->dir : ".", b->images, img);
-            snprintf(cand[nc++], sizeof cand[0], "%s/%s/%s", b->dir, b->images, img);
+            CAND("%.*s/%s/%s", slash ? (int)(slash - b->dir) : 1, slash ? b->dir : ".", b->images, img);
+            CAND("%s/%s/%s", b->dir, b->images, img);
         }
     }
+#undef CAND
     for (int i = 0; i < nc; i++) {
         if (read_file(cand[i], bytes, len)) continue;
         if ((*type = image_type((const unsigned char *)*bytes, *len, ext))) return 200;
