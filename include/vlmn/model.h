@@ -114,6 +114,10 @@ bool vlmn_arch_known(const char *family);
  * template's special tokens (<|im_start|>, <|im_end|>, <img>, </img>) must be control
  * tokens of the vocabulary. VLMN_E_ARG / VLMN_E_FORMAT naming model_path. */
 vlmn_status vlmn_llava_check_template(const vlmn_llava *m, const char *model_path, const char *tmpl);
+/* Whether the model can take up to max_tiles tiles per image (0: its own default): a
+ * one-input model (LLaVA) takes no --max-tiles > 1, and the tiles + thumbnail must fit the
+ * context. VLMN_E_ARG / VLMN_E_RANGE naming model_path. */
+vlmn_status vlmn_llava_check_tiles(const vlmn_llava *m, const char *model_path, int max_tiles);
 
 /* Capture callback: called once per captured layer, in layer order, with the
  * activations of all n_tokens positions of the sample: acts[t * n_ff + j]. The block

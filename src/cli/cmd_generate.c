@@ -174,20 +174,7 @@ static int run(int argc, char **argv)
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     /* the template and the tile count must suit the model (named in the message) */
     if ((st = vlmn_llava_check_template(m, model, tmpl))) goto fail;
-    if (max_tiles > 1 && !in->max_tiles) {
-        st = vlmn_error(VLMN_E_ARG, "%s: a %s model takes one image input, not --max-tiles %ld", model, in->arch,
-                        max_tiles);
-        goto fail;
-    }
-    if (in->max_tiles && in->n_ctx > 0) {
-        /* the most image positions a sample can have: the tiles + the thumbnail */
-        const long nt = max_tiles ? max_tiles : in->max_tiles, most = (nt + (nt > 1)) * in->n_image_tokens;
-        if (most >= in->n_ctx) {
-            st = vlmn_error(VLMN_E_RANGE, "%s: %ld tiles (+ thumbnail) are %ld image positions, beyond the context "
-                            "length %d (lower --max-tiles)", model, nt, most, in->n_ctx);
-            goto fail;
-        }
-    }
+    if ((st = vlmn_llava_check_tiles(m, model, (int)max_tiles))) goto fail;
     if (drop && (st = vlmn_mask_parse(drop, in->n_layer, in->n_ff, &mask))) goto fail;
     if (mask) fprintf(stderr, "vlmn generate: --drop %s: %lld neurons (%.2f%%)\n", drop, (long long)vlmn_mask_count(mask),
                       100.0 * vlmn_mask_ratio(mask));

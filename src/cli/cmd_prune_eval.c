@@ -14,7 +14,7 @@ extern const struct vlmn_cmd vlmn_cmd_prune_eval;
 static const char USAGE[] =
     "vlmn prune-eval RUN --data QA.jsonl -m TEXT.gguf --mmproj MMPROJ.gguf -o EVAL\n"
     "                [--tau 0.9,0.8,0.7,0.6] [--random-seeds K] [--images DIR] [--max-tokens N]\n"
-    "                [--batch B] [--template T] [--mode pad|crop] [--precision P] [-t N]\n"
+    "                [--batch B] [--template T] [--mode pad|crop] [--max-tiles N] [--precision P] [-t N]\n"
     "\n"
     "Answers every question of QA (a dataset with reference answers, e.g. vlmn make-dataset\n"
     "--format qa) with the full model, with the neurons of RUN's classification that have\n"
@@ -41,7 +41,7 @@ static int run(int argc, char **argv)
     const char *cmd = "prune-eval";
     const char *run_dir = NULL, *data = NULL, *images = NULL, *out = NULL, *tau_s = "0.9,0.8,0.7,0.6", *v;
     long seeds = 3, max_tokens = 32, batch = 8;
-    cli_model_opts mo = cli_model_opts_init("auto", false);
+    cli_model_opts mo = cli_model_opts_init("auto", true);
     const char *judge = NULL, *judge_model = NULL, *judge_key = NULL;
     long judge_conc = 8;
     for (int i = 1; i < argc; i++) {
@@ -95,7 +95,7 @@ static int run(int argc, char **argv)
         .run_dir = run_dir, .data = data, .images = images, .model = mo.model, .mmproj = mo.mmproj, .out_dir = out,
         .tau = tau, .n_tau = n_tau, .n_random_seeds = (int)seeds, .batch = (int)batch, .n_threads = (int)mo.threads,
         .precision = mo.prec,
-        .qa = {.template_name = mo.tmpl, .mode = mode,
+        .qa = {.template_name = mo.tmpl, .mode = mode, .max_tiles = (int)mo.max_tiles,
                .gen = {.max_tokens = (int)max_tokens, .temperature = 0.0f, .top_p = 1.0f, .eos = -1}},
         .table = stdout, .progress = stderr};
     if (judge) {

@@ -289,7 +289,9 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
     if ((st = vlmn_qa_load(o->data, o->images, true, &qa))) goto done;
     vlmn_llava_params lp = {.n_threads = o->n_threads, .precision = o->precision};
     if ((st = vlmn_llava_load(o->model, o->mmproj, &lp, &m))) goto done;
-    if ((st = vlmn_llava_check_template(m, o->model, o->qa.template_name))) goto done;
+    if ((st = vlmn_llava_check_template(m, o->model, o->qa.template_name)) ||
+        (st = vlmn_llava_check_tiles(m, o->model, o->qa.max_tiles)))
+        goto done;
     const vlmn_llava_info *in = vlmn_llava_get_info(m);
     cf[n_cf++] = (config){"full", "full", -1, NAN, 0, NULL};
     for (int t = 0; t < o->n_tau; t++) {
@@ -337,6 +339,8 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
             (st = meta_check(db, dbpath, "template", o->qa.template_name)) ||
             (st = meta_check(db, dbpath, "precision", vlmn_precision_name(o->precision))))
             goto done;
+        snprintf(v, sizeof v, "%d", o->qa.max_tiles); /* 0: the model's own */
+        if ((st = meta_check(db, dbpath, "max_tiles", v))) goto done;
         sqlite3_stmt *s;
         if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO configs VALUES(?,?,?,?,?,?)", -1, &s, NULL)) {
             st = dberr(db, dbpath, "configs");
@@ -405,7 +409,7 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
             double ll[256];
             int nref[256];
             for (int k = 0; k < nb && !st; k++)
-                st = vlmn_qa_loglik(m, &items[k], o->qa.template_name, o->qa.mode, fo.neuron_mask, &ll[k], &nref[k]);
+                st = vlmn_qa_loglik(m, &items[k], o->qa.template_name, o->qa.mode, o->qa.max_tiles, fo.neuron_mask, &ll[k], &nref[k]);
             if (!st && !(st = exec(db, dbpath, "BEGIN"))) {
                 if (sqlite3_prepare_v2(db, "INSERT INTO answers(config,item,id,question,reference,answer,tokens,n_tokens,"
                                            "exact,f1,loglik,n_ref_tokens) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -218,6 +218,7 @@ done:
 }
 
 vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *template_name, vlmn_img_mode mode,
+                           int max_tiles,
                            const uint8_t *const *neuron_mask, double *mean_ll, int *n_tok)
 {
     *mean_ll = NAN;
@@ -229,7 +230,7 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
     int32_t *ids = NULL;
     uint8_t *mod = NULL;
     int64_t n = 0;
-    vlmn_status st = load_pixels(m, item, mode, 0, &vi);
+    vlmn_status st = load_pixels(m, item, mode, max_tiles, &vi);
     if (!st && (st = build(m, item, &vi, template_name, item->answer, &ids, &mod, &n)))
         st = vlmn_error_prefix(st, "sample '%s'", item->id);
     if (st) goto done;

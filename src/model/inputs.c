@@ -47,6 +47,22 @@ vlmn_status vlmn_llava_image_input(const vlmn_llava *m, const vlmn_image *img, v
     return VLMN_OK;
 }
 
+vlmn_status vlmn_llava_check_tiles(const vlmn_llava *m, const char *model_path, int max_tiles)
+{
+    const vlmn_llava_info *in = vlmn_llava_get_info(m);
+    if (max_tiles > 1 && !in->max_tiles)
+        return vlmn_error(VLMN_E_ARG, "%s: a %s model takes one image input, not --max-tiles %d", model_path, in->arch,
+                          max_tiles);
+    if (in->max_tiles && in->n_ctx > 0) {
+        /* the most image positions a sample can have: the tiles + the thumbnail */
+        const long nt = max_tiles ? max_tiles : in->max_tiles, most = (nt + (nt > 1)) * in->n_image_tokens;
+        if (most >= in->n_ctx)
+            return vlmn_error(VLMN_E_RANGE, "%s: %ld tiles (+ thumbnail) are %ld image positions, beyond the context "
+                              "length %d (lower --max-tiles)", model_path, nt, most, in->n_ctx);
+    }
+    return VLMN_OK;
+}
+
 vlmn_status vlmn_llava_check_template(const vlmn_llava *m, const char *model_path, const char *tmpl)
 {
     const vlmn_llava_info *in = vlmn_llava_get_info(m);

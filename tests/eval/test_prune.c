@@ -161,7 +161,7 @@ static double mean_loglik(vlmn_llava *m, const vlmn_qa_set *qa, const vlmn_mask 
     for (int64_t i = 0; i < qa->n; i++) {
         double ll;
         int nt;
-        CHECK(vlmn_qa_loglik(m, &qa->items[i], "llava-v1", VLMN_IMG_PAD, vlmn_mask_rows(mk), &ll, &nt) == VLMN_OK);
+        CHECK(vlmn_qa_loglik(m, &qa->items[i], "llava-v1", VLMN_IMG_PAD, 0, vlmn_mask_rows(mk), &ll, &nt) == VLMN_OK);
         CHECK(nt > 0);
         s += ll;
     }

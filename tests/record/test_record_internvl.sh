@@ -88,6 +88,19 @@ check "prune-eval internvl" test $? -eq 0 -a -s "$D/eval/table3.txt"
   2> "$D/err" > /dev/null
 check "prune-eval: llava template refused" test $? -eq 1 -a "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/badeval"
 check "prune-eval: names the file" grep -q 'ivl-text.gguf: an internvl-2.5 model needs --template internvl' "$D/err"
+# prune-eval --max-tiles: checked against the model before EVAL is made, kept in its meta
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${L[@]}" --max-tiles 4 -o "$D/badeval" \
+  2> "$D/err" > /dev/null
+check "prune-eval --max-tiles on llava refused" test $? -eq 1 -a "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/badeval"
+check "prune-eval --max-tiles: names the file" grep -q 'llava-text.gguf: a llava-1.5 model takes one image input, not --max-tiles 4' "$D/err"
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --tau 0.9 --random-seeds 0 \
+  --max-tokens 3 --max-tiles 1 -o "$D/eval1" > /dev/null 2>&1
+check "prune-eval --max-tiles 1" test $? -eq 0 -a -s "$D/eval1/table3.txt"
+check "prune-eval: max_tiles in meta" test "$(sqlite3 "$D/eval1/eval.sqlite" "SELECT value FROM meta WHERE key='max_tiles'")" = 1
+"$V" prune-eval "$D/run" --data "$D/ds/data.jsonl" --images "$D/ds" "${G[@]}" --tau 0.9 --random-seeds 0 \
+  --max-tokens 3 --max-tiles 2 -o "$D/eval1" > /dev/null 2> "$D/err"
+check "prune-eval: resuming with other --max-tiles refused" test $? -eq 1 -a "$(wc -l < "$D/err")" -eq 1
+check "prune-eval: says max_tiles" grep -q 'max_tiles' "$D/err"
 "$V" generate "${G[@]}" "${Q[@]}" --max-tiles 65 -o "$D/bad.jsonl" 2> "$D/err"
 check "--max-tiles 65: usage error" test $? -eq 2
 check "--max-tiles 65: one line" test "$(wc -l < "$D/err")" -eq 1 -a ! -e "$D/bad.jsonl"
