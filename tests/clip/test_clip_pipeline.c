@@ -6,6 +6,7 @@
  * in 0..10, and vlmn_score_run scores each neuron. The tiny CLIP is random, so the scores'
  * values are not checked here (test_clip.c checks the numbers against the reference). */
 #include "test.h"
+#include "clip/clip_fixture.h"
 
 #include "vlmn/clip.h"
 #include "vlmn/pipeline.h"
@@ -14,26 +15,6 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-static vlmn_status toks(void *user, const char *text, int32_t *ids, int cap, int *n)
-{
-    (void)user;
-    /* start, one id per word (from its first letter), end */
-    int k = 0;
-    ids[k++] = 38;
-    for (const char *p = text; *p && k < cap - 1; p++)
-        if (*p != ' ' && (p == text || p[-1] == ' ')) ids[k++] = 1 + (*p % 36);
-    ids[k++] = 39;
-    *n = k;
-    return VLMN_OK;
-}
-
-static int sh(const char *cmd)
-{
-    int r = system(cmd);
-    if (r) fprintf(stderr, "  command failed (%d): %s\n", r, cmd);
-    return r;
-}
-
 TEST(clip_simulate_pipeline)
 {
     const char *bin = getenv("VLMN_BIN");
@@ -41,15 +22,8 @@ TEST(clip_simulate_pipeline)
     if (!bin) return;
     char d[256], cmd[8192];
     snprintf(d, sizeof d, "%s/test_clip_pipeline.%d", test_tmp_dir(), (int)getpid());
-    snprintf(cmd, sizeof cmd,
-             "rm -rf %s && mkdir -p %s && %s make-model --preset planted -o %s/m >/dev/null && "
-             "%s make-dataset -n 40 -o %s/data >/dev/null && "
-             "%s record -m %s/m-text.gguf --mmproj %s/m-mmproj.gguf --data %s/data/data.json --images %s/data "
-             "--top-n 20 -q -o %s/run >/dev/null 2>&1 && %s classify %s/run >/dev/null && "
-             "%s trace %s/run --neurons '0:47;1:40' --samples top:3,7,11,15,19 -q >/dev/null 2>&1 && "
-             "%s score %s/run >/dev/null",
-             d, d, bin, d, bin, d, bin, d, d, d, d, d, bin, d, bin, d, bin, d);
-    if (sh(cmd)) {
+    snprintf(cmd, sizeof cmd, "%s score %s/run >/dev/null", bin, d);
+    if (clipfx_planted_run(bin, d, 40, "top:3,7,11,15,19") || clipfx_sh(cmd)) {
         CHECK(0);
         return;
     }
@@ -71,7 +45,7 @@ TEST(clip_simulate_pipeline)
     CHECK_EQ_INT(vlmn_clip_load(cdir, NULL, VLMN_PREC_FAST, &c), VLMN_OK);
     if (!c) return;
     vlmn_simulator sim;
-    CHECK_EQ_INT(vlmn_clipsim_create(c, toks, NULL, &sim), VLMN_OK);
+    CHECK_EQ_INT(vlmn_clipsim_create(c, clipfx_toks, NULL, &sim), VLMN_OK);
     vlmn_xrun_opts o;
     vlmn_xrun_opts_default(&o);
     o.run_dir = run;

@@ -8,6 +8,7 @@
  * the CLI's errors (no --clip, untraced pairs, bad concepts files) are one line naming
  * the problem. (A random tiny CLIP cannot recover the planted concepts themselves.) */
 #include "test.h"
+#include "clip/clip_fixture.h"
 
 #include "vlmn/clip.h"
 #include "vlmn/explain.h"
@@ -19,59 +20,6 @@
 #include <sqlite3.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-static vlmn_status toks(void *user, const char *text, int32_t *ids, int cap, int *n)
-{
-    (void)user;
-    int k = 0;
-    ids[k++] = 38;
-    for (const char *p = text; *p && k < cap - 1; p++)
-        if (*p != ' ' && (p == text || p[-1] == ' ')) ids[k++] = 1 + (*p % 36);
-    ids[k++] = 39;
-    *n = k;
-    return VLMN_OK;
-}
-
-static int sh(const char *cmd)
-{
-    int r = system(cmd);
-    if (r) fprintf(stderr, "  command failed (%d): %s\n", r, cmd);
-    return r;
-}
-
-/* every concept starts with other letters (the test tokenizer keeps first letters) */
-static const char *CONCEPTS[] = {"blue sky", "red things", "green grass", "yellow", "white wall", "metal", "zebra"};
-enum { NC = 7, TARGET = 1 };
-
-/* The map of CONCEPTS[c] on sample smp (n visual values), through the library. */
-static float *concept_map(vlmn_clip *c, vlmn_traces *tr, uint32_t smp, int concept, int *nv_out)
-{
-    const vlmn_clip_info *I = vlmn_clip_get_info(c);
-    vlmn_trace_sample *ts = NULL;
-    vlmn_image *img = NULL;
-    if (vlmn_traces_sample(tr, smp, &ts) || vlmn_img_load(ts->image_path, &img)) return NULL;
-    int nv = 0;
-    for (int64_t i = 0; i < ts->n_tokens; i++) nv += ts->modality[i] == VLMN_TRACE_VISUAL;
-    int32_t ids[80];
-    int n = 0;
-    float *temb = malloc((size_t)I->proj_dim * sizeof *temb);
-    float *pe = malloc((size_t)ts->n_grids * I->grid * I->grid * I->proj_dim * sizeof *pe);
-    float *map = malloc((size_t)nv * sizeof *map);
-    bool ok = toks(NULL, CONCEPTS[concept], ids, I->t_ctx < 80 ? I->t_ctx : 80, &n) == VLMN_OK &&
-              vlmn_clip_text(c, ids, n, temb) == VLMN_OK &&
-              vlmn_clip_sample_patches(c, img, ts->grids, ts->n_grids, nv, smp, pe) == VLMN_OK &&
-              vlmn_clip_sample_map(c, pe, ts->grids, ts->n_grids, temb, map) == VLMN_OK;
-    free(temb);
-    free(pe);
-    vlmn_img_free(img);
-    vlmn_trace_sample_free(ts);
-    if (!ok) {
-        free(map);
-        return NULL;
-    }
-    *nv_out = nv;
-    return map;
-}
 
 static const uint32_t *top5(sqlite3 *db, int layer, int neuron, uint32_t out[5])
 {
@@ -93,14 +41,7 @@ TEST(label_ranks_the_planted_concept_first)
     if (!bin) return;
     char d[256], cmd[8192];
     snprintf(d, sizeof d, "%s/test_label.%d", test_tmp_dir(), (int)getpid());
-    snprintf(cmd, sizeof cmd,
-             "rm -rf %s && mkdir -p %s && %s make-model --preset planted -o %s/m >/dev/null && "
-             "%s make-dataset -n 40 -o %s/data >/dev/null && "
-             "%s record -m %s/m-text.gguf --mmproj %s/m-mmproj.gguf --data %s/data/data.json --images %s/data "
-             "--top-n 20 -q -o %s/run >/dev/null 2>&1 && %s classify %s/run >/dev/null && "
-             "%s trace %s/run --neurons '0:47;1:40' --samples top:3,7,11,15,19 -q >/dev/null 2>&1",
-             d, d, bin, d, bin, d, bin, d, d, d, d, d, bin, d, bin, d);
-    if (sh(cmd)) {
+    if (clipfx_planted_run(bin, d, 40, "top:3,7,11,15,19")) {
         CHECK(0);
         return;
     }
@@ -134,7 +75,7 @@ TEST(label_ranks_the_planted_concept_first)
     CHECK(fd >= 0);
     for (int s = 0; s < 5; s++) {
         int nv = 0;
-        float *map = concept_map(c, tr, smp[s], TARGET, &nv);
+        float *map = clipfx_concept_map(c, tr, smp[s], CLIPFX_RED, &nv);
         CHECK(map != NULL && nv == 256);
         if (!map) break;
         vlmn_trace_sample *ts = NULL;
@@ -158,18 +99,18 @@ TEST(label_ranks_the_planted_concept_first)
     vlmn_traces_close(tr);
     tr = NULL;
 
-    vlmn_concepts cs = {.n = NC, .items = (char **)CONCEPTS};
+    vlmn_concepts cs = {.n = CLIPFX_NC, .items = (char **)CLIPFX_CONCEPTS};
     vlmn_label_opts o;
     vlmn_label_opts_default(&o);
     o.run_dir = run;
     o.concepts = &cs;
-    o.top_k = NC;
+    o.top_k = CLIPFX_NC;
     o.clip_name = "tiny";
     char outp[800];
     snprintf(outp, sizeof outp, "%s/out.txt", d);
     o.out = fopen(outp, "w");
     vlmn_label_summary sum;
-    CHECK_EQ_INT(vlmn_label_run(&o, c, toks, NULL, &sum), VLMN_OK);
+    CHECK_EQ_INT(vlmn_label_run(&o, c, clipfx_toks, NULL, &sum), VLMN_OK);
     fclose(o.out);
     CHECK_EQ_INT(sum.neurons, 2);
     snprintf(path, sizeof path, "%s/traces.sqlite", run);
@@ -215,18 +156,18 @@ TEST(label_ranks_the_planted_concept_first)
         rows++;
     }
     sqlite3_finalize(q);
-    CHECK_EQ_INT(rows, NC);
+    CHECK_EQ_INT(rows, CLIPFX_NC);
     /* the runner-up's r equals vlmn_pearson over the concatenated visual tokens */
     int ci = -1;
-    for (int k = 0; k < NC; k++)
-        if (!strcmp(CONCEPTS[k], second_name)) ci = k;
-    CHECK(ci >= 0 && ci != TARGET);
+    for (int k = 0; k < CLIPFX_NC; k++)
+        if (!strcmp(CLIPFX_CONCEPTS[k], second_name)) ci = k;
+    CHECK(ci >= 0 && ci != CLIPFX_RED);
     CHECK_EQ_INT(vlmn_traces_open(run, &tr), VLMN_OK);
     float *x = malloc(5 * 256 * sizeof *x), *y = malloc(5 * 256 * sizeof *y);
     int m = 0;
     for (int s = 0; ci >= 0 && s < 5; s++) {
         int nv = 0;
-        float *map = concept_map(c, tr, smp[s], ci, &nv), *acts = NULL;
+        float *map = clipfx_concept_map(c, tr, smp[s], ci, &nv), *acts = NULL;
         int64_t n = 0;
         vlmn_trace_sample *ts = NULL;
         CHECK(map && vlmn_traces_get(tr, 0, 47, smp[s], &acts, &n) == VLMN_OK &&
@@ -248,14 +189,14 @@ TEST(label_ranks_the_planted_concept_first)
     vlmn_traces_close(tr);
     /* the multi-modal neuron is labelled too */
     sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM labels WHERE layer=1 AND neuron=40 AND clip='tiny'", -1, &q, NULL);
-    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == NC);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == CLIPFX_NC);
     sqlite3_finalize(q);
     sqlite3_close(db);
 
     /* rerun with top 2: the neuron's rows are replaced */
     o.top_k = 2;
     o.out = NULL;
-    CHECK_EQ_INT(vlmn_label_run(&o, c, toks, NULL, &sum), VLMN_OK);
+    CHECK_EQ_INT(vlmn_label_run(&o, c, clipfx_toks, NULL, &sum), VLMN_OK);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM labels WHERE clip='tiny'", -1, &q, NULL);
     CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 4);
@@ -271,7 +212,7 @@ TEST(label_ranks_the_planted_concept_first)
     sqlite3_finalize(q);
     sqlite3_close(db);
     o.neurons = spec;
-    CHECK_EQ_INT(vlmn_label_run(&o, c, toks, NULL, &sum), VLMN_OK);
+    CHECK_EQ_INT(vlmn_label_run(&o, c, clipfx_toks, NULL, &sum), VLMN_OK);
     CHECK_EQ_INT(sum.neurons, 1);
     CHECK_EQ_INT(sum.skipped, 1);
     vlmn_clip_free(c);
@@ -293,7 +234,7 @@ TEST(label_ranks_the_planted_concept_first)
              "fails %s label run --clip %s --concepts nosuch.txt 2>e6; grep -q 'nosuch.txt' e6; "
              "test $(wc -l <e6) = 1",
              d, bin, bin, cdir, bin, cdir, bin, cdir, bin, cdir, bin, cdir);
-    CHECK(sh(cmd) == 0);
+    CHECK(clipfx_sh(cmd) == 0);
 }
 
 TEST(concepts_parse)

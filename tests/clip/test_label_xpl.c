@@ -10,6 +10,7 @@
  * without labels has no labels table. (A random tiny CLIP cannot recover the planted
  * concepts themselves: test_label.c says why.) */
 #include "test.h"
+#include "clip/clip_fixture.h"
 
 #include "vlmn/browse.h"
 #include "vlmn/clip.h"
@@ -25,49 +26,18 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-static vlmn_status toks(void *user, const char *text, int32_t *ids, int cap, int *n)
-{
-    (void)user;
-    int k = 0;
-    ids[k++] = 38;
-    for (const char *p = text; *p && k < cap - 1; p++)
-        if (*p != ' ' && (p == text || p[-1] == ' ')) ids[k++] = 1 + (*p % 36);
-    ids[k++] = 39;
-    *n = k;
-    return VLMN_OK;
-}
-
-static int sh(const char *cmd)
-{
-    int r = system(cmd);
-    if (r) fprintf(stderr, "  command failed (%d): %s\n", r, cmd);
-    return r;
-}
-
-static const char *CONCEPTS[] = {"blue sky", "red things", "green grass", "yellow", "white wall", "metal", "zebra"};
-enum { NC = 7, TARGET = 1, WRONG = 6 };
+enum { WRONG = 6 }; /* "zebra" */
 static const char HOSTILE[] = "<script>alert(1)</script>\"&'";
 static const char HOSTILE_HTML[] = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#39;";
 
-/* Overwrites 0:47's image-token activations on sample smp with the map of CONCEPTS[c]. */
+/* Overwrites 0:47's image-token activations on sample smp with the map of CLIPFX_CONCEPTS[c]. */
 static bool plant(vlmn_clip *c, const char *run, vlmn_traces *tr, sqlite3 *tdb, int fd, uint32_t smp, int concept)
 {
     (void)run;
-    const vlmn_clip_info *I = vlmn_clip_get_info(c);
-    vlmn_trace_sample *ts = NULL;
-    vlmn_image *img = NULL;
-    if (vlmn_traces_sample(tr, smp, &ts) || vlmn_img_load(ts->image_path, &img)) return false;
     int nv = 0;
-    for (int64_t i = 0; i < ts->n_tokens; i++) nv += ts->modality[i] == VLMN_TRACE_VISUAL;
-    int32_t ids[80];
-    int n = 0;
-    float *temb = malloc((size_t)I->proj_dim * sizeof *temb);
-    float *pe = malloc((size_t)ts->n_grids * I->grid * I->grid * I->proj_dim * sizeof *pe);
-    float *map = malloc((size_t)(nv ? nv : 1) * sizeof *map);
-    bool ok = nv > 0 && toks(NULL, CONCEPTS[concept], ids, I->t_ctx < 80 ? I->t_ctx : 80, &n) == VLMN_OK &&
-              vlmn_clip_text(c, ids, n, temb) == VLMN_OK &&
-              vlmn_clip_sample_patches(c, img, ts->grids, ts->n_grids, nv, smp, pe) == VLMN_OK &&
-              vlmn_clip_sample_map(c, pe, ts->grids, ts->n_grids, temb, map) == VLMN_OK;
+    float *map = clipfx_concept_map(c, tr, smp, concept, &nv);
+    vlmn_trace_sample *ts = NULL;
+    bool ok = map && vlmn_traces_sample(tr, smp, &ts) == VLMN_OK;
     sqlite3_stmt *q = NULL;
     sqlite3_prepare_v2(tdb, "SELECT offset FROM traces WHERE layer=0 AND neuron=47 AND sample_index=?", -1, &q, NULL);
     sqlite3_bind_int64(q, 1, smp);
@@ -76,10 +46,7 @@ static bool plant(vlmn_clip *c, const char *run, vlmn_traces *tr, sqlite3 *tdb, 
     sqlite3_finalize(q);
     for (int64_t i = 0, v = 0; ok && i < ts->n_tokens; i++)
         if (ts->modality[i] == VLMN_TRACE_VISUAL) ok = pwrite(fd, &map[v++], 4, (off_t)(off + 4 * i)) == 4;
-    free(temb);
-    free(pe);
     free(map);
-    vlmn_img_free(img);
     vlmn_trace_sample_free(ts);
     return ok;
 }
@@ -137,13 +104,13 @@ static vlmn_status label(const char *run, vlmn_clip *c, const char *const *conce
     o.top_k = 3;
     o.clip_name = "tiny";
     o.as_explanations = true;
-    return vlmn_label_run(&o, c, toks, NULL, sum);
+    return vlmn_label_run(&o, c, clipfx_toks, NULL, sum);
 }
 
 static void simulate_and_score(const char *run, vlmn_clip *c)
 {
     vlmn_simulator sim;
-    CHECK_EQ_INT(vlmn_clipsim_create(c, toks, NULL, &sim), VLMN_OK);
+    CHECK_EQ_INT(vlmn_clipsim_create(c, clipfx_toks, NULL, &sim), VLMN_OK);
     vlmn_xrun_opts o;
     vlmn_xrun_opts_default(&o);
     o.run_dir = run;
@@ -163,15 +130,8 @@ TEST(label_explanations_scored_held_out)
     if (!bin) return;
     char d[256], cmd[8192];
     snprintf(d, sizeof d, "%s/test_label_xpl.%d", test_tmp_dir(), (int)getpid());
-    snprintf(cmd, sizeof cmd,
-             "rm -rf %s && mkdir -p %s && %s make-model --preset planted -o %s/m >/dev/null && "
-             "%s make-dataset -n 20 -o %s/data >/dev/null && "
-             "%s record -m %s/m-text.gguf --mmproj %s/m-mmproj.gguf --data %s/data/data.json --images %s/data "
-             "--top-n 20 -q -o %s/run >/dev/null 2>&1 && %s classify %s/run >/dev/null && "
-             "%s trace %s/run --neurons '0:47;1:40' --samples top:1,3,5,7,9,11,13,15,17,19 -q >/dev/null 2>&1 && "
-             "%s report %s/run -o %s/rep0 >/dev/null",
-             d, d, bin, d, bin, d, bin, d, d, d, d, d, bin, d, bin, d, bin, d, d);
-    if (sh(cmd)) {
+    snprintf(cmd, sizeof cmd, "%s report %s/run -o %s/rep0 >/dev/null", bin, d, d);
+    if (clipfx_planted_run(bin, d, 20, "top:1,3,5,7,9,11,13,15,17,19") || clipfx_sh(cmd)) {
         CHECK(0);
         return;
     }
@@ -180,7 +140,7 @@ TEST(label_explanations_scored_held_out)
     snprintf(cdir, sizeof cdir, "%s/clip/tiny", test_data_dir());
     /* a report of a run without labels: no labels table */
     snprintf(cmd, sizeof cmd, "! grep -q 'Labels of\\|<b>Labels.</b>' %s/rep0/index.html", d);
-    CHECK(sh(cmd) == 0);
+    CHECK(clipfx_sh(cmd) == 0);
     sqlite3 *db = NULL;
     snprintf(path, sizeof path, "%s/run.sqlite", run);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
@@ -232,13 +192,13 @@ TEST(label_explanations_scored_held_out)
     snprintf(path, sizeof path, "%s/traces.f32", run);
     int fd = open(path, O_RDWR);
     CHECK(fd >= 0);
-    for (int k = 1; k <= 19; k += 2) CHECK(plant(c, run, tr, tdb, fd, by_rank[k], TARGET));
+    for (int k = 1; k <= 19; k += 2) CHECK(plant(c, run, tr, tdb, fd, by_rank[k], CLIPFX_RED));
     close(fd);
     sqlite3_close(tdb);
     vlmn_traces_close(tr);
 
     vlmn_label_summary sum;
-    CHECK_EQ_INT(label(run, c, CONCEPTS, NC, &sum), VLMN_OK);
+    CHECK_EQ_INT(label(run, c, CLIPFX_CONCEPTS, CLIPFX_NC, &sum), VLMN_OK);
     CHECK_EQ_INT(sum.neurons, 2);
     CHECK_EQ_INT(sum.expl_new, 2);
     snprintf(path, sizeof path, "%s/run.sqlite", run);
@@ -266,7 +226,7 @@ TEST(label_explanations_scored_held_out)
              "INSERT INTO explanations (layer, neuron, sampling, explainer, images, kind, samples, max_act, text, "
              "status, prompt_hash, settings, created) VALUES (0, 47, 'top', 'wrong', 'modulated', 'visual', '[]', 1, "
              "'%s', 'ok', '', '{}', 'now')",
-             CONCEPTS[WRONG]);
+             CLIPFX_CONCEPTS[WRONG]);
     CHECK(sqlite3_exec(db, cmd, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
 
@@ -275,7 +235,7 @@ TEST(label_explanations_scored_held_out)
     double sl = score_of(db, "label:tiny"), sw = score_of(db, "wrong");
     CHECK_MSG(fabs(sl - 1) < 1e-6, "label explanation: r = %.9f", sl);
     CHECK_MSG(sw < sl - 0.05, "wrong concept r = %.6f vs label %.6f", sw, sl);
-    fprintf(stderr, "  pearson: label:tiny 'red things' %.6f, wrong '%s' %.6f\n", sl, CONCEPTS[WRONG], sw);
+    fprintf(stderr, "  pearson: label:tiny 'red things' %.6f, wrong '%s' %.6f\n", sl, CLIPFX_CONCEPTS[WRONG], sw);
     /* scored on ranks 3,7,11,15,19 only: none of the label's own samples */
     snprintf(cmd, sizeof cmd,
              "SELECT COUNT(*) FROM simulations WHERE layer=0 AND neuron=47 AND explainer='label:tiny' AND "
@@ -291,16 +251,16 @@ TEST(label_explanations_scored_held_out)
     CHECK_EQ_INT(vlmn_table2(run, 100, false, f), VLMN_OK);
     fclose(f);
     snprintf(cmd, sizeof cmd, "grep -q 'explainer label:tiny, simulator clip-tiny:clip' %s", t2p);
-    CHECK(sh(cmd) == 0);
+    CHECK(clipfx_sh(cmd) == 0);
     f = fopen(t2p, "w");
     CHECK_EQ_INT(vlmn_table2(run, 100, true, f), VLMN_OK);
     fclose(f);
     snprintf(cmd, sizeof cmd,
              "grep -q '\"explainer\":\"label:tiny\",\"simulator\":\"clip-tiny:clip\",\"images\":\"clip\"' %s", t2p);
-    CHECK(sh(cmd) == 0);
+    CHECK(clipfx_sh(cmd) == 0);
 
     /* rerun: same labels, nothing written, the simulations stay */
-    CHECK_EQ_INT(label(run, c, CONCEPTS, NC, &sum), VLMN_OK);
+    CHECK_EQ_INT(label(run, c, CLIPFX_CONCEPTS, CLIPFX_NC, &sum), VLMN_OK);
     CHECK_EQ_INT(sum.expl_new, 0);
     CHECK_EQ_INT(sum.expl_same, 2);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
@@ -308,10 +268,10 @@ TEST(label_explanations_scored_held_out)
     CHECK_EQ_INT(count(db, "SELECT COUNT(*) FROM simulations WHERE layer=0 AND neuron=47 AND explainer='label:tiny'"), 5);
     sqlite3_close(db);
     /* a list without the concept: 0:47's label changes, its old simulations and score go */
-    const char *fewer[NC - 1];
-    for (int k = 0, j = 0; k < NC; k++)
-        if (k != TARGET) fewer[j++] = CONCEPTS[k];
-    CHECK_EQ_INT(label(run, c, fewer, NC - 1, &sum), VLMN_OK);
+    const char *fewer[CLIPFX_NC - 1];
+    for (int k = 0, j = 0; k < CLIPFX_NC; k++)
+        if (k != CLIPFX_RED) fewer[j++] = CLIPFX_CONCEPTS[k];
+    CHECK_EQ_INT(label(run, c, fewer, CLIPFX_NC - 1, &sum), VLMN_OK);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     CHECK_EQ_INT(count(db, "SELECT COUNT(*) FROM explanations WHERE explainer='label:tiny'"), 2);
     CHECK_EQ_INT(count(db, "SELECT COUNT(*) FROM explanations WHERE explainer='label:tiny' AND layer=0 AND neuron=47 "
@@ -321,7 +281,7 @@ TEST(label_explanations_scored_held_out)
     CHECK_EQ_INT(count(db, "SELECT COUNT(*) FROM scores WHERE layer=0 AND neuron=47 AND explainer='label:tiny'"), 0);
     sqlite3_close(db);
     /* back to the full list, simulated and scored again */
-    CHECK_EQ_INT(label(run, c, CONCEPTS, NC, &sum), VLMN_OK);
+    CHECK_EQ_INT(label(run, c, CLIPFX_CONCEPTS, CLIPFX_NC, &sum), VLMN_OK);
     simulate_and_score(run, c);
     vlmn_clip_free(c);
 
@@ -338,8 +298,8 @@ TEST(label_explanations_scored_held_out)
              "grep -q '<td class=\"expl\">red things</td><td class=\"n\">1.000</td><td class=\"n\">1.000</td>"
              "<td>tiny</td><td>5 (top:1,5,9,13,17)</td><td class=\"expl\">%s</td><td>wrong</td>' $h; "
              "grep -qF '%s' $h; ! grep -q '<script>alert' $h",
-             bin, run, d, d, CONCEPTS[WRONG], HOSTILE_HTML);
-    CHECK(sh(cmd) == 0);
+             bin, run, d, d, CLIPFX_CONCEPTS[WRONG], HOSTILE_HTML);
+    CHECK(clipfx_sh(cmd) == 0);
     page = browse_get(run, "/neuron/1/40");
     CHECK(page && strstr(page, "<table id=\"labels\">") && strstr(page, HOSTILE_HTML) && !strstr(page, "<script>alert"));
     free(page);
@@ -360,7 +320,7 @@ TEST(label_explanations_scored_held_out)
              "cd %s && ! %s label run --clip %s --as-explanations --samples top:3,7 2>e1 && "
              "grep -q 'is not an explainer sampling' e1 && test $(wc -l <e1) = 1",
              d, bin, cdir);
-    CHECK(sh(cmd) == 0);
+    CHECK(clipfx_sh(cmd) == 0);
 }
 
 TEST_MAIN()
