@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "store/store.h"
 #include "vlmn/analysis.h"
 #include "vlmn/draw.h"
 #include "vlmn/report.h"
@@ -118,15 +119,6 @@ void browse_error_page(vlmn_buf *out, bool api, int code, const char *msg, const
     }
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? (const char *)t : "";
-}
-static double col_num(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
-}
 
 static void html_num(vlmn_buf *out, double v, const char *fmt)
 {
@@ -153,9 +145,9 @@ static int overview(vlmn_browse *b, const vlmn_browse_req *r, const browse_links
         if (sqlite3_prepare_v2(b->db, "SELECT key, value FROM run ORDER BY rowid", -1, &s, NULL) == SQLITE_OK) {
             for (int i = 0; sqlite3_step(s) == SQLITE_ROW; i++) {
                 if (i) ADD(",");
-                browse_json_str(out, col_text(s, 0));
+                browse_json_str(out, vlmn_db_col_text(s, 0));
                 ADD(":");
-                browse_json_str(out, col_text(s, 1));
+                browse_json_str(out, vlmn_db_col_text(s, 1));
             }
         }
         sqlite3_finalize(s);
@@ -192,9 +184,9 @@ static int overview(vlmn_browse *b, const vlmn_browse_req *r, const browse_links
     if (sqlite3_prepare_v2(b->db, "SELECT key, value FROM run ORDER BY rowid", -1, &s, NULL) == SQLITE_OK) {
         while (sqlite3_step(s) == SQLITE_ROW) {
             ADD("<tr><td>");
-            browse_html(out, col_text(s, 0));
+            browse_html(out, vlmn_db_col_text(s, 0));
             ADD("</td><td>");
-            browse_html(out, col_text(s, 1));
+            browse_html(out, vlmn_db_col_text(s, 1));
             ADD("</td></tr>");
         }
     }
@@ -286,13 +278,13 @@ static int neurons(vlmn_browse *b, const vlmn_browse_req *r, const browse_links 
             static const char *const pk[] = {"p_v", "p_t", "p_m", "p_u", "max_act"};
             for (int c = 0; c < 5; c++) {
                 browse_printf(out, ",\"%s\":", pk[c]);
-                browse_json_num(out, col_num(s[0], 3 + c));
+                browse_json_num(out, vlmn_db_col_num(s[0], 3 + c));
             }
             ADD(",\"explanation\":");
             if (sqlite3_column_type(s[0], 8) == SQLITE_NULL) ADD("null");
-            else browse_json_str(out, col_text(s[0], 8));
+            else browse_json_str(out, vlmn_db_col_text(s[0], 8));
             ADD(",\"score\":");
-            browse_json_num(out, col_num(s[0], 9));
+            browse_json_num(out, vlmn_db_col_num(s[0], 9));
             ADD("}");
         }
         ADD("]}\n");
@@ -338,15 +330,15 @@ static int neurons(vlmn_browse *b, const vlmn_browse_req *r, const browse_links 
             browse_printf(out, "\">%d</a></td><td class=\"lab\">%s</td>", n, lab >= 0 && lab < 4 ? lab_name[lab] : "");
             for (int c = 0; c < 4; c++) {
                 ADD("<td class=\"n\">");
-                html_num(out, col_num(s[0], 3 + c), "%.2f");
+                html_num(out, vlmn_db_col_num(s[0], 3 + c), "%.2f");
                 ADD("</td>");
             }
             ADD("<td class=\"n\">");
-            html_num(out, col_num(s[0], 7), "%.4g");
+            html_num(out, vlmn_db_col_num(s[0], 7), "%.4g");
             ADD("</td><td class=\"x\">");
-            browse_html(out, col_text(s[0], 8));
+            browse_html(out, vlmn_db_col_text(s[0], 8));
             ADD("</td><td class=\"n\">");
-            html_num(out, col_num(s[0], 9), "%.3f");
+            html_num(out, vlmn_db_col_num(s[0], 9), "%.3f");
             ADD("</td></tr>\n");
         }
         ADD("</table><p class=\"pg\">");
@@ -444,7 +436,7 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
     }
     int lab = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 0);
     double v[8];
-    for (int i = 0; i < 8; i++) v[i] = col_num(s, 1 + i);
+    for (int i = 0; i < 8; i++) v[i] = vlmn_db_col_num(s, 1 + i);
     sqlite3_finalize(s);
     float nmax = (float)v[4];
     static const char *const vk[] = {"p_v", "p_t", "p_m", "p_u", "max_act", "min_act", "mean", "count"};
@@ -499,7 +491,7 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
                 for (int c = 0; c < 8; c++) {
                     browse_printf(out, "%s\"%s\":", c ? "," : "", ek[c]);
                     if (sqlite3_column_type(s, c) == SQLITE_NULL) ADD("null");
-                    else browse_json_str(out, col_text(s, c));
+                    else browse_json_str(out, vlmn_db_col_text(s, c));
                 }
                 ADD("}");
                 continue;
@@ -510,7 +502,7 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             ADD("<tr>");
             for (int c = 0; c < 6; c++) {
                 ADD(c == 5 ? "<td class=\"x expl\">" : "<td>");
-                browse_html(out, c == 5 && !strcmp(col_text(s, 4), "failed") ? col_text(s, 6) : col_text(s, c));
+                browse_html(out, c == 5 && !strcmp(vlmn_db_col_text(s, 4), "failed") ? vlmn_db_col_text(s, 6) : vlmn_db_col_text(s, c));
                 ADD("</td>");
             }
             ADD("</tr>");
@@ -532,11 +524,11 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
             if (r->api) {
                 ADD(rows ? ",{\"clip\":" : "{\"clip\":");
-                browse_json_str(out, col_text(s, 0));
+                browse_json_str(out, vlmn_db_col_text(s, 0));
                 browse_printf(out, ",\"rank\":%d,\"concept\":", sqlite3_column_int(s, 1));
-                browse_json_str(out, col_text(s, 2));
+                browse_json_str(out, vlmn_db_col_text(s, 2));
                 ADD(",\"score\":");
-                browse_json_num(out, col_num(s, 3));
+                browse_json_num(out, vlmn_db_col_num(s, 3));
                 browse_printf(out, ",\"n_samples\":%d}", sqlite3_column_int(s, 4));
                 continue;
             }
@@ -547,11 +539,11 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
                     "label:CLIP).</p><table id=\"labels\"><tr><th>clip</th><th>rank</th><th>concept</th>"
                     "<th>score (r)</th><th>samples</th></tr>");
             ADD("<tr><td>");
-            browse_html(out, col_text(s, 0));
+            browse_html(out, vlmn_db_col_text(s, 0));
             browse_printf(out, "</td><td class=\"n\">%d</td><td class=\"x\">", sqlite3_column_int(s, 1));
-            browse_html(out, col_text(s, 2));
+            browse_html(out, vlmn_db_col_text(s, 2));
             ADD("</td><td class=\"n\">");
-            html_num(out, col_num(s, 3), "%.3f");
+            html_num(out, vlmn_db_col_num(s, 3), "%.3f");
             browse_printf(out, "</td><td class=\"n\">%d</td></tr>", sqlite3_column_int(s, 4));
         }
         sqlite3_finalize(s);
@@ -571,21 +563,21 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         for (; sqlite3_step(s) == SQLITE_ROW; rows++) {
             if (r->api) {
                 ADD(rows ? ",{\"explainer\":" : "{\"explainer\":");
-                browse_json_str(out, col_text(s, 0));
+                browse_json_str(out, vlmn_db_col_text(s, 0));
                 ADD(",\"simulator\":");
-                browse_json_str(out, col_text(s, 1));
+                browse_json_str(out, vlmn_db_col_text(s, 1));
                 ADD(",\"scorer\":");
-                browse_json_str(out, col_text(s, 2));
+                browse_json_str(out, vlmn_db_col_text(s, 2));
                 ADD(",\"kind\":");
-                browse_json_str(out, col_text(s, 3));
+                browse_json_str(out, vlmn_db_col_text(s, 3));
                 static const char *const sk[] = {"score", "score_visual", "score_text", "n_visual", "n_text"};
                 for (int c = 0; c < 5; c++) {
                     browse_printf(out, ",\"%s\":", sk[c]);
-                    browse_json_num(out, col_num(s, 4 + c));
+                    browse_json_num(out, vlmn_db_col_num(s, 4 + c));
                 }
                 ADD(",\"note\":");
                 if (sqlite3_column_type(s, 9) == SQLITE_NULL) ADD("null");
-                else browse_json_str(out, col_text(s, 9));
+                else browse_json_str(out, vlmn_db_col_text(s, 9));
                 ADD("}");
                 continue;
             }
@@ -595,16 +587,16 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             ADD("<tr>");
             for (int c = 0; c < 4; c++) {
                 ADD("<td>");
-                browse_html(out, col_text(s, c));
+                browse_html(out, vlmn_db_col_text(s, c));
                 ADD("</td>");
             }
             for (int c = 4; c < 7; c++) {
                 ADD("<td class=\"n\">");
-                html_num(out, col_num(s, c), "%.3f");
+                html_num(out, vlmn_db_col_num(s, c), "%.3f");
                 ADD("</td>");
             }
             ADD("<td>");
-            browse_html(out, col_text(s, 9));
+            browse_html(out, vlmn_db_col_text(s, 9));
             ADD("</td></tr>");
         }
         sqlite3_finalize(s);
@@ -630,15 +622,15 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             if (r->api) {
                 browse_printf(out, "%s{\"sample\":%lld,\"rank\":%d,\"explainer\":", rows ? "," : "", (long long)smp,
                               sqlite3_column_int(s, 1));
-                browse_json_str(out, col_text(s, 8));
+                browse_json_str(out, vlmn_db_col_text(s, 8));
                 ADD(",\"simulator\":");
-                browse_json_str(out, col_text(s, 2));
+                browse_json_str(out, vlmn_db_col_text(s, 2));
                 ADD(",\"mode\":");
-                browse_json_str(out, col_text(s, 3));
+                browse_json_str(out, vlmn_db_col_text(s, 3));
                 ADD(",\"modality\":");
-                browse_json_str(out, col_text(s, 4));
+                browse_json_str(out, vlmn_db_col_text(s, 4));
                 ADD(",\"status\":");
-                browse_json_str(out, col_text(s, 7));
+                browse_json_str(out, vlmn_db_col_text(s, 7));
                 ADD(",\"real\":");
                 floats_json(out, real, rb);
                 ADD(",\"sim\":");
@@ -654,17 +646,17 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             browse_printf(out, "<h3>sample <a href=\"");
             l_sample(out, ln, smp);
             browse_printf(out, "\">#%lld</a> (rank %d, ", (long long)smp, sqlite3_column_int(s, 1));
-            browse_html(out, col_text(s, 4));
+            browse_html(out, vlmn_db_col_text(s, 4));
             ADD(", explainer ");
-            browse_html(out, col_text(s, 8));
+            browse_html(out, vlmn_db_col_text(s, 8));
             ADD(", simulator ");
-            browse_html(out, col_text(s, 2));
+            browse_html(out, vlmn_db_col_text(s, 2));
             ADD(")</h3>");
             /* The token strings of the simulated (text) tokens, from the trace store. */
             vlmn_trace_sample *ts = NULL;
             const char *pieces[SIMS_SHOWN];
             int np = 0;
-            if (b->traces && !strcmp(col_text(s, 4), "text") && smp >= 0 && smp <= UINT32_MAX &&
+            if (b->traces && !strcmp(vlmn_db_col_text(s, 4), "text") && smp >= 0 && smp <= UINT32_MAX &&
                 !vlmn_traces_sample(b->traces, (uint32_t)smp, &ts)) {
                 int64_t nt = 0;
                 for (int64_t i = 0; i < ts->n_tokens; i++)
@@ -694,11 +686,11 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             if (r->api) {
                 browse_printf(out, "%s{\"rank\":%d,\"sample\":%lld,\"max_act\":", i ? "," : "", sqlite3_column_int(s, 0),
                               (long long)smp);
-                browse_json_num(out, col_num(s, 2));
+                browse_json_num(out, vlmn_db_col_num(s, 2));
                 ADD(",\"id\":");
-                browse_json_str(out, col_text(s, 3));
+                browse_json_str(out, vlmn_db_col_text(s, 3));
                 ADD(",\"image\":");
-                if (has_img) browse_json_str(out, col_text(s, 4));
+                if (has_img) browse_json_str(out, vlmn_db_col_text(s, 4));
                 else ADD("null");
                 browse_printf(out, ",\"traced\":%s}", traced ? "true" : "false");
                 continue;
@@ -706,13 +698,13 @@ static int neuron(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
             browse_printf(out, "<tr><td class=\"n\">%d</td><td><a class=\"sl\" href=\"", sqlite3_column_int(s, 0));
             l_sample(out, ln, smp);
             browse_printf(out, "\">#%lld</a> ", (long long)smp);
-            browse_html(out, col_text(s, 3));
+            browse_html(out, vlmn_db_col_text(s, 3));
             ADD("</td><td class=\"n\">");
-            html_num(out, col_num(s, 2), "%.4g");
+            html_num(out, vlmn_db_col_num(s, 2), "%.4g");
             ADD("</td><td>");
             if (has_img) {
                 ADD("<img alt=\"sample image\" loading=\"lazy\" src=\"");
-                l_img(out, ln, smp, col_text(s, 4));
+                l_img(out, ln, smp, vlmn_db_col_text(s, 4));
                 ADD("\">");
             }
             ADD("</td><td>");
@@ -771,15 +763,15 @@ static int sample(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
     bool has_img = sqlite3_column_type(s, 1) != SQLITE_NULL;
     if (r->api) {
         browse_printf(out, "{\"sample\":%lld,\"id\":", (long long)r->sample);
-        browse_json_str(out, col_text(s, 0));
+        browse_json_str(out, vlmn_db_col_text(s, 0));
         ADD(",\"image\":");
-        if (has_img) browse_json_str(out, col_text(s, 1));
+        if (has_img) browse_json_str(out, vlmn_db_col_text(s, 1));
         else ADD("null");
         ADD(",\"status\":");
-        browse_json_str(out, col_text(s, 2));
+        browse_json_str(out, vlmn_db_col_text(s, 2));
         ADD(",\"error\":");
         if (sqlite3_column_type(s, 3) == SQLITE_NULL) ADD("null");
-        else browse_json_str(out, col_text(s, 3));
+        else browse_json_str(out, vlmn_db_col_text(s, 3));
         browse_printf(out, ",\"n_image_tokens\":%lld,\"n_text_tokens\":%lld,\"tokens\":",
                       (long long)sqlite3_column_int64(s, 4), (long long)sqlite3_column_int64(s, 5));
         if (ts) {
@@ -799,20 +791,20 @@ static int sample(vlmn_browse *b, const vlmn_browse_req *r, const browse_links *
         head(out, b, ln, title);
         browse_printf(out, "<h1 id=\"title\">Sample #%lld</h1><table class=\"kv\" id=\"sample\"><tr><td>id</td><td>",
                       (long long)r->sample);
-        browse_html(out, col_text(s, 0));
+        browse_html(out, vlmn_db_col_text(s, 0));
         ADD("</td></tr><tr><td>image</td><td>");
-        browse_html(out, col_text(s, 1));
+        browse_html(out, vlmn_db_col_text(s, 1));
         ADD("</td></tr><tr><td>status</td><td>");
-        browse_html(out, col_text(s, 2));
+        browse_html(out, vlmn_db_col_text(s, 2));
         if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
             ADD(": ");
-            browse_html(out, col_text(s, 3));
+            browse_html(out, vlmn_db_col_text(s, 3));
         }
         browse_printf(out, "</td></tr><tr><td>tokens</td><td>%lld image, %lld text</td></tr></table>",
                       (long long)sqlite3_column_int64(s, 4), (long long)sqlite3_column_int64(s, 5));
         if (has_img) {
             ADD("<p><img alt=\"sample image\" style=\"max-width:480px\" src=\"");
-            l_img(out, ln, r->sample, col_text(s, 1));
+            l_img(out, ln, r->sample, vlmn_db_col_text(s, 1));
             ADD("\"></p>");
         }
         if (ts) {

@@ -73,19 +73,10 @@ static void resolve_image(const struct ctx *x, const char *img, char *out, size_
     out[0] = 0;
 }
 
-/* Column i of the current row as a number, NaN for NULL. */
-static double col_num(sqlite3_stmt *q, int i)
-{
-    return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
-}
-
 /* Columns first .. first + n - 1 of the current row as text, "" for NULL. */
 static void col_texts(sqlite3_stmt *q, int first, int n, const char **col)
 {
-    for (int k = 0; k < n; k++) {
-        col[k] = (const char *)sqlite3_column_text(q, first + k);
-        if (!col[k]) col[k] = "";
-    }
+    for (int k = 0; k < n; k++) col[k] = vlmn_db_col_text(q, first + k);
 }
 
 /* The scored explanations for the report, best `per_kind` of each type (NULL scores
@@ -135,7 +126,7 @@ static vlmn_status load_explanations(const char *dir, sqlite3 *db, int per_kind,
         x->neuron = sqlite3_column_int(q, 1);
         const char *col[5];
         col_texts(q, 2, 5, col);
-        x->score = col_num(q, 7);
+        x->score = vlmn_db_col_num(q, 7);
         if (!(x->kind = vlmn_strdup(col[0])) || !(x->sampling = vlmn_strdup(col[1])) ||
             !(x->explainer = vlmn_strdup(col[2])) || !(x->simulator = vlmn_strdup(col[3])) ||
             !(x->text = vlmn_strdup(col[4])))
@@ -188,9 +179,7 @@ static vlmn_status load_labels(const char *dir, sqlite3 *db, int per_kind, vlmn_
     if (!vlmn_db_has_table(db, "labels")) return VLMN_OK;
     bool hx = vlmn_db_has_table(db, "explanations"), hs = hx && vlmn_db_has_table(db, "scores");
     sqlite3_stmt *q = NULL;
-    bool has_samples = sqlite3_prepare_v2(db, "SELECT samples FROM labels LIMIT 0", -1, &q, NULL) == SQLITE_OK;
-    sqlite3_finalize(q);
-    q = NULL;
+    const bool has_samples = vlmn_db_has_column(db, "labels", "samples");
     char sql[3072];
     snprintf(sql, sizeof sql,
              "WITH best AS (%s) "
@@ -230,10 +219,10 @@ static vlmn_status load_labels(const char *dir, sqlite3 *db, int per_kind, vlmn_
         x->neuron = sqlite3_column_int(q, 1);
         const char *col[4];
         col_texts(q, 2, 4, col);
-        x->score = col_num(q, 6);
+        x->score = vlmn_db_col_num(q, 6);
         x->n_samples = sqlite3_column_int(q, 7);
-        x->heldout = col_num(q, 8);
-        x->expl_score = col_num(q, 11);
+        x->heldout = vlmn_db_col_num(q, 8);
+        x->expl_score = vlmn_db_col_num(q, 11);
         if (!(x->kind = vlmn_strdup(col[0])) || !(x->clip = vlmn_strdup(col[1])) ||
             !(x->concept = vlmn_strdup(col[2])) || !(x->samples = vlmn_strdup(col[3])))
             goto oom;

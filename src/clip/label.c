@@ -11,6 +11,7 @@
 #include "vlmn/run.h"
 #include "vlmn/select.h"
 #include "vlmn/trace.h"
+#include "store/store.h"
 #include "core/alloc.h"
 
 #include <math.h>
@@ -28,11 +29,8 @@ static const char LABELS_SCHEMA[] =
 static vlmn_status labels_schema(sqlite3 *db, const char *run_dir)
 {
     char *err = NULL;
-    sqlite3_stmt *s = NULL;
     if (sqlite3_exec(db, LABELS_SCHEMA, NULL, NULL, &err) == SQLITE_OK) {
-        bool v2 = sqlite3_prepare_v2(db, "SELECT samples FROM labels LIMIT 0", -1, &s, NULL) == SQLITE_OK;
-        sqlite3_finalize(s);
-        if (v2 || sqlite3_exec(db, "ALTER TABLE labels ADD COLUMN samples TEXT", NULL, NULL, &err) == SQLITE_OK)
+        if (vlmn_db_has_column(db, "labels", "samples") || sqlite3_exec(db, "ALTER TABLE labels ADD COLUMN samples TEXT", NULL, NULL, &err) == SQLITE_OK)
             return VLMN_OK;
     }
     vlmn_status st = vlmn_error(VLMN_E_DB, "%s: labels table: %s", run_dir, err ? err : sqlite3_errmsg(db));

@@ -43,10 +43,7 @@ vlmn_status vlmn_xdb_init(sqlite3 *db)
         sqlite3_free(msg);
         return st;
     }
-    sqlite3_stmt *s = NULL;
-    bool v2 = sqlite3_prepare_v2(db, "SELECT accuracy FROM scores LIMIT 0", -1, &s, NULL) == SQLITE_OK;
-    sqlite3_finalize(s);
-    if (!v2 && sqlite3_exec(db, SCORES_V2, NULL, NULL, &msg) != SQLITE_OK) {
+    if (!vlmn_db_has_column(db, "scores", "accuracy") && sqlite3_exec(db, SCORES_V2, NULL, NULL, &msg) != SQLITE_OK) {
         vlmn_status st = vlmn_error(VLMN_E_DB, "%s: scores table upgrade: %s", sqlite3_db_filename(db, "main"),
                                     msg ? msg : "error");
         sqlite3_free(msg);

@@ -43,6 +43,11 @@ void vlmn_db_close(sqlite3 *db);
 vlmn_status vlmn_db_exec(sqlite3 *db, const char *sql);
 /* Whether the main database has a table (or view) of that name. */
 bool vlmn_db_has_table(sqlite3 *db, const char *name);
+/* Whether its table has that column (for tables that gained columns later). */
+bool vlmn_db_has_column(sqlite3 *db, const char *table, const char *column);
+/* Column i of the current row: text ("" for NULL), number (NaN for NULL). */
+const char *vlmn_db_col_text(sqlite3_stmt *s, int i);
+double vlmn_db_col_num(sqlite3_stmt *s, int i);
 /* VLMN_E_DB "FILE: what: sqlite's message" for the last error on db. */
 vlmn_status vlmn_db_err(sqlite3 *db, const char *what);
 vlmn_status vlmn_db_set_meta(sqlite3 *db, const char *key, const char *fmt, ...)
