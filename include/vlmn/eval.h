@@ -49,10 +49,11 @@ vlmn_status vlmn_qa_answer(vlmn_llava *m, const vlmn_qa_item *items, int n, cons
                            const vlmn_qa_params *p, char **answers, int32_t **tokens, int *n_tokens);
 
 /* Mean natural-log likelihood per token of item->answer's tokens (the positions the
- * template labels text) given the image and question, teacher-forced in one prefill;
- * *n_tok gets their count. opts: neuron_mask (capture/logits ignored). */
-vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *template_name, vlmn_img_mode mode,
-                           int max_tiles, const uint8_t *const *neuron_mask, double *mean_ll, int *n_tok);
+ * template labels text) given the image and question, teacher-forced in one prefill,
+ * prompted and preprocessed as p says (template, mode, max_tiles; p->gen unused);
+ * *n_tok gets their count. */
+vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const vlmn_qa_params *p,
+                           const uint8_t *const *neuron_mask, double *mean_ll, int *n_tok);
 
 /* Offline grades, SQuAD style: lower case, punctuation and the articles a/an/the
  * removed, whitespace split. exact = 1 if the normalised strings are equal;

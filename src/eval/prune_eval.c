@@ -409,7 +409,7 @@ vlmn_status vlmn_prune_eval(const vlmn_prune_eval_opts *o)
             double ll[256];
             int nref[256];
             for (int k = 0; k < nb && !st; k++)
-                st = vlmn_qa_loglik(m, &items[k], o->qa.template_name, o->qa.mode, o->qa.max_tiles, fo.neuron_mask, &ll[k], &nref[k]);
+                st = vlmn_qa_loglik(m, &items[k], &o->qa, fo.neuron_mask, &ll[k], &nref[k]);
             if (!st && !(st = exec(db, dbpath, "BEGIN"))) {
                 if (sqlite3_prepare_v2(db, "INSERT INTO answers(config,item,id,question,reference,answer,tokens,n_tokens,"
                                            "exact,f1,loglik,n_ref_tokens) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",

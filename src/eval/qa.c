@@ -94,15 +94,14 @@ vlmn_status vlmn_qa_load(const char *path, const char *images_dir, bool need_ans
 
 /* The vision input of an item (pix NULL for none): the model's preprocessing
  * (vlmn_llava_image_input: pad / crop, or InternVL's tiles); vi->pix is vlmn_malloc'd. */
-static vlmn_status load_pixels(vlmn_llava *m, const vlmn_qa_item *it, vlmn_img_mode mode, int max_tiles,
-                               vlmn_vision_input *vi)
+static vlmn_status load_pixels(vlmn_llava *m, const vlmn_qa_item *it, const vlmn_qa_params *p, vlmn_vision_input *vi)
 {
     memset(vi, 0, sizeof *vi);
     if (!it->image) return VLMN_OK;
     vlmn_image *img;
     vlmn_status st = vlmn_img_load(it->image, &img);
     if (st) return st;
-    st = vlmn_llava_image_input(m, img, mode, max_tiles, vi);
+    st = vlmn_llava_image_input(m, img, p->mode, p->max_tiles, vi);
     vlmn_img_free(img);
     if (st) return vlmn_error_prefix(st, "sample '%s'", it->id);
     return VLMN_OK;
@@ -161,7 +160,7 @@ vlmn_status vlmn_qa_answer(vlmn_llava *m, const vlmn_qa_item *items, int n, cons
     for (int i = 0; i < n; i++) {
         int32_t *ids;
         int64_t len;
-        if ((st = load_pixels(m, &items[i], p->mode, p->max_tiles, &pix[i]))) goto done;
+        if ((st = load_pixels(m, &items[i], p, &pix[i]))) goto done;
         if ((st = build(m, &items[i], &pix[i], p->template_name, NULL, &ids, &mods[i], &len))) {
             st = vlmn_error_prefix(st, "sample '%s'", items[i].id);
             goto done;
@@ -217,8 +216,7 @@ done:
     return st;
 }
 
-vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *template_name, vlmn_img_mode mode,
-                           int max_tiles,
+vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const vlmn_qa_params *p,
                            const uint8_t *const *neuron_mask, double *mean_ll, int *n_tok)
 {
     *mean_ll = NAN;
@@ -230,8 +228,8 @@ vlmn_status vlmn_qa_loglik(vlmn_llava *m, const vlmn_qa_item *item, const char *
     int32_t *ids = NULL;
     uint8_t *mod = NULL;
     int64_t n = 0;
-    vlmn_status st = load_pixels(m, item, mode, max_tiles, &vi);
-    if (!st && (st = build(m, item, &vi, template_name, item->answer, &ids, &mod, &n)))
+    vlmn_status st = load_pixels(m, item, p, &vi);
+    if (!st && (st = build(m, item, &vi, p->template_name, item->answer, &ids, &mod, &n)))
         st = vlmn_error_prefix(st, "sample '%s'", item->id);
     if (st) goto done;
     int64_t first = -1, cnt = 0;

@@ -161,7 +161,8 @@ static double mean_loglik(vlmn_llava *m, const vlmn_qa_set *qa, const vlmn_mask 
     for (int64_t i = 0; i < qa->n; i++) {
         double ll;
         int nt;
-        CHECK(vlmn_qa_loglik(m, &qa->items[i], "llava-v1", VLMN_IMG_PAD, 0, vlmn_mask_rows(mk), &ll, &nt) == VLMN_OK);
+        const vlmn_qa_params qp = {.template_name = "llava-v1", .mode = VLMN_IMG_PAD};
+        CHECK(vlmn_qa_loglik(m, &qa->items[i], &qp, vlmn_mask_rows(mk), &ll, &nt) == VLMN_OK);
         CHECK(nt > 0);
         s += ll;
     }
