@@ -87,7 +87,7 @@ const vlmn_llava_info *vlmn_llava_get_info(const vlmn_llava *m);
 /* The tokenizer built from the text model's vocabulary (owned by the model). */
 struct vlmn_tok *vlmn_llava_tokenizer(const vlmn_llava *m);
 
-/* The vision input of one image as this model takes it (src/model/image_input.c), for
+/* The vision input of one image as this model takes it (src/model/inputs.c), for
  * every command that runs images: max_tiles == 0 in the info: one S x S input made with
  * `mode` (LLaVA's pad / crop); else InternVL's dynamic tiling with 1..max_tiles tiles
  * (<= 0: the info's default; at most VLMN_IMG_MAX_TILES) and the thumbnail when there

@@ -58,9 +58,10 @@ static bool tile_of(int w, int h, const vlmn_trace_grid *g, int *cols, int *rows
     *c = (int)lround(g->x0 / tw);
     *r = (int)lround(g->y0 / th);
     if (*c < 0 || *c >= *cols || *r < 0 || *r >= *rows) return false;
-    const vlmn_trace_grid want = {.x0 = (double)*c * w / *cols, .x1 = (double)(*c + 1) * w / *cols,
-                                  .y0 = (double)*r * h / *rows, .y1 = (double)(*r + 1) * h / *rows};
-    return same_rect(&want, g);
+    /* the rectangles the trace gives that tiling (trace_store.c) */
+    vlmn_trace_grid want[VLMN_TRACE_MAX_GRIDS];
+    return vlmn_trace_tile_grids(w, h, *cols, *rows, *cols * *rows, 1, 0, want) == VLMN_OK &&
+           same_rect(&want[*r * *cols + *c], g);
 }
 
 static vlmn_status text_embed(clipsim *t, const char *text, const float **emb)

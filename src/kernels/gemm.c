@@ -155,20 +155,17 @@ bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x
     return true;
 }
 
-/* The f32 GEMM on activations rounded as the precision's AVX-512 kernel rounds them;
- * false when there is nothing to emulate (or no memory: then the caller runs plain f32,
- * which only makes the result more exact). */
 /* Where an AVX-512 machine runs gemv_avx2 instead of its own kernels: decode shapes, from
  * thread-CPU times of `vlmn bench gemm --m M --n 4096 --k 4096 -t 1` on a Zen 4 (docs/kernels.md):
- * the AVX-512 kernels cost about the same from M = 1 to 8 (their tiles are 16 tokens
+ * the AVX-512 kernels cost about the same from M = 1 to 8 (their token panels are 32-48
  * tall), the streaming gemv is 2-4x faster at M = 1 and falls behind at M = 6 (BF16 FAST;
  * vdpbf16ps doubles the MACs per instruction), 7 (Q8_0 FAST/FASTEST, integer dot products)
  * and 4 (F32, which the AVX-512 kernel reads in place). Q8_0 takes gemv for every M <= 8
  * all the same: in decode, with the weights streamed from memory, its M = 8 was 1-14% faster
  * than the tile kernel (which first copies each weight block; 4 alternating pairs of `vlmn
  * bench decode --batch 8`) although slower on the L3-resident matrix of the microbenchmark.
- * F16 and every EXACT product run
- * the f32 AVX-512 kernel on widened weights, slower than gemv for all M <= 8. gemv keeps
+ * F16 and every EXACT product run the f32 AVX-512 kernel on widened weights, slower than
+ * gemv for all M <= 8. gemv keeps
  * the activations f32, so there decode is as exact as EXACT in every precision. */
 bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M)
 {
@@ -176,10 +173,13 @@ bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M)
     if (type == VLMN_TYPE_F32) return M <= 3;
     if (prec == VLMN_PREC_EXACT || type == VLMN_TYPE_F16) return true;
     if (type == VLMN_TYPE_BF16) return M <= 5;
-    if (type == VLMN_TYPE_Q8_0) return true; /* M = 7, 8: see below */
+    if (type == VLMN_TYPE_Q8_0) return true; /* every M <= 8, see above */
     return false;
 }
 
+/* The f32 GEMM on activations rounded as the precision's AVX-512 kernel rounds them;
+ * false when there is nothing to emulate (or no memory: then the caller runs plain f32,
+ * which only makes the result more exact). */
 static bool gemm_emulated(vlmn_pool *p, const gemm_args *g, bool avx2)
 {
     if (g->prec == VLMN_PREC_EXACT || (g->W->type != VLMN_TYPE_BF16 && g->W->type != VLMN_TYPE_Q8_0)) return false;

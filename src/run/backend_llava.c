@@ -20,7 +20,6 @@ typedef struct llava_be {
     char *images, *template_name;
     vlmn_hook hook;
     vlmn_img_mode mode;
-    bool tiles; /* InternVL: dynamic tiling, opts.n_tiles */
     vlmn_rec *rec;
     int64_t n_captures;
 } llava_be;
@@ -92,7 +91,7 @@ static vlmn_status llava_prov(void *user, sqlite3 *db)
     const vlmn_llava_info *i = b->info;
     vlmn_status st;
     if ((st = vlmn_db_set_meta(db, "model_arch", "%s", i->arch))) return st;
-    if (b->tiles) {
+    if (b->info->max_tiles) {
         /* the image positions of a sample: n_image_tokens_per_tile x its tiles */
         if ((st = vlmn_db_set_meta(db, "n_image_tokens_per_tile", "%d", i->n_image_tokens)) ||
             (st = vlmn_db_set_meta(db, "image_preprocess", "internvl-dynamic max_num=%d thumbnail", i->max_tiles)))
@@ -123,12 +122,11 @@ vlmn_status vlmn_backend_llava_create(const vlmn_record_opts *o, vlmn_rec_backen
     if ((st = vlmn_precision_parse(o->precision, &p.precision))) goto fail;
     if ((st = vlmn_llava_load(o->model, o->mmproj, &p, &b->m))) goto fail;
     b->info = vlmn_llava_get_info(b->m);
-    b->tiles = b->info->max_tiles > 0;
     if ((st = vlmn_llava_check_template(b->m, o->model, b->template_name))) goto fail;
     be->user = b;
     be->n_layers = b->info->n_layer;
     be->n_ff = b->info->n_ff;
-    snprintf(be->name, sizeof be->name, "%s", b->tiles ? b->info->arch : "llava");
+    snprintf(be->name, sizeof be->name, "%s", b->info->max_tiles ? b->info->arch : "llava");
     be->run = llava_run;
     be->provenance = llava_prov;
     be->free = llava_free;
