@@ -164,6 +164,8 @@ bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x
  * all the same: in decode, with the weights streamed from memory, its M = 8 was 1-14% faster
  * than the tile kernel (which first copies each weight block; 4 alternating pairs of `vlmn
  * bench decode --batch 8`) although slower on the L3-resident matrix of the microbenchmark.
+ * Q8_0 FASTEST is not gemv's: gemv_q8_0_avx512 takes it (vpdpbusd on the weights in place,
+ * the tile kernel's int8 rounding, 4.3x gemv at M = 8), so vlmn_gemm tries that first.
  * F16 and every EXACT product run the f32 AVX-512 kernel on widened weights, slower than
  * gemv for all M <= 8. gemv keeps
  * the activations f32, so there decode is as exact as EXACT in every precision. */
@@ -173,7 +175,7 @@ bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M)
     if (type == VLMN_TYPE_F32) return M <= 3;
     if (prec == VLMN_PREC_EXACT || type == VLMN_TYPE_F16) return true;
     if (type == VLMN_TYPE_BF16) return M <= 5;
-    if (type == VLMN_TYPE_Q8_0) return true; /* every M <= 8, see above */
+    if (type == VLMN_TYPE_Q8_0) return prec != VLMN_PREC_FASTEST; /* FAST: every M <= 8, see above */
     return false;
 }
 
@@ -228,7 +230,8 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
     bool done = false;
     switch (vlmn_isa_active()) {
     case VLMN_ISA_AVX512:
-        if (avx512_runs_gemv(W->type, prec, M)) done = gemv_avx2(p, &g);
+        if (W->type == VLMN_TYPE_Q8_0 && prec == VLMN_PREC_FASTEST) done = gemv_q8_0_avx512(p, &g);
+        if (!done && avx512_runs_gemv(W->type, prec, M)) done = gemv_avx2(p, &g);
         if (!done && prec != VLMN_PREC_EXACT) {
             if (W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);
             else if (W->type == VLMN_TYPE_Q8_0) done = gemm_q8_0_avx512(p, &g);
