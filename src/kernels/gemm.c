@@ -133,7 +133,7 @@ static void round_scaled(const float *x, int64_t n, float qmax, float *out)
 
 /* The AVX-512 Q8_0 FAST kernel's scale window: 16 32-blocks; the last window of a row
  * takes the remaining blocks (gemm_int8_avx512.c, KBW). */
-#define EMU_WINDOW_BLOCKS 16
+#define EMU_WINDOW_BLOCKS VLMN_FAST_WINDOW
 
 bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x, int64_t K, float *out)
 {
@@ -157,26 +157,18 @@ bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x
 
 /* Where an AVX-512 machine runs gemv_avx2 instead of its own kernels: decode shapes, from
  * thread-CPU times of `vlmn bench gemm --m M --n 4096 --k 4096 -t 1` on a Zen 4 (docs/kernels.md):
- * the AVX-512 kernels cost about the same from M = 1 to 8 (their token panels are 32-48
- * tall), the streaming gemv is 2-4x faster at M = 1 and falls behind at M = 6 (BF16 FAST;
- * vdpbf16ps doubles the MACs per instruction), 7 (Q8_0 FAST/FASTEST, integer dot products)
- * and 4 (F32, which the AVX-512 kernel reads in place). Q8_0 takes gemv for every M <= 8
- * all the same: in decode, with the weights streamed from memory, its M = 8 was 1-14% faster
- * than the tile kernel (which first copies each weight block; 4 alternating pairs of `vlmn
- * bench decode --batch 8`) although slower on the L3-resident matrix of the microbenchmark.
- * Q8_0 FASTEST is not gemv's: gemv_q8_0_avx512 takes it (vpdpbusd on the weights in place,
- * the tile kernel's int8 rounding, 4.3x gemv at M = 8), so vlmn_gemm tries that first.
- * F16 and every EXACT product run the f32 AVX-512 kernel on widened weights, slower than
- * gemv for all M <= 8. gemv keeps
- * the activations f32, so there decode is as exact as EXACT in every precision. */
+ * the AVX-512 tile kernels cost about the same from M = 1 to 8 (their token panels are 32-48
+ * tall), the streaming gemv is 2-4x faster at M = 1 and falls behind at M = 4 for F32 (which
+ * the AVX-512 kernel reads in place). F16 and every EXACT product run the f32 AVX-512 kernel
+ * on widened weights, slower than gemv for all M <= 8. BF16 and Q8_0 in FAST / FASTEST take
+ * their own decode kernels instead (gemv_bf16_avx512, gemv_q8_0_avx512: tokens in the lanes,
+ * the tile kernels' rounding; 1.1-3x gemv from M = 1 to 8), so vlmn_gemm tries those first.
+ * gemv keeps the activations f32, so where it runs decode is as exact as EXACT. */
 bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M)
 {
     if (M > GEMV_MAX_M) return false;
     if (type == VLMN_TYPE_F32) return M <= 3;
-    if (prec == VLMN_PREC_EXACT || type == VLMN_TYPE_F16) return true;
-    if (type == VLMN_TYPE_BF16) return M <= 5;
-    if (type == VLMN_TYPE_Q8_0) return prec != VLMN_PREC_FASTEST; /* FAST: every M <= 8, see above */
-    return false;
+    return prec == VLMN_PREC_EXACT || type == VLMN_TYPE_F16;
 }
 
 /* The f32 GEMM on activations rounded as the precision's AVX-512 kernel rounds them;
@@ -230,7 +222,8 @@ void vlmn_gemm(vlmn_pool *p, vlmn_precision prec, const vlmn_matrix *W,
     bool done = false;
     switch (vlmn_isa_active()) {
     case VLMN_ISA_AVX512:
-        if (W->type == VLMN_TYPE_Q8_0 && prec == VLMN_PREC_FASTEST) done = gemv_q8_0_avx512(p, &g);
+        if (W->type == VLMN_TYPE_Q8_0) done = gemv_q8_0_avx512(p, &g); /* decode shapes, FAST/FASTEST */
+        else if (W->type == VLMN_TYPE_BF16) done = gemv_bf16_avx512(p, &g);
         if (!done && avx512_runs_gemv(W->type, prec, M)) done = gemv_avx2(p, &g);
         if (!done && prec != VLMN_PREC_EXACT) {
             if (W->type == VLMN_TYPE_BF16) done = gemm_bf16_avx512(p, &g);

@@ -19,7 +19,7 @@
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
 #include "kernels/transpose_avx512.h"
-#include "kernels/q8_quant_avx512.h"
+#include "kernels/act_quant_avx512.h"
 #include "tensor/kquant.h"
 
 #include <immintrin.h>
@@ -37,7 +37,7 @@
  * M=680, 2 threads, before the row-block grouping: 8 (256 values) no faster than a scale
  * per 32-block, 16 +4%, 128 +6%; with RB = 4, 32 and 128 no faster than 16. The error on
  * rows with a 1000x outlier grows with the window (docs/kernels.md). */
-#define KBW 16
+#define KBW VLMN_FAST_WINDOW
 
 typedef struct {
     const gemm_args *g;
@@ -78,7 +78,6 @@ static void pack_a16(const int8_job *j, int ith, int nth)
 {
     const gemm_args *g = j->g;
     const int64_t KB = j->KB, np = (g->M + MP - 1) / MP;
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     for (int64_t p = np * ith / nth; p < np * (ith + 1) / nth; p++) {
         uint32_t *dst = j->apack + p * KB * 16 * MP;
         float *ds = j->adscale + p * j->nds * MP;
@@ -91,13 +90,7 @@ static void pack_a16(const int8_job *j, int ith, int nth)
                 for (int i = 0; i < 16; i++) {
                     const int64_t t = grp * 16 + i;
                     float amax = 0.0f;
-                    if (t < mr) {
-                        const float *a = g->A + (m0 + t) * g->lda + 32 * w0;
-                        __m512 mx = _mm512_setzero_ps();
-                        for (int64_t k = 0; k < 32 * (w1 - w0); k += 16)
-                            mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(a + k), absmask));
-                        amax = _mm512_reduce_max_ps(mx);
-                    }
+                    if (t < mr) amax = act_absmax(g->A + (m0 + t) * g->lda + 32 * w0, 32 * (w1 - w0));
                     ds[(w0 / KBW) * MP + t] = amax / j->aqmax;
                     inv[i] = amax > 0 ? j->aqmax / amax : 0.0f;
                 }
@@ -111,14 +104,9 @@ static void pack_a16(const int8_job *j, int ith, int nth)
                             continue;
                         }
                         const float *a = g->A + (m0 + t) * g->lda + 32 * b;
-                        __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
-                        if (as) as[b * MP + t] = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)) * inv[i];
-                        __m512 vid = _mm512_set1_ps(inv[i]);
-                        /* round to nearest (even on ties), |q| <= aqmax */
-                        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
-                        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-                        r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(i0)),
-                                                  _mm512_cvtepi32_epi16(i1), 1);
+                        if (as)
+                            as[b * MP + t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16))) * inv[i];
+                        r[i] = act_quant16(a, inv[i]);
                     }
                     transpose16_avx512(r);
                     for (int q = 0; q < 16; q++)

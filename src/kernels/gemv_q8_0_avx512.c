@@ -1,42 +1,41 @@
-/* Decode-shaped Q8_0 GEMM by integer dot products (AVX512_VNNI), FASTEST precision:
- * C[M x N] (+)= A[M x K] W^T for M = 1..8 token rows, the weights read in place from the
- * GGUF layout (34-byte blocks: f16 scale + 32 int8), each weight row streamed once per call
- * for all M tokens.
+/* Decode-shaped Q8_0 GEMM by integer dot products (AVX512_VNNI), FAST and FASTEST
+ * precision: C[M x N] (+)= A[M x K] W^T for M = 1..8 token rows, the weights read in place
+ * from the GGUF layout (34-byte blocks: f16 scale + 32 int8), each weight row streamed once
+ * per call for all M tokens.
  *
- * Activations are rounded as the tile kernel rounds them (q8_quant_avx512.h: int8 per
- * token and 32-block, ggml's q8_0), so decode and prefill compute the same products.
- * Tokens lie in the lanes: the M tokens are padded to Mp = 2, 4 or 8 and each of the 16
- * int32 lanes of a vpdpbusd belongs to one token and one of its P = 16 / Mp parts of the
- * k range; one step takes 4P consecutive weights of one row, broadcast to all Mp tokens
- * (vbroadcasti64x4 / vbroadcasti32x4 / vpbroadcastq straight from the block), against a
- * register holding the 4P matching activation bytes of every token. A 32-block is
- * Mp / 2 steps. vpdpbusd multiplies unsigned by signed bytes: the weights become unsigned
- * by xor 0x80 (w + 128), and each lane's int32 sum starts at -128 * the sum of the
- * activation bytes it multiplies (computed once per call), which undoes the +128 exactly. Per
- * 32-block and row: acc += float(isum) * (d_w * d_act) (the act scales are a 16-lane
- * vector per block). Tiles of NR rows share the activation registers of a block.
- * The per-call activation table (Mp / 2 + 2 vectors of 64 bytes per block: 132 KiB at
- * K = 11008, Mp = 8) is read from L2.
+ * Activations are rounded as the tile kernel (gemm_int8_avx512.c) rounds them, by the same
+ * code (act_quant_avx512.h), so decode and prefill compute the same products. Tokens lie in
+ * the lanes (gemv_lanes_avx512.h): one instruction takes consecutive weights of one row,
+ * broadcast to all MP padded tokens straight from the block, against a register of the
+ * matching activations of every token.
+ * FASTEST (tile): int8 activations per 32-block; a block is MP / 2 vpdpbusd per row.
+ * vpdpbusd multiplies unsigned by signed bytes: the weights become unsigned by xor 0x80
+ * (w + 128), and each lane's int32 sum starts at -128 * the sum of the activation bytes it
+ * multiplies (computed once per call), which undoes the +128 exactly. Per 32-block and row:
+ * acc += float(isum) * (d_w * d_act) (the act scales are a 16-lane vector per block).
+ * FAST (tile16): int16 activations with one scale per token and window of 16 blocks,
+ * vpdpwssd on the weights widened in the broadcast; per block acc_w += float(isum) * d_w,
+ * per window acc += acc_w * d_act.
+ * Tiles of LANES_NR rows share the activation registers of a block. The per-call table
+ * (FASTEST: MP / 2 + 2 vectors of 64 bytes per block, 132 KiB at K = 11008, MP = 8; FAST:
+ * MP vectors per block, 176 KiB) is read from L2.
  *
- * Blocks of GQ_RB rows go to threads (gemm_sched) and each is computed whole in a fixed
+ * Blocks of LANES_RB rows go to threads (gemm_sched) and each is computed whole in a fixed
  * order (per token: f32 sums over blocks per lane, then the P lanes in order), so results
  * do not depend on the thread count. */
 #include "kernels/kernels_int.h"
 #include "kernels/gemm_tiles.h"
-#include "kernels/q8_quant_avx512.h"
-
-#include <immintrin.h>
-#include <string.h>
+#include "kernels/act_quant_avx512.h"
+#include "kernels/gemv_lanes_avx512.h"
 
 #define Q8_BYTES 34
-#define GQ_NR 4  /* weight rows per tile */
-#define GQ_RB 16 /* weight rows per scheduled block (a multiple of GQ_NR) */
 
 typedef struct gq_job {
     const gemm_args *g;
     gemm_sched sched;
-    const __m512i *at; /* per 32-block: Mp / 2 byte vectors, corrections, scales (as __m512) */
+    const __m512i *at; /* the activation table (table8 / table16) */
     int mp;
+    bool wide; /* FAST: int16 activations */
 } gq_job;
 
 /* nr rows (stride rb bytes) x MP padded tokens over nb blocks; out[j * 16 + lane] = the
@@ -46,7 +45,7 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
 {
     const int S = MP / 2; /* steps per block */
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __m512 acc[GQ_NR];
+    __m512 acc[LANES_NR];
     #pragma GCC unroll 4
     for (int j = 0; j < nr; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -66,14 +65,7 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
             __m512i isum = corr;
             #pragma GCC unroll 4
             for (int s = 0; s < S; s++) {
-                __m512i wv;
-                if (MP == 2) wv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
-                else if (MP == 4) wv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(q + 16 * s)));
-                else {
-                    long long v;
-                    memcpy(&v, q + 8 * s, 8);
-                    wv = _mm512_set1_epi64(v);
-                }
+                const __m512i wv = lanes_bcast(MP, q + 4 * (16 / MP) * s);
                 isum = _mm512_dpbusd_epi32(isum, _mm512_xor_si512(wv, bias), x[s]);
             }
             uint16_t h;
@@ -86,19 +78,94 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
     for (int j = 0; j < nr; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
 }
 
-#define TILE_NR(MP)                                               \
+/* FAST: the same over int16 activations with vpdpwssd (signed x signed, no correction),
+ * in G groups of MG tokens (MP = 8 runs as 2 groups of 4: each widened weight register
+ * then serves both groups, half the vpmovsxbw of one group of 8 (M = 8: 2.13 -> 1.78 ms
+ * per 4096 x 4096 call)). Per block MG steps of 2P weights for each group, at
+ * at + (b * G + g) * MG; the window scales follow the blocks (at + nb * G * MG +
+ * window * G + g). Per block acc_w += float(isum) * d_w, per window acc += acc_w * d_act,
+ * as the tile kernel sums. out[(j * G + g) * 16 + lane]. */
+static inline __attribute__((always_inline)) void tile16(const int MP, const int nr, const uint8_t *w, uint64_t rb,
+                                                         const __m512i *at, int64_t nb, float *out)
+{
+    const int G = MP == 8 ? 2 : 1, MG = MP / G, P = 16 / MG;
+    __m512 acc[2][LANES_NR];
+    #pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    for (int64_t w0 = 0, w1; w0 < nb; w0 = w1) {
+        w1 = nb - w0 < VLMN_FAST_WINDOW ? nb : w0 + VLMN_FAST_WINDOW;
+        __m512 accw[2][LANES_NR];
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) accw[0][j] = accw[1][j] = _mm512_setzero_ps();
+        for (int64_t b = w0; b < w1; b++) {
+            const uint8_t *blk = w + (uint64_t)b * Q8_BYTES;
+            const __m512i *ab = at + b * G * MG;
+            #pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) /* the next tile's rows, one line per row per block */
+                _mm_prefetch((const char *)(blk + (uint64_t)(j + nr) * rb), _MM_HINT_T0);
+            __m512i x[8];
+            #pragma GCC unroll 8
+            for (int s = 0; s < G * MG; s++) x[s] = _mm512_load_si512(ab + s);
+            #pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) {
+                const uint8_t *q = blk + (uint64_t)j * rb + 2;
+                /* two chains per row (the groups, or even and odd steps): 8 in flight */
+                __m512i isum[2];
+                __m512i wv = lanes_bcast16(MG, q);
+                isum[0] = _mm512_madd_epi16(wv, x[0]);
+                if (G == 2) isum[1] = _mm512_madd_epi16(wv, x[MG]);
+                else isum[1] = _mm512_madd_epi16(lanes_bcast16(MG, q + 2 * P), x[1]);
+                #pragma GCC unroll 8
+                for (int s = G == 2 ? 1 : 2; s < MG; s++) {
+                    wv = lanes_bcast16(MG, q + 2 * P * s);
+                    if (G == 2) {
+                        isum[0] = _mm512_dpwssd_epi32(isum[0], wv, x[s]);
+                        isum[1] = _mm512_dpwssd_epi32(isum[1], wv, x[MG + s]);
+                    } else isum[s & 1] = _mm512_dpwssd_epi32(isum[s & 1], wv, x[s]);
+                }
+                uint16_t h;
+                memcpy(&h, blk + (uint64_t)j * rb, 2);
+                const __m512 dw = _mm512_set1_ps(_cvtsh_ss(h));
+                if (G == 2) {
+                    accw[0][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[0]), dw, accw[0][j]);
+                    accw[1][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[1]), dw, accw[1][j]);
+                } else
+                    accw[0][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum[0], isum[1])), dw, accw[0][j]);
+            }
+        }
+        #pragma GCC unroll 2
+        for (int gi = 0; gi < G; gi++) {
+            const __m512 da = _mm512_castsi512_ps(_mm512_load_si512(at + nb * G * MG + (w0 / VLMN_FAST_WINDOW) * G + gi));
+            #pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) acc[gi][j] = _mm512_fmadd_ps(accw[gi][j], da, acc[gi][j]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        #pragma GCC unroll 2
+        for (int gi = 0; gi < G; gi++) _mm512_storeu_ps(out + 16 * (j * G + gi), acc[gi][j]);
+}
+
+#define TILE_NR(F, MP)                                            \
     switch (nr) {                                                 \
-    case 1: tile(MP, 1, w, rb, at, nb, out); break;               \
-    case 2: tile(MP, 2, w, rb, at, nb, out); break;               \
-    case 3: tile(MP, 3, w, rb, at, nb, out); break;               \
-    default: tile(MP, GQ_NR, w, rb, at, nb, out); break;          \
+    case 1: F(MP, 1, w, rb, at, nb, out); break;                  \
+    case 2: F(MP, 2, w, rb, at, nb, out); break;                  \
+    case 3: F(MP, 3, w, rb, at, nb, out); break;                  \
+    default: F(MP, LANES_NR, w, rb, at, nb, out); break;          \
     }
 
-static void run_tile(int mp, int nr, const uint8_t *w, uint64_t rb, const __m512i *at, int64_t nb, float *out)
+static void run_tile(bool wide, int mp, int nr, const uint8_t *w, uint64_t rb, const __m512i *at, int64_t nb,
+                     float *out)
 {
-    if (mp == 2) TILE_NR(2)
-    else if (mp == 4) TILE_NR(4)
-    else TILE_NR(8)
+    if (wide) {
+        if (mp == 2) TILE_NR(tile16, 2)
+        else if (mp == 4) TILE_NR(tile16, 4)
+        else TILE_NR(tile16, 8)
+    } else {
+        if (mp == 2) TILE_NR(tile, 2)
+        else if (mp == 4) TILE_NR(tile, 4)
+        else TILE_NR(tile, 8)
+    }
 }
 
 static void compute(void *ctx, int ith, int nth)
@@ -108,50 +175,37 @@ static void compute(void *ctx, int ith, int nth)
     gq_job *j = ctx;
     const gemm_args *g = j->g;
     const vlmn_matrix *W = g->W;
-    const int64_t N = W->rows, nb = W->cols / 32, M = g->M;
+    const int64_t N = W->rows, nb = W->cols / 32;
     const uint64_t rb = W->row_bytes;
-    const int P = 16 / j->mp;
-    float out[GQ_NR * 16];
+    /* lanes per token, out floats per row (tile16 runs 8 tokens as 2 groups of 4) */
+    const int P = j->wide && j->mp == 8 ? 4 : 16 / j->mp, os = j->wide && j->mp == 8 ? 32 : 16;
+    float out[LANES_NR * 32];
     int64_t c0, c1;
     while (gemm_sched_next(&j->sched, &c0, &c1))
         for (int64_t blk = c0; blk < c1; blk++) {
-            const int64_t n0 = blk * GQ_RB, rows = N - n0 < GQ_RB ? N - n0 : GQ_RB;
-            for (int64_t r = 0; r < rows; r += GQ_NR) {
-                const int nr = rows - r < GQ_NR ? (int)(rows - r) : GQ_NR;
-                run_tile(j->mp, nr, (const uint8_t *)W->data + (uint64_t)(n0 + r) * rb, rb, j->at, nb, out);
-                for (int jr = 0; jr < nr; jr++)
-                    for (int64_t t = 0; t < M; t++) {
-                        float s = out[16 * jr + P * t];
-                        for (int p = 1; p < P; p++) s += out[16 * jr + P * t + p];
-                        float *c = g->C + t * g->ldc + n0 + r + jr;
-                        *c = g->accumulate ? *c + s : s;
-                    }
+            const int64_t n0 = blk * LANES_RB, rows = N - n0 < LANES_RB ? N - n0 : LANES_RB;
+            for (int64_t r = 0; r < rows; r += LANES_NR) {
+                const int nr = rows - r < LANES_NR ? (int)(rows - r) : LANES_NR;
+                run_tile(j->wide, j->mp, nr, (const uint8_t *)W->data + (uint64_t)(n0 + r) * rb, rb, j->at, nb, out);
+                lanes_write(g, out, os, NULL, nr, P, n0 + r);
             }
         }
 }
 
-bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
+/* FASTEST table: per block, step s holds token t's bytes [4P s, 4P s + 4P) at byte 4P t;
+ * then per lane -128 * the sum of the bytes it multiplies (each lane's sum is then exactly
+ * its part of the dot: a correction summed in one lane would leave the others ~128x larger
+ * than the result, and their f32 products would not cancel exactly); then d_act of token t
+ * in lanes [P t, P t + P). Padding tokens are zero in all three. */
+static void table8(const gemm_args *g, int mp, int64_t nb, __m512i *at)
 {
-    const vlmn_matrix *W = g->W;
-    if (W->type != VLMN_TYPE_Q8_0 || g->prec != VLMN_PREC_FASTEST || g->M < 1 || g->M > GEMV_MAX_M ||
-        W->cols % 32)
-        return false;
-    const int64_t M = g->M, nb = W->cols / 32;
-    const int mp = M <= 2 ? 2 : M <= 4 ? 4 : 8, S = mp / 2, P = 16 / mp;
-    __m512i *at = vlmn_pool_scratch(p, sizeof(__m512i) * (size_t)(nb * (S + 2)));
-    if (!at) return false;
-    /* the activation table: per block, step s holds token t's bytes [4P s, 4P s + 4P) at
-     * byte 4P t; then per lane -128 * the sum of the bytes it multiplies (each lane's sum
-     * is then exactly its part of the dot: a correction summed in one lane would leave
-     * the others ~128x larger than the result, and their f32 products would not cancel
-     * exactly); then d_act of token t in lanes [P t, P t + P). Padding tokens are zero in
-     * all three. */
+    const int S = mp / 2, P = 16 / mp;
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *xb = (uint8_t *)(at + b * (S + 2));
         int32_t corr[16] = {0};
         float da[16] = {0};
         memset(xb, 0, (size_t)S * 64);
-        for (int64_t t = 0; t < M; t++) {
+        for (int64_t t = 0; t < g->M; t++) {
             float d;
             int8_t q[32];
             _mm256_storeu_si256((__m256i *)q, q8_quant32(g->A + t * g->lda + 32 * b, &d));
@@ -164,8 +218,50 @@ bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
         memcpy(xb + 64 * S, corr, 64);
         memcpy(xb + 64 * (S + 1), da, 64);
     }
-    gq_job j = {.g = g, .at = at, .mp = mp};
-    gemm_sched_init(&j.sched, (W->rows + GQ_RB - 1) / GQ_RB, vlmn_pool_size(p));
+}
+
+/* FAST table: tokens in G groups of mg (tile16); per block and group, step s (of mg) holds
+ * token t's int16 of k in [2P s, 2P s + 2P) at byte 4P (t % mg); after the blocks, per
+ * window and group the d_act of token t in lanes [P (t % mg), + P). */
+static void table16(const gemm_args *g, int G, int mg, int64_t nb, __m512i *at)
+{
+    const int P = 16 / mg;
+    const int64_t nw = (nb + VLMN_FAST_WINDOW - 1) / VLMN_FAST_WINDOW;
+    memset(at, 0, sizeof(__m512i) * (size_t)((nb * mg + nw) * G));
+    for (int64_t t = 0; t < g->M; t++) {
+        const float *a = g->A + t * g->lda;
+        const int64_t gi = t / mg, tl = t % mg;
+        for (int64_t w0 = 0, w1; w0 < nb; w0 = w1) {
+            w1 = nb - w0 < VLMN_FAST_WINDOW ? nb : w0 + VLMN_FAST_WINDOW;
+            const float amax = act_absmax(a + 32 * w0, 32 * (w1 - w0)), qmax = 32767.0f;
+            float *da = (float *)(at + nb * G * mg + (w0 / VLMN_FAST_WINDOW) * G + gi);
+            for (int i = 0; i < P; i++) da[P * tl + i] = amax / qmax;
+            for (int64_t b = w0; b < w1; b++) {
+                int16_t q[32];
+                _mm512_storeu_si512((__m512i *)q, act_quant16(a + 32 * b, amax > 0 ? qmax / amax : 0.0f));
+                for (int s = 0; s < mg; s++)
+                    memcpy((uint8_t *)(at + (b * G + gi) * mg + s) + 4 * P * tl, q + 2 * P * s, (size_t)(4 * P));
+            }
+        }
+    }
+}
+
+bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
+{
+    const vlmn_matrix *W = g->W;
+    if (W->type != VLMN_TYPE_Q8_0 || g->prec == VLMN_PREC_EXACT || g->M < 1 || g->M > GEMV_MAX_M || W->cols % 32)
+        return false;
+    const bool wide = g->prec == VLMN_PREC_FAST;
+    const int64_t nb = W->cols / 32, nw = (nb + VLMN_FAST_WINDOW - 1) / VLMN_FAST_WINDOW;
+    const int mp = lanes_mp(g->M);
+    const int G = wide && mp == 8 ? 2 : 1; /* tile16's token groups */
+    const int64_t nv = wide ? (nb * (mp / G) + nw) * G : nb * (mp / 2 + 2);
+    __m512i *at = vlmn_pool_scratch(p, sizeof(__m512i) * (size_t)nv);
+    if (!at) return false;
+    if (wide) table16(g, G, mp / G, nb, at);
+    else table8(g, mp, nb, at);
+    gq_job j = {.g = g, .at = at, .mp = mp, .wide = wide};
+    gemm_sched_init(&j.sched, (W->rows + LANES_RB - 1) / LANES_RB, vlmn_pool_size(p));
     vlmn_pool_run(p, compute, &j);
     return true;
 }

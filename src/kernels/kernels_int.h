@@ -37,11 +37,19 @@ bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA *
 /* Decode shapes (M <= GEMV_MAX_M) for BF16/F16/F32/Q8_0 weights, f32 FMA, each weight
  * row read once for all M rows (gemv_avx2.c); false for other M or types. */
 #define GEMV_MAX_M 8
+/* FAST precision on integer kernels: 32-blocks per int16 activation-scale window (the last
+ * window of a row is what remains); the tile kernel, the decode kernel and the emulation
+ * all use it. */
+#define VLMN_FAST_WINDOW 16
 bool gemv_avx2(vlmn_pool *p, const gemm_args *g);
 /* Decode shapes (M <= GEMV_MAX_M) for Q8_0 weights in FASTEST precision, vpdpbusd on the
  * weights in place, activations rounded as the tile kernel's (gemv_q8_0_avx512.c); false
  * for other calls. */
 bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g);
+/* Decode shapes (M <= GEMV_MAX_M) for BF16 weights in FAST / FASTEST precision, vdpbf16ps
+ * on the weights in place, activations rounded to bf16 as the tile kernel's
+ * (gemv_bf16_avx512.c); false for other calls. */
+bool gemv_bf16_avx512(vlmn_pool *p, const gemm_args *g);
 /* Whether vlmn_gemm on AVX-512 takes gemv_avx2 for this call (gemm.c: decode shapes where
  * it beats the AVX-512 kernels). */
 bool avx512_runs_gemv(uint32_t type, vlmn_precision prec, int64_t M);

@@ -6,7 +6,9 @@
  * into parts (src/model/llava.c at 52107e3, with the decode-shaped AVX2 GEMV of
  * gemv_avx2.c that rounds M <= 8 products differently from f6dba3d's kernels; the avx2
  * and avx512 lines were last written by that engine built with the kernels of the commit
- * that added attention_avx2.c, src/kernels/ copied over, which changed their rounding):
+ * that added attention_avx2.c, src/kernels/ copied over, which changed their rounding, and
+ * the avx512 FAST BF16/Q8_0 lines again with the kernels of the commit that added
+ * gemv_bf16_avx512.c (decode shapes rounded as the tile kernels round):
  * the refactor must not change one bit.
  * Accuracy against the float64 reference is test_llava's job; this test pins the bits.
  *
