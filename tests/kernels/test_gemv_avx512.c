@@ -52,7 +52,7 @@ static double bf16_round(float x)
     return r;
 }
 
-static double worst[32];
+static double worst[2][32]; /* [FAST][type] */
 
 static void check_shape(uint32_t type, vlmn_precision prec, int64_t M, int64_t N, int64_t K, vlmn_pool *p2,
                         vlmn_pool *p3)
@@ -142,7 +142,7 @@ static void check_shape(uint32_t type, vlmn_precision prec, int64_t M, int64_t N
               (long long)K);
     CHECK_MSG(!memcmp(c[0], c[4], sizeof(float) * cn), "%s M=%lld N=%lld K=%lld: vlmn_gemm did not run this kernel",
               tn, (long long)M, (long long)N, (long long)K);
-    if (e > worst[type + 16 * (prec == VLMN_PREC_FAST)]) worst[type + 16 * (prec == VLMN_PREC_FAST)] = e;
+    if (e > worst[prec == VLMN_PREC_FAST][type]) worst[prec == VLMN_PREC_FAST][type] = e;
     for (int i = 0; i < 6; i++) free(c[i]);
     free(ref); free(mag); free(A); free(tmp); free(w);
     vlmn_matrix_release(&W);
@@ -163,7 +163,7 @@ static void check_type(uint32_t type, vlmn_precision prec, const int64_t *Ks, in
         for (int b = 0; b < 3; b++)
             for (int k = 0; k < nk; k++) check_shape(type, prec, M, Ns[b], Ks[k], p2, p3);
     printf("observed max error (|c - c64| / sum |w a'|) %s %s %.3g\n", vlmn_type_name(type), vlmn_precision_name(prec),
-           worst[type + 16 * (prec == VLMN_PREC_FAST)]);
+           worst[prec == VLMN_PREC_FAST][type]);
     vlmn_pool_free(p2);
     vlmn_pool_free(p3);
 }
