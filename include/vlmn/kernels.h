@@ -96,6 +96,13 @@ void vlmn_attention(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
                     const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                     int n_head, int n_head_kv, int head_dim, float scale, bool causal);
 
+/* One head of one query row against nk keys (a decode step's attention over its cache):
+ * out[0..head_dim) = softmax(scale * q . k_j) v_j over j < nk, k and v rows head_dim
+ * floats long at a stride of ldkv floats; sc: nk floats of scratch. Single-threaded (the
+ * caller splits rows and heads); softmax in f32 with max subtraction. */
+void vlmn_attention_head(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int head_dim,
+                         float scale, float *sc, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,3 +108,38 @@ void vlmn_attention(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
     attention_ref(p, q, ldq, k, ldk, v, ldv, out, ldo, T, n_head, n_head_kv, head_dim, scale,
                   causal);
 }
+
+/* The reference of vlmn_attention_head: scores in k order (serial f32 dots), expf, then
+ * the values in key order (the engine's decode attention before the SIMD kernels). */
+static void attention_head_ref(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int hd,
+                               float scale, float *sc, float *o)
+{
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < nk; j++) {
+        const float s = dot(q, k + j * ldkv, hd) * scale;
+        sc[j] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < nk; j++) {
+        sc[j] = expf(sc[j] - mx);
+        sum += sc[j];
+    }
+    for (int d = 0; d < hd; d++) o[d] = 0.0f;
+    for (int64_t j = 0; j < nk; j++) {
+        const float *vr = v + j * ldkv, pj = sc[j];
+        for (int d = 0; d < hd; d++) o[d] += pj * vr[d];
+    }
+    const float inv = 1.0f / sum;
+    for (int d = 0; d < hd; d++) o[d] *= inv;
+}
+
+void vlmn_attention_head(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int head_dim,
+                         float scale, float *sc, float *out)
+{
+    if (nk <= 0 || head_dim <= 0) return;
+    const vlmn_isa isa = vlmn_isa_active();
+    if (isa == VLMN_ISA_AVX512 && attention_head_avx512(q, k, v, ldkv, nk, head_dim, scale, sc, out)) return;
+    if (isa == VLMN_ISA_AVX2 && attention_head_avx2(q, k, v, ldkv, nk, head_dim, scale, sc, out)) return;
+    attention_head_ref(q, k, v, ldkv, nk, head_dim, scale, sc, out);
+}

@@ -174,3 +174,58 @@ bool attention_avx2(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
     vlmn_pool_run(p, attn_job_fn, &a);
     return true;
 }
+
+/* vlmn_attention_head: as attention_head_avx512 with 8-lane vectors. */
+bool attention_head_avx2(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int hd,
+                         float scale, float *sc, float *out)
+{
+    if (hd % 8 || hd > DMAX) return false;
+    const int nv = hd / 8;
+    __m256 qv[DMAX / 8];
+    for (int c = 0; c < nv; c++) qv[c] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * c), _mm256_set1_ps(scale));
+    float mx = -INFINITY;
+    int64_t j = 0;
+    for (; j + 4 <= nk; j += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *k0 = k + j * ldkv;
+        for (int c = 0; c < nv; c++) {
+            a0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(k0 + 8 * c), a0);
+            a1 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(k0 + ldkv + 8 * c), a1);
+            a2 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(k0 + 2 * ldkv + 8 * c), a2);
+            a3 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(k0 + 3 * ldkv + 8 * c), a3);
+        }
+        sc[j] = hsum8(a0);
+        sc[j + 1] = hsum8(a1);
+        sc[j + 2] = hsum8(a2);
+        sc[j + 3] = hsum8(a3);
+        mx = fmaxf(mx, fmaxf(fmaxf(sc[j], sc[j + 1]), fmaxf(sc[j + 2], sc[j + 3])));
+    }
+    for (; j < nk; j++) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int c = 0; c < nv; c++) a0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(k + j * ldkv + 8 * c), a0);
+        sc[j] = hsum8(a0);
+        mx = fmaxf(mx, sc[j]);
+    }
+    const __m256 vm = _mm256_set1_ps(mx);
+    __m256 vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= nk; j += 8) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
+        _mm256_storeu_ps(sc + j, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    float sum = hsum8(vs);
+    for (; j < nk; j++) { /* the tail: the same polynomial, one lane */
+        sc[j] = _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(sc[j] - mx)));
+        sum += sc[j];
+    }
+    const float inv = 1.0f / sum;
+    __m256 o[DMAX / 8];
+    for (int c = 0; c < nv; c++) o[c] = _mm256_setzero_ps();
+    for (j = 0; j < nk; j++) {
+        const __m256 p = _mm256_set1_ps(sc[j]);
+        const float *vr = v + j * ldkv;
+        for (int c = 0; c < nv; c++) o[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * c), o[c]);
+    }
+    for (int c = 0; c < nv; c++) _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(o[c], _mm256_set1_ps(inv)));
+    return true;
+}

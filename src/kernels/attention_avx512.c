@@ -173,3 +173,55 @@ bool attention_avx512(vlmn_pool *p, const float *q, int64_t ldq, const float *k,
     vlmn_pool_run(p, attn_job_fn, &a);
     return true;
 }
+
+/* vlmn_attention_head: scores 4 keys at a time (hd / 16 FMAs each, then a horizontal sum),
+ * exp_ps on 16 scores at a time, then the values with the output in registers. */
+bool attention_head_avx512(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int hd,
+                           float scale, float *sc, float *out)
+{
+    if (hd % 16 || hd > DMAX) return false;
+    const int nv = hd / 16;
+    __m512 qv[DMAX / 16];
+    for (int c = 0; c < nv; c++) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
+    float mx = -INFINITY;
+    int64_t j = 0;
+    for (; j + 4 <= nk; j += 4) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *k0 = k + j * ldkv;
+        for (int c = 0; c < nv; c++) {
+            a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + 16 * c), a0);
+            a1 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + ldkv + 16 * c), a1);
+            a2 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + 2 * ldkv + 16 * c), a2);
+            a3 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + 3 * ldkv + 16 * c), a3);
+        }
+        sc[j] = _mm512_reduce_add_ps(a0);
+        sc[j + 1] = _mm512_reduce_add_ps(a1);
+        sc[j + 2] = _mm512_reduce_add_ps(a2);
+        sc[j + 3] = _mm512_reduce_add_ps(a3);
+        mx = fmaxf(mx, fmaxf(fmaxf(sc[j], sc[j + 1]), fmaxf(sc[j + 2], sc[j + 3])));
+    }
+    for (; j < nk; j++) {
+        __m512 a0 = _mm512_setzero_ps();
+        for (int c = 0; c < nv; c++) a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k + j * ldkv + 16 * c), a0);
+        sc[j] = _mm512_reduce_add_ps(a0);
+        mx = fmaxf(mx, sc[j]);
+    }
+    const __m512 vm = _mm512_set1_ps(mx);
+    __m512 vs = _mm512_setzero_ps();
+    for (j = 0; j < nk; j += 16) {
+        const __mmask16 m = nk - j >= 16 ? 0xffff : (__mmask16)((1u << (nk - j)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, sc + j), vm)));
+        _mm512_mask_storeu_ps(sc + j, m, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    const float inv = 1.0f / _mm512_reduce_add_ps(vs);
+    __m512 o[DMAX / 16];
+    for (int c = 0; c < nv; c++) o[c] = _mm512_setzero_ps();
+    for (j = 0; j < nk; j++) {
+        const __m512 p = _mm512_set1_ps(sc[j]);
+        const float *vr = v + j * ldkv;
+        for (int c = 0; c < nv; c++) o[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * c), o[c]);
+    }
+    for (int c = 0; c < nv; c++) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(o[c], _mm512_set1_ps(inv)));
+    return true;
+}

@@ -92,4 +92,11 @@ bool attention_avx2(vlmn_pool *p, const float *q, int64_t ldq, const float *k, i
                     const float *v, int64_t ldv, float *out, int64_t ldo, int64_t T,
                     int n_head, int n_head_kv, int head_dim, float scale, bool causal);
 
+/* vlmn_attention_head's kernels (head_dim a multiple of 16 / 8, at most 256); false when
+ * they do not take the call. */
+bool attention_head_avx512(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int hd,
+                           float scale, float *sc, float *out);
+bool attention_head_avx2(const float *q, const float *k, const float *v, int64_t ldkv, int64_t nk, int hd,
+                         float scale, float *sc, float *out);
+
 #endif

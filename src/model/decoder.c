@@ -253,8 +253,8 @@ static void rope(const eng_dec *m, const eng_ctx *c, float *x, int64_t rows, int
 
 /* Attention of the new rows of several sequences against their caches: sequence b's
  * query i sits at position len_b + i and sees keys 0..len_b + i (causal). Tasks are
- * (row, head) pairs split over the pool; f32 softmax with max subtraction, like
- * vlmn_attention. */
+ * (row, head) pairs split over the pool, each vlmn_attention_head (f32 softmax with max
+ * subtraction, like vlmn_attention). */
 typedef struct kv_att {
     const float *q;          /* [T x E] rows (stride ldq) */
     int64_t ldq;
@@ -284,32 +284,9 @@ static void kv_att_run(void *ctx, int ith, int nth)
         const float *q = a->q + r * a->ldq + (int64_t)h * hd;
         const float *K = kv->k + (int64_t)a->layer * kv->cap * kvd + (int64_t)(h / grp) * hd;
         const float *V = kv->v + (int64_t)a->layer * kv->cap * kvd + (int64_t)(h / grp) * hd;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < nk; j++) {
-            const float *kr = K + j * kvd;
-            float s = 0.0f;
-            for (int64_t d = 0; d < hd; d++) s += q[d] * kr[d];
-            s *= a->scale;
-            sc[j] = s;
-            if (s > mx) mx = s;
-        }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < nk; j++) {
-            sc[j] = expf(sc[j] - mx);
-            sum += sc[j];
-        }
-        float *o = a->out + r * (int64_t)a->n_head * hd + (int64_t)h * hd;
-        for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
-        for (int64_t j = 0; j < nk; j++) {
-            const float *vr = V + j * kvd;
-            const float p = sc[j];
-            for (int64_t d = 0; d < hd; d++) o[d] += p * vr[d];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t d = 0; d < hd; d++) o[d] *= inv;
+        vlmn_attention_head(q, K, V, kvd, nk, (int)hd, a->scale, sc, a->out + r * (int64_t)a->n_head * hd + (int64_t)h * hd);
     }
 }
-
 
 /* One decoder layer over T rows (d->x updated in place). kv == NULL: the rows are one
  * sequence at positions 0..T-1 (causal attention among them); otherwise each row

@@ -136,4 +136,58 @@ TEST(attention_zero_tokens)
     printf("observed max attention error %.3g\n", worst_err);
 }
 
+/* vlmn_attention_head (a decode step: one query against nk cached keys) on every ISA the
+ * CPU has, against the double softmax here: nk = 1 (the first token), 3, 17 (tails of the
+ * 4-key and 8/16-score steps), 700 (a LLaVA prompt); head_dim 128 (LLaVA), 64, 80 and 40
+ * (not multiples of 16: AVX-512 leaves them to the reference), 36 (not of 8 either); k/v
+ * rows strided (grouped heads share a row). Bound: normwise 1e-5; nothing past out[hd). */
+TEST(attention_head_decode)
+{
+    static const int64_t NK[] = {1, 3, 17, 700};
+    static const int HD[] = {128, 64, 80, 40, 36};
+    static const vlmn_isa isas[] = {VLMN_ISA_REF, VLMN_ISA_AVX2, VLMN_ISA_AVX512};
+    const vlmn_isa saved = vlmn_isa_active();
+    double worst = 0;
+    for (int ii = 0; ii < 3; ii++) {
+        if (!vlmn_isa_supported(isas[ii]) || isas[ii] > saved) continue;
+        vlmn_isa_force(isas[ii]);
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 5; b++) {
+                const int64_t nk = NK[a], hd = HD[b], ld = 3 * hd + 5;
+                float *q = malloc(sizeof(float) * (size_t)hd), *k = malloc(sizeof(float) * (size_t)(nk * ld));
+                float *v = malloc(sizeof(float) * (size_t)(nk * ld)), *sc = malloc(sizeof(float) * (size_t)nk);
+                float *o = malloc(sizeof(float) * (size_t)(hd + 4));
+                for (int64_t i = 0; i < hd; i++) q[i] = 3.0f * frand();
+                for (int64_t i = 0; i < nk * ld; i++) k[i] = frand(), v[i] = frand();
+                for (int i = 0; i < 4; i++) o[hd + i] = GUARD;
+                const double scale = 1.0 / sqrt((double)hd);
+                vlmn_attention_head(q, k, v, ld, nk, (int)hd, (float)scale, sc, o);
+                double mx = -INFINITY, sum = 0, num = 0, den = 0;
+                double *s = malloc(sizeof(double) * (size_t)nk);
+                for (int64_t j = 0; j < nk; j++) {
+                    s[j] = 0;
+                    for (int64_t d = 0; d < hd; d++) s[j] += (double)q[d] * k[j * ld + d];
+                    s[j] *= (double)(float)scale;
+                    mx = fmax(mx, s[j]);
+                }
+                for (int64_t j = 0; j < nk; j++) sum += s[j] = exp(s[j] - mx);
+                for (int64_t d = 0; d < hd; d++) {
+                    double w = 0;
+                    for (int64_t j = 0; j < nk; j++) w += s[j] * v[j * ld + d];
+                    w /= sum;
+                    num += (o[d] - w) * (o[d] - w);
+                    den += w * w;
+                }
+                const double e = sqrt(num / den);
+                CHECK_MSG(e <= 1e-5, "%s nk=%lld hd=%lld: error %.3g", vlmn_isa_name(isas[ii]), (long long)nk,
+                          (long long)hd, e);
+                for (int i = 0; i < 4; i++) CHECK(o[hd + i] == GUARD);
+                if (e > worst) worst = e;
+                free(s); free(q); free(k); free(v); free(sc); free(o);
+            }
+    }
+    vlmn_isa_force(saved);
+    printf("observed max vlmn_attention_head error %.3g\n", worst);
+}
+
 TEST_MAIN()

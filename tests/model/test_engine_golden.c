@@ -8,7 +8,10 @@
  * and avx512 lines were last written by that engine built with the kernels of the commit
  * that added attention_avx2.c, src/kernels/ copied over, which changed their rounding, and
  * the avx512 FAST BF16/Q8_0 lines again with the kernels of the commit that added
- * gemv_bf16_avx512.c (decode shapes rounded as the tile kernels round):
+ * gemv_bf16_avx512.c (decode shapes rounded as the tile kernels round), and the avx2 /
+ * avx512 step lines with the kernels of the commit that added vlmn_attention_head, that
+ * engine's decode attention loop replaced by a call to it (the same loop is its reference,
+ * so the ref lines did not change):
  * the refactor must not change one bit.
  * Accuracy against the float64 reference is test_llava's job; this test pins the bits.
  *
