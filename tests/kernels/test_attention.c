@@ -7,14 +7,8 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static float frand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 16) % 2000001) / 1000000.0f - 1.0f;
-}
+#define KERNEL_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "kernel_rng.h"
 
 static const float GUARD = -4242.0f;
 

@@ -23,15 +23,8 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
+#define KERNEL_RNG_SEED 88172645463325252ull
+#include "kernel_rng.h"
 
 /* Random weights of `type`, N rows of K values. Returns malloc'ed row-major GGUF data. */
 static void *make_weights(uint32_t type, int64_t N, int64_t K)

@@ -12,15 +12,8 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
+#define KERNEL_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "kernel_rng.h"
 
 static void *make_weights(uint32_t type, int64_t N, int64_t K)
 {

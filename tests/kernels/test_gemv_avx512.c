@@ -19,15 +19,8 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
+#define KERNEL_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "kernel_rng.h"
 
 static const float GUARD = 7777.0f;
 
