@@ -131,10 +131,6 @@ static void round_scaled(const float *x, int64_t n, float qmax, float *out)
     for (int64_t i = 0; i < n; i++) out[i] = nearbyintf(x[i] * inv) * d;
 }
 
-/* The AVX-512 Q8_0 FAST kernel's scale window: 16 32-blocks; the last window of a row
- * takes the remaining blocks (gemm_int8_avx512.c, KBW). */
-#define EMU_WINDOW_BLOCKS VLMN_FAST_WINDOW
-
 bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x, int64_t K, float *out)
 {
     if (prec == VLMN_PREC_EXACT) return false;
@@ -148,8 +144,8 @@ bool vlmn_precision_round_row(vlmn_precision prec, uint32_t type, const float *x
         for (int64_t b = 0; b < KB; b++) round_scaled(x + 32 * b, 32, 127.0f, out + 32 * b);
         return true;
     }
-    for (int64_t w0 = 0; w0 < KB; w0 += EMU_WINDOW_BLOCKS) {
-        const int64_t w1 = KB - w0 < EMU_WINDOW_BLOCKS ? KB : w0 + EMU_WINDOW_BLOCKS;
+    for (int64_t w0 = 0; w0 < KB; w0 += VLMN_FAST_WINDOW) { /* the AVX-512 FAST kernels' windows */
+        const int64_t w1 = vlmn_fast_window_end(w0, KB);
         round_scaled(x + 32 * w0, 32 * (w1 - w0), 32767.0f, out + 32 * w0);
     }
     return true;

@@ -85,7 +85,7 @@ static void pack_a16(const int8_job *j, int ith, int nth)
         int64_t m0 = p * MP, mr = g->M - m0 < MP ? g->M - m0 : MP;
         for (int64_t grp = 0; grp < MP / 16; grp++)
             for (int64_t w0 = 0; w0 < KB; w0 += KBW) {
-                const int64_t w1 = KB - w0 < KBW ? KB : w0 + KBW;
+                const int64_t w1 = vlmn_fast_window_end(w0, KB);
                 float inv[16];
                 for (int i = 0; i < 16; i++) {
                     const int64_t t = grp * 16 + i;
@@ -332,7 +332,7 @@ tile16(const int nr, const int nv, const bool q4k, const uint8_t *wq, int64_t b0
        const float *wm, float *ct, bool first)
 {
     for (int64_t w0 = b0; w0 < b1; w0 += KBW) {
-        const int64_t w1 = b1 - w0 < KBW ? b1 : w0 + KBW;
+        const int64_t w1 = vlmn_fast_window_end(w0, b1);
         __m512 acc[NRW][NVMAX];
 #pragma GCC unroll 16
         for (int j = 0; j < nr; j++)
@@ -472,7 +472,7 @@ static bool run(vlmn_pool *p, const gemm_args *g, bool q4k, bool f16, bool wide)
     j.wide = wide;
     j.aqmax = f16 ? 8191.0f : 32767.0f;
     j.KB = K / 32;
-    j.nds = wide ? (j.KB + KBW - 1) / KBW : j.KB;
+    j.nds = wide ? vlmn_fast_windows(j.KB) : j.KB;
     j.cstride = RB * np * NRW * MP;
     const size_t ts = (size_t)NRW * KBB * RB * (size_t)nth;
     size_t abytes = (size_t)(np * j.KB * (wide ? 16 : 8) * MP) * 4;

@@ -78,6 +78,9 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
     for (int j = 0; j < nr; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
 }
 
+/* tile16's token groups for MP padded tokens: 8 run as 2 groups of 4 */
+static inline int tile16_groups(int mp) { return mp == 8 ? 2 : 1; }
+
 /* FAST: the same over int16 activations with vpdpwssd (signed x signed, no correction),
  * in G groups of MG tokens (MP = 8 runs as 2 groups of 4: each widened weight register
  * then serves both groups, half the vpmovsxbw of one group of 8 (M = 8: 2.13 -> 1.78 ms
@@ -88,12 +91,12 @@ static inline __attribute__((always_inline)) void tile(const int MP, const int n
 static inline __attribute__((always_inline)) void tile16(const int MP, const int nr, const uint8_t *w, uint64_t rb,
                                                          const __m512i *at, int64_t nb, float *out)
 {
-    const int G = MP == 8 ? 2 : 1, MG = MP / G, P = 16 / MG;
+    const int G = tile16_groups(MP), MG = MP / G, P = 16 / MG;
     __m512 acc[2][LANES_NR];
     #pragma GCC unroll 4
     for (int j = 0; j < nr; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
     for (int64_t w0 = 0, w1; w0 < nb; w0 = w1) {
-        w1 = nb - w0 < VLMN_FAST_WINDOW ? nb : w0 + VLMN_FAST_WINDOW;
+        w1 = vlmn_fast_window_end(w0, nb);
         __m512 accw[2][LANES_NR];
         #pragma GCC unroll 4
         for (int j = 0; j < nr; j++) accw[0][j] = accw[1][j] = _mm512_setzero_ps();
@@ -177,8 +180,8 @@ static void compute(void *ctx, int ith, int nth)
     const vlmn_matrix *W = g->W;
     const int64_t N = W->rows, nb = W->cols / 32;
     const uint64_t rb = W->row_bytes;
-    /* lanes per token, out floats per row (tile16 runs 8 tokens as 2 groups of 4) */
-    const int P = j->wide && j->mp == 8 ? 4 : 16 / j->mp, os = j->wide && j->mp == 8 ? 32 : 16;
+    /* lanes per token, out floats per row (tile16 runs its tokens in G groups) */
+    const int G = j->wide ? tile16_groups(j->mp) : 1, P = 16 * G / j->mp, os = 16 * G;
     float out[LANES_NR * 32];
     int64_t c0, c1;
     while (gemm_sched_next(&j->sched, &c0, &c1))
@@ -226,13 +229,12 @@ static void table8(const gemm_args *g, int mp, int64_t nb, __m512i *at)
 static void table16(const gemm_args *g, int G, int mg, int64_t nb, __m512i *at)
 {
     const int P = 16 / mg;
-    const int64_t nw = (nb + VLMN_FAST_WINDOW - 1) / VLMN_FAST_WINDOW;
-    memset(at, 0, sizeof(__m512i) * (size_t)((nb * mg + nw) * G));
+    memset(at, 0, sizeof(__m512i) * (size_t)((nb * mg + vlmn_fast_windows(nb)) * G));
     for (int64_t t = 0; t < g->M; t++) {
         const float *a = g->A + t * g->lda;
         const int64_t gi = t / mg, tl = t % mg;
         for (int64_t w0 = 0, w1; w0 < nb; w0 = w1) {
-            w1 = nb - w0 < VLMN_FAST_WINDOW ? nb : w0 + VLMN_FAST_WINDOW;
+            w1 = vlmn_fast_window_end(w0, nb);
             const float amax = act_absmax(a + 32 * w0, 32 * (w1 - w0)), qmax = 32767.0f;
             float *da = (float *)(at + nb * G * mg + (w0 / VLMN_FAST_WINDOW) * G + gi);
             for (int i = 0; i < P; i++) da[P * tl + i] = amax / qmax;
@@ -252,10 +254,9 @@ bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g)
     if (W->type != VLMN_TYPE_Q8_0 || g->prec == VLMN_PREC_EXACT || g->M < 1 || g->M > GEMV_MAX_M || W->cols % 32)
         return false;
     const bool wide = g->prec == VLMN_PREC_FAST;
-    const int64_t nb = W->cols / 32, nw = (nb + VLMN_FAST_WINDOW - 1) / VLMN_FAST_WINDOW;
-    const int mp = lanes_mp(g->M);
-    const int G = wide && mp == 8 ? 2 : 1; /* tile16's token groups */
-    const int64_t nv = wide ? (nb * (mp / G) + nw) * G : nb * (mp / 2 + 2);
+    const int64_t nb = W->cols / 32;
+    const int mp = lanes_mp(g->M), G = wide ? tile16_groups(mp) : 1;
+    const int64_t nv = wide ? (nb * (mp / G) + vlmn_fast_windows(nb)) * G : nb * (mp / 2 + 2);
     __m512i *at = vlmn_pool_scratch(p, sizeof(__m512i) * (size_t)nv);
     if (!at) return false;
     if (wide) table16(g, G, mp / G, nb, at);

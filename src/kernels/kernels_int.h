@@ -37,14 +37,19 @@ bool gemm_f32_avx2(vlmn_pool *p, const gemm_args *g);     /* any type, f32 FMA *
 /* Decode shapes (M <= GEMV_MAX_M) for BF16/F16/F32/Q8_0 weights, f32 FMA, each weight
  * row read once for all M rows (gemv_avx2.c); false for other M or types. */
 #define GEMV_MAX_M 8
-/* FAST precision on integer kernels: 32-blocks per int16 activation-scale window (the last
- * window of a row is what remains); the tile kernel, the decode kernel and the emulation
- * all use it. */
+/* FAST precision on integer kernels: 32-blocks per int16 activation-scale window; the
+ * windows of blocks [w0, end) are [w0, w0 + 16), [w0 + 16, ...), the last one what remains.
+ * The tile kernel, the decode kernel and the emulation all walk them with these. */
 #define VLMN_FAST_WINDOW 16
+static inline int64_t vlmn_fast_window_end(int64_t w0, int64_t end)
+{
+    return end - w0 < VLMN_FAST_WINDOW ? end : w0 + VLMN_FAST_WINDOW;
+}
+static inline int64_t vlmn_fast_windows(int64_t nb) { return (nb + VLMN_FAST_WINDOW - 1) / VLMN_FAST_WINDOW; }
 bool gemv_avx2(vlmn_pool *p, const gemm_args *g);
-/* Decode shapes (M <= GEMV_MAX_M) for Q8_0 weights in FASTEST precision, vpdpbusd on the
- * weights in place, activations rounded as the tile kernel's (gemv_q8_0_avx512.c); false
- * for other calls. */
+/* Decode shapes (M <= GEMV_MAX_M) for Q8_0 weights in FAST / FASTEST precision, vpdpwssd /
+ * vpdpbusd on the weights in place, activations rounded as the tile kernel's
+ * (gemv_q8_0_avx512.c); false for other calls. */
 bool gemv_q8_0_avx512(vlmn_pool *p, const gemm_args *g);
 /* Decode shapes (M <= GEMV_MAX_M) for BF16 weights in FAST / FASTEST precision, vdpbf16ps
  * on the weights in place, activations rounded to bf16 as the tile kernel's
