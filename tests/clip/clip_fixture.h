@@ -12,6 +12,7 @@
 
 #include "vlmn/clip.h"
 #include "vlmn/image.h"
+#include "vlmn/pipeline.h"
 #include "vlmn/trace.h"
 
 static inline vlmn_status clipfx_toks(void *user, const char *text, int32_t *ids, int cap, int *n)
@@ -24,6 +25,22 @@ static inline vlmn_status clipfx_toks(void *user, const char *text, int32_t *ids
     ids[k++] = 39;
     *n = k;
     return VLMN_OK;
+}
+
+/* vlmn_simulate_run on run with the CLIP simulator of c and the fixed tokenizer, as
+ * simulator "clip-tiny", no cache; the summary in *s */
+static inline vlmn_status clipfx_simulate(const char *run, vlmn_clip *c, vlmn_xrun_summary *s)
+{
+    vlmn_simulator sim;
+    vlmn_status st = vlmn_clipsim_create(c, clipfx_toks, NULL, &sim);
+    if (st) return st;
+    vlmn_xrun_opts o;
+    vlmn_xrun_opts_default(&o);
+    o.run_dir = run;
+    o.no_cache = true;
+    st = vlmn_simulate_run(&o, &sim, "clip-tiny", s);
+    sim.free(sim.self);
+    return st;
 }
 
 static inline int clipfx_sh(const char *cmd)

@@ -44,22 +44,15 @@ TEST(clip_simulate_pipeline)
     vlmn_clip *c = NULL;
     CHECK_EQ_INT(vlmn_clip_load(cdir, NULL, VLMN_PREC_FAST, &c), VLMN_OK);
     if (!c) return;
-    vlmn_simulator sim;
-    CHECK_EQ_INT(vlmn_clipsim_create(c, clipfx_toks, NULL, &sim), VLMN_OK);
-    vlmn_xrun_opts o;
-    vlmn_xrun_opts_default(&o);
-    o.run_dir = run;
-    o.no_cache = true;
     vlmn_xrun_summary s;
-    CHECK_EQ_INT(vlmn_simulate_run(&o, &sim, "clip-tiny", &s), VLMN_OK);
+    CHECK_EQ_INT(clipfx_simulate(run, c, &s), VLMN_OK);
     CHECK_EQ_INT(s.neurons, 2);
     CHECK_EQ_INT(s.answered, 10);
     CHECK_EQ_INT(s.failed, 0);
     CHECK_EQ_INT(s.llm.requests, 0);
     /* again: nothing left to do */
-    CHECK_EQ_INT(vlmn_simulate_run(&o, &sim, "clip-tiny", &s), VLMN_OK);
+    CHECK_EQ_INT(clipfx_simulate(run, c, &s), VLMN_OK);
     CHECK_EQ_INT(s.already, 10);
-    sim.free(sim.self);
     vlmn_clip_free(c);
     int64_t ns = 0, nu = 0;
     CHECK_EQ_INT(vlmn_score_run(run, &ns, &nu), VLMN_OK);

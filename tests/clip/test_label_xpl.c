@@ -109,16 +109,9 @@ static vlmn_status label(const char *run, vlmn_clip *c, const char *const *conce
 
 static void simulate_and_score(const char *run, vlmn_clip *c)
 {
-    vlmn_simulator sim;
-    CHECK_EQ_INT(vlmn_clipsim_create(c, clipfx_toks, NULL, &sim), VLMN_OK);
-    vlmn_xrun_opts o;
-    vlmn_xrun_opts_default(&o);
-    o.run_dir = run;
-    o.no_cache = true;
     vlmn_xrun_summary s;
-    CHECK_EQ_INT(vlmn_simulate_run(&o, &sim, "clip-tiny", &s), VLMN_OK);
+    CHECK_EQ_INT(clipfx_simulate(run, c, &s), VLMN_OK);
     CHECK_EQ_INT(s.failed, 0);
-    sim.free(sim.self);
     int64_t ns = 0, nu = 0;
     CHECK_EQ_INT(vlmn_score_run(run, &ns, &nu), VLMN_OK);
 }
